@@ -1,0 +1,1 @@
+//! Typed client (placeholder until codegen lands).

@@ -1,0 +1,1 @@
+//! Local reference server (placeholder).

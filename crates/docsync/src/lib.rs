@@ -1,0 +1,1 @@
+//! docsync daemon library (placeholder).
