@@ -1,0 +1,271 @@
+//! What every request gets, through progenitor's client hooks.
+//!
+//! `pre` adds authentication and the API version; `exec` sends the request and
+//! tags the response with the operation it answers, so that [`ApiError`] can
+//! decode a documented error body from the right schema.
+//!
+//! [`ApiError`]: crate::ApiError
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use tokio::sync::Mutex;
+
+use crate::auth::{CachedToken, MoovCredentials, Secret};
+use crate::error::Api;
+use crate::retry::RetryPolicy;
+use crate::{attachments, moov};
+
+/// Which operation a response answers; set by `exec`, read by `ApiError`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperationTag {
+    pub api: Api,
+    /// The method name (progenitor's `OperationInfo::operation_id`).
+    pub operation: &'static str,
+}
+
+/// State behind a [`moov::Client`]: credentials, version, retries, token cache.
+#[derive(Clone, Debug)]
+pub struct MoovContext {
+    pub(crate) credentials: MoovCredentials,
+    pub(crate) version: String,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) token: Arc<Mutex<Option<CachedToken>>>,
+    pub(crate) token_source: Option<TokenSource>,
+}
+
+type TokenFuture = Pin<Box<dyn Future<Output = Result<moov::types::AuthToken, String>> + Send>>;
+
+/// Fetches access tokens through createAccessToken on a Basic-auth client.
+///
+/// A type-erased function, built where the client is built: calling the
+/// generated method from inside `pre` directly would make `pre`'s future
+/// contain itself, and the compiler cannot prove such a future `Send`.
+#[derive(Clone)]
+pub(crate) struct TokenSource(
+    pub(crate) Arc<dyn Fn(moov::types::AuthTokenRequest) -> TokenFuture + Send + Sync>,
+);
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSource")
+    }
+}
+
+impl TokenSource {
+    /// Tokens fetched by `basic_client` (a client with Basic credentials).
+    pub(crate) fn new(basic_client: moov::Client) -> Self {
+        let client = Arc::new(basic_client);
+        Self(Arc::new(move |body| {
+            let client = Arc::clone(&client);
+            Box::pin(async move {
+                match client.create_access_token(None, &body).await {
+                    Ok(token) => Ok(token.into_inner()),
+                    Err(e) => Err(crate::ApiError::from_progenitor(e).await.to_string()),
+                }
+            })
+        }))
+    }
+}
+
+/// State behind an [`attachments::Client`]: the API key and retries.
+#[derive(Clone, Debug)]
+pub struct AttachmentsContext {
+    pub(crate) api_key: Secret,
+    pub(crate) retry: RetryPolicy,
+}
+
+const X_MOOV_VERSION: HeaderName = HeaderName::from_static("x-moov-version");
+const API_KEY: HeaderName = HeaderName::from_static("api-key");
+const X_REQUEST_ID: &str = "x-request-id";
+
+fn sensitive(value: &str) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| "credentials contain characters not allowed in a header".to_string())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+impl moov::Client {
+    /// The retry policy this client was built with.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner().retry
+    }
+
+    /// A bearer token for the configured scopes, fetched or refreshed as needed.
+    async fn access_token<E>(
+        &self,
+        public_key: &str,
+        scopes: &[String],
+    ) -> Result<Secret, Error<E>> {
+        let mut cached = self.inner().token.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| t.is_fresh()) {
+            return Ok(token.token.clone());
+        }
+        let body = moov::types::AuthTokenRequest {
+            grant_type: moov::types::GrantType::ClientCredentials,
+            client_id: Some(public_key.to_string()),
+            client_secret: None,
+            scope: Some(scopes.join(" ")),
+            refresh_token: None,
+        };
+        let source =
+            self.inner().token_source.as_ref().ok_or_else(|| {
+                Error::Custom("no token source for OAuth credentials".to_string())
+            })?;
+        let token = (source.0)(body).await.map_err(|e| {
+            Error::Custom(format!(
+                "fetching an access token for scopes `{}` failed: {e}",
+                scopes.join(" ")
+            ))
+        })?;
+        let expires_in = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
+        let fresh = CachedToken::new(Secret::new(token.access_token), expires_in);
+        let secret = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(secret)
+    }
+}
+
+impl ClientHooks<MoovContext> for moov::Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> Result<(), Error<E>> {
+        // The public image endpoint takes neither credentials nor a version.
+        if info.operation_id == "get_public_image" {
+            return Ok(());
+        }
+        let ctx = self.inner();
+        if !request.headers().contains_key(&X_MOOV_VERSION) {
+            let version = HeaderValue::from_str(&ctx.version).map_err(|_| {
+                Error::InvalidRequest(format!("invalid X-Moov-Version `{}`", ctx.version))
+            })?;
+            request.headers_mut().insert(X_MOOV_VERSION, version);
+        }
+        let authorization = match &ctx.credentials {
+            MoovCredentials::Bearer(token) => format!("Bearer {}", token.expose()),
+            creds @ MoovCredentials::Basic { .. } => creds.basic_header().unwrap_or_default(),
+            creds @ MoovCredentials::OAuth { .. } if info.operation_id == "create_access_token" => {
+                creds.basic_header().unwrap_or_default()
+            }
+            MoovCredentials::OAuth {
+                public_key, scopes, ..
+            } => {
+                let token = self.access_token(public_key, scopes).await?;
+                format!("Bearer {}", token.expose())
+            }
+        };
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            sensitive(&authorization).map_err(Error::InvalidRequest)?,
+        );
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        execute(self.client(), request, Api::Moov, info.operation_id).await
+    }
+}
+
+impl attachments::Client {
+    /// The retry policy this client was built with.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner().retry
+    }
+
+    /// PUT a file's bytes to the `file_url` that getSignedUrl returned.
+    ///
+    /// Real deployments hand out URLs on another host (object storage), so
+    /// this sends to the URL exactly as given, through the same hooks as the
+    /// generated `upload_to_signed_url` (which only fits URLs on the API's own
+    /// host). No API key is sent: the URL is the credential.
+    pub async fn upload_to_file_url(
+        &self,
+        file_url: &str,
+        body: crate::FilePart,
+    ) -> Result<progenitor_client::ResponseValue<()>, Error<()>> {
+        let length = body.len();
+        let mut builder = self
+            .client()
+            .put(file_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        if let Some(length) = length {
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, length);
+        }
+        let mut request = builder.body(body.into_body()).build()?;
+        let info = OperationInfo {
+            operation_id: "upload_to_signed_url",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        if response.status().is_success() {
+            Ok(progenitor_client::ResponseValue::empty(response))
+        } else {
+            Err(Error::UnexpectedResponse(response))
+        }
+    }
+}
+
+impl ClientHooks<AttachmentsContext> for attachments::Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> Result<(), Error<E>> {
+        // The signed URL is its own credential; never leak the key to it.
+        if info.operation_id == "upload_to_signed_url" {
+            return Ok(());
+        }
+        let key = sensitive(self.inner().api_key.expose()).map_err(Error::InvalidRequest)?;
+        request.headers_mut().insert(API_KEY, key);
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        execute(self.client(), request, Api::Attachments, info.operation_id).await
+    }
+}
+
+async fn execute(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    api: Api,
+    operation: &'static str,
+) -> reqwest::Result<reqwest::Response> {
+    let method = request.method().clone();
+    let path = request.url().path().to_string();
+    let mut response = client.execute(request).await?;
+    let request_id = response
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::debug!(
+        operation,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        request_id,
+        "api response"
+    );
+    response
+        .extensions_mut()
+        .insert(OperationTag { api, operation });
+    Ok(response)
+}
