@@ -98,8 +98,11 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// 401: credentials missing, wrong or expired.
-    #[error("unauthorized: check the API credentials{}", rid(.request_id))]
-    Unauthorized { request_id: Option<String> },
+    #[error("unauthorized: check the API credentials{}{}", msg(.body), rid(.request_id))]
+    Unauthorized {
+        body: ErrorBody,
+        request_id: Option<String>,
+    },
     /// 403: the credentials may not do this (scope or account).
     #[error("forbidden: the credentials lack the scope or account for this call{}{}", msg(.body), rid(.request_id))]
     Forbidden {
@@ -125,9 +128,10 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// 429: rate limited; wait at least `retry_after` when the server said so.
-    #[error("rate limited{}{}", after(.retry_after), rid(.request_id))]
+    #[error("rate limited{}{}{}", after(.retry_after), msg(.body), rid(.request_id))]
     RateLimited {
         retry_after: Option<Duration>,
+        body: ErrorBody,
         request_id: Option<String>,
     },
     /// 5xx: the server failed; usually worth retrying.
@@ -229,7 +233,7 @@ impl ApiError {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Self::BadRequest { request_id, .. }
-            | Self::Unauthorized { request_id }
+            | Self::Unauthorized { request_id, .. }
             | Self::Forbidden { request_id, .. }
             | Self::NotFound { request_id, .. }
             | Self::Conflict { request_id, .. }
@@ -263,6 +267,8 @@ impl ApiError {
     pub fn body(&self) -> Option<&ErrorBody> {
         match self {
             Self::BadRequest { body, .. }
+            | Self::Unauthorized { body, .. }
+            | Self::RateLimited { body, .. }
             | Self::Forbidden { body, .. }
             | Self::NotFound { body, .. }
             | Self::Conflict { body, .. }
@@ -303,13 +309,14 @@ fn classify(
 ) -> ApiError {
     match status {
         400 => ApiError::BadRequest { body, request_id },
-        401 => ApiError::Unauthorized { request_id },
+        401 => ApiError::Unauthorized { body, request_id },
         403 => ApiError::Forbidden { body, request_id },
         404 => ApiError::NotFound { body, request_id },
         409 => ApiError::Conflict { body, request_id },
         422 => ApiError::Validation { body, request_id },
         429 => ApiError::RateLimited {
             retry_after,
+            body,
             request_id,
         },
         500..=599 => ApiError::Server {

@@ -137,6 +137,7 @@ impl ClientHooks<MoovContext> for moov::Client {
         request: &mut reqwest::Request,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
+        strip_spec_version(request);
         // The public image endpoint takes neither credentials nor a version.
         if info.operation_id == "get_public_image" {
             return Ok(());
@@ -224,6 +225,7 @@ impl ClientHooks<AttachmentsContext> for attachments::Client {
         request: &mut reqwest::Request,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
+        strip_spec_version(request);
         // The signed URL is its own credential; never leak the key to it.
         if info.operation_id == "upload_to_signed_url" {
             return Ok(());
@@ -240,6 +242,13 @@ impl ClientHooks<AttachmentsContext> for attachments::Client {
     ) -> reqwest::Result<reqwest::Response> {
         execute(self.client(), request, Api::Attachments, info.operation_id).await
     }
+}
+
+/// progenitor adds `api-version: <info.version of the spec>` to every request.
+/// Neither API defines that header (Moov's version travels in X-Moov-Version,
+/// and a signed URL is someone else's storage), so it is not sent.
+fn strip_spec_version(request: &mut reqwest::Request) {
+    request.headers_mut().remove("api-version");
 }
 
 async fn execute(

@@ -269,7 +269,7 @@ fn operation_method(
             _ => bail!("{operation_id}: cookie parameters are not supported"),
         }
     }
-    let header_count = headers.len() + 1;
+    let header_count = headers.len();
 
     let http_method = Ident::new(method, Span::call_site());
     let (ok_status, ok_type) = success_response(op)?;
@@ -311,10 +311,6 @@ fn operation_method(
         ) -> Result<ResponseValue<#ret_ty>, Error<()>> {
             let url = format!(#fmt, self.baseurl, #( #fmt_args ),*);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(#header_count);
-            header_map.append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
             #( #headers )*
             let form = body.into_form()?;
             #[allow(unused_mut)]

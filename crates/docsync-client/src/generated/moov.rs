@@ -1460,12 +1460,7 @@ Sends a `POST` request to `/accounts/{accountID}/files` (multipart/form-data).*/
         let url = format!(
             "{}/accounts/{}/files", self.baseurl, encode_path(& account_id.to_string())
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
         if let Some(value) = x_moov_version {
             header_map.append("X-Moov-Version", value.to_string().try_into()?);
         }
@@ -1511,12 +1506,7 @@ Sends a `POST` request to `/accounts/{accountID}/images` (multipart/form-data).*
         let url = format!(
             "{}/accounts/{}/images", self.baseurl, encode_path(& account_id.to_string())
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
         if let Some(value) = x_moov_version {
             header_map.append("X-Moov-Version", value.to_string().try_into()?);
         }
@@ -1567,12 +1557,7 @@ Sends a `PUT` request to `/accounts/{accountID}/images/{imageID}` (multipart/for
             "{}/accounts/{}/images/{}", self.baseurl, encode_path(& account_id
             .to_string()), encode_path(& image_id.to_string())
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
         if let Some(value) = x_moov_version {
             header_map.append("X-Moov-Version", value.to_string().try_into()?);
         }
