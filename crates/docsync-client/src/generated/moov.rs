@@ -1665,6 +1665,8 @@ pub mod errors {
                     Err(e) => Decoded::Malformed(e.to_string()),
                 }
             }
+            ("create_access_token", 401u16) => Decoded::NoBody,
+            ("create_access_token", 404u16) => Decoded::NoBody,
             ("create_access_token", 422u16) => {
                 match ::serde_json::from_slice::<types::AuthTokenValidationError>(body) {
                     Ok(value) => {
@@ -1712,6 +1714,12 @@ pub mod errors {
             ("get_file_details", 429u16) => Decoded::NoBody,
             ("get_file_details", 500u16) => Decoded::NoBody,
             ("get_file_details", 504u16) => Decoded::NoBody,
+            ("list_image_metadata", 400u16) => {
+                match ::serde_json::from_slice::<types::GenericError>(body) {
+                    Ok(value) => Decoded::Body(ErrorBody::GenericError(value)),
+                    Err(e) => Decoded::Malformed(e.to_string()),
+                }
+            }
             ("list_image_metadata", 401u16) => Decoded::NoBody,
             ("list_image_metadata", 403u16) => Decoded::NoBody,
             ("list_image_metadata", 404u16) => Decoded::NoBody,

@@ -1,0 +1,217 @@
+use reqwest::{Method, StatusCode};
+
+use crate::common::*;
+
+/// Every authenticated Moov operation (method, path).
+const OPS: &[(&str, &str)] = &[
+    ("POST", "/accounts/a1/files"),
+    ("GET", "/accounts/a1/files"),
+    ("GET", "/accounts/a1/files/f1"),
+    ("GET", "/accounts/a1/images"),
+    ("POST", "/accounts/a1/images"),
+    ("GET", "/accounts/a1/images/i1"),
+    ("PUT", "/accounts/a1/images/i1"),
+    ("DELETE", "/accounts/a1/images/i1"),
+    ("PUT", "/accounts/a1/images/i1/metadata"),
+];
+
+#[tokio::test]
+async fn missing_or_wrong_credentials_are_401() {
+    let env = start().await;
+    for (m, p) in OPS {
+        let m: Method = m.parse().unwrap();
+        let r = env
+            .http
+            .request(m.clone(), env.url(p))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{m} {p}");
+        has_request_id(&r);
+        assert!(r.bytes().await.unwrap().is_empty());
+        let r = env
+            .http
+            .request(m.clone(), env.url(p))
+            .basic_auth(&env.sb.credentials().public_key, Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{m} {p} wrong secret");
+        let r = env
+            .bearer(m.clone(), p, "not-a-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{m} {p} bad bearer");
+    }
+    // createAccessToken itself needs Basic credentials.
+    let r = env
+        .http
+        .post(env.url("/oauth2/token"))
+        .json(&serde_json::json!({"grant_type":"client_credentials","scope":"/accounts/a1/files.read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn malformed_version_is_404() {
+    let env = start().await;
+    for v in ["2024.01.00", "v2024.02.00", "latest", "v24.01.00"] {
+        for (m, p) in [
+            ("GET", "/accounts/a1/files"),
+            ("GET", "/accounts/a1/images"),
+            ("POST", "/oauth2/token"),
+        ] {
+            let r = env
+                .moov(m.parse().unwrap(), p)
+                .header("x-moov-version", v)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{v} {m} {p}");
+            has_request_id(&r);
+        }
+    }
+    for v in ["v2024.01.00", "v2025.07.02", "v2099.10.99"] {
+        let r = env
+            .moov(Method::GET, "/accounts/a1/files")
+            .header("x-moov-version", v)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn bearer_scopes_are_enforced() {
+    let env = start().await;
+    let tok = env
+        .token("/accounts/a1/files.read /accounts/a1/images.write")
+        .await;
+    assert_eq!(tok["token_type"], "Bearer");
+    assert_eq!(tok["expires_in"], 3600);
+    assert_eq!(
+        tok["scope"],
+        "/accounts/a1/files.read /accounts/a1/images.write"
+    );
+    let at = tok["access_token"].as_str().unwrap();
+    assert!(tok["refresh_token"].is_string());
+    let cases: &[(&str, &str, StatusCode)] = &[
+        ("GET", "/accounts/a1/files", StatusCode::OK),
+        ("GET", "/accounts/a1/files/nope", StatusCode::NOT_FOUND),
+        ("POST", "/accounts/a1/files", StatusCode::FORBIDDEN),
+        ("GET", "/accounts/a2/files", StatusCode::FORBIDDEN),
+        ("GET", "/accounts/a1/images", StatusCode::FORBIDDEN),
+        ("DELETE", "/accounts/a1/images/nope", StatusCode::NOT_FOUND),
+        ("DELETE", "/accounts/a2/images/nope", StatusCode::FORBIDDEN),
+    ];
+    for (m, p, want) in cases {
+        let r = env.bearer(m.parse().unwrap(), p, at).send().await.unwrap();
+        assert_eq!(r.status(), *want, "{m} {p}");
+        has_request_id(&r);
+        if *want == StatusCode::FORBIDDEN {
+            assert!(r.bytes().await.unwrap().is_empty());
+        }
+    }
+    // Tokens expire on the sandbox clock.
+    env.advance(3601);
+    let r = env
+        .bearer(Method::GET, "/accounts/a1/files", at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_and_refresh() {
+    let env = start().await;
+    let c = env.sb.credentials().clone();
+    // Form-encoded body, credentials in the body.
+    let r = env
+        .http
+        .post(env.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c.public_key.as_str()),
+            ("client_secret", c.secret_key.as_str()),
+            ("scope", "/accounts/a1/files.write /accounts/a1/files.read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tok = json(r).await;
+
+    let post = |body: serde_json::Value| env.moov(Method::POST, "/oauth2/token").json(&body).send();
+    let r = post(serde_json::json!({"grant_type": "password"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(json(r).await["error"].is_string());
+    let r = env
+        .moov(Method::POST, "/oauth2/token")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    for (body, field) in [
+        (
+            serde_json::json!({"grant_type": "client_credentials"}),
+            "scope",
+        ),
+        (
+            serde_json::json!({"grant_type": "client_credentials", "scope": "files.read"}),
+            "scope",
+        ),
+        (
+            serde_json::json!({"grant_type": "refresh_token"}),
+            "refresh_token",
+        ),
+        (
+            serde_json::json!({"grant_type": "refresh_token", "refresh_token": "nope"}),
+            "refresh_token",
+        ),
+    ] {
+        let r = post(body.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(json(r).await[field].is_string(), "{body}");
+    }
+    // Refresh: a new pair with the same scope; the old refresh token is spent.
+    let rt = tok["refresh_token"].as_str().unwrap();
+    let r = post(serde_json::json!({"grant_type": "refresh_token", "refresh_token": rt}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let new = json(r).await;
+    assert_eq!(new["scope"], tok["scope"]);
+    assert_ne!(new["access_token"], tok["access_token"]);
+    let r = env
+        .bearer(
+            Method::GET,
+            "/accounts/a1/files",
+            new["access_token"].as_str().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = post(serde_json::json!({"grant_type": "refresh_token", "refresh_token": rt}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Refreshing cannot widen the scope.
+    let r = post(serde_json::json!({
+        "grant_type": "refresh_token",
+        "refresh_token": new["refresh_token"],
+        "scope": "/accounts/a9/files.read"
+    }))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
