@@ -1,0 +1,599 @@
+use super::*;
+use proptest::prelude::*;
+
+fn errors(problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect()
+}
+
+fn env() -> Env {
+    Env::from_pairs([("HOME", "/home/u")])
+}
+
+fn write_creds(dir: &Path, mode: u32) -> PathBuf {
+    let path = dir.join("creds.toml");
+    std::fs::write(
+        &path,
+        "public_key = \"pk-123\"\nsecret_key = \"sk-456\"\nattachments_api_key = \"ak-789\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+const FULL: &str = r#"
+state_dir = "state"
+concurrency = 8
+scan_interval = "2m"
+quiet_window = "250ms"
+poll_interval = "30s"
+
+[api]
+url = "https://api.moov.io"
+attachments_url = "https://attach.example.com"
+version = "v2025.04.00"
+auth = "oauth"
+
+[[folder]]
+path = "kyb"
+ignore = ["*.bak"]
+after_decision = "move"
+target = { kind = "moov-files", account_id = "acct-1", file_purpose = "business_verification", metadata = { comment = "kyb docs", requirement_id = "req-1" } }
+
+[[folder]]
+path = "images"
+watcher = "poll"
+watcher_interval = "3s"
+[folder.target]
+kind = "moov-images"
+account_id = "acct-2"
+disable_on_delete = true
+
+[[folder]]
+path = "attach"
+target = { kind = "attachments", user_id = "user-1" }
+
+[[folder]]
+path = "by-account"
+"#;
+
+#[test]
+fn parses_a_full_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write_creds(dir.path(), 0o600);
+    let origin = dir.path().join("docsync.toml");
+    let env = Env::from_pairs([("DOCSYNC_CREDENTIALS_FILE", creds.to_str().unwrap())]);
+    let config = parse(FULL, Some(&origin), &env).unwrap();
+    assert_eq!(config.state_dir, dir.path().join("state"));
+    assert_eq!(config.concurrency, 8);
+    assert_eq!(config.scan_interval, Duration::from_secs(120));
+    assert_eq!(config.quiet_window, Duration::from_millis(250));
+    assert_eq!(config.poll_interval, Duration::from_secs(30));
+    assert_eq!(config.api.url.as_deref(), Some("https://api.moov.io"));
+    assert_eq!(config.api.version, "v2025.04.00");
+    assert_eq!(config.api.auth, AuthMode::Oauth);
+    assert_eq!(config.folders.len(), 4);
+
+    let kyb = &config.folders[0];
+    assert_eq!(kyb.path, dir.path().join("kyb"));
+    assert_eq!(kyb.after_decision, AfterDecision::Move);
+    assert_eq!(kyb.watcher, WatcherKind::Native);
+    let Mapping::Fixed(Target::MoovFiles(t)) = &kyb.mapping else {
+        panic!()
+    };
+    assert_eq!(t.file_purpose, FilePurpose::BusinessVerification);
+    assert_eq!(t.metadata.comment.as_deref(), Some("kyb docs"));
+    assert_eq!(t.metadata.requirement_id.as_deref(), Some("req-1"));
+    assert!(kyb
+        .ignore_set()
+        .unwrap()
+        .is_ignored(Path::new("approved/x.pdf")));
+    assert!(kyb.ignore_set().unwrap().is_ignored(Path::new("x.bak")));
+
+    let images = &config.folders[1];
+    assert_eq!(
+        images.watcher,
+        WatcherKind::Poll {
+            interval: Duration::from_secs(3)
+        }
+    );
+    let Mapping::Fixed(Target::MoovImages(t)) = &images.mapping else {
+        panic!()
+    };
+    assert!(t.replace_on_change, "default true");
+    assert!(t.disable_on_delete);
+
+    let Mapping::Fixed(Target::Attachments(t)) = &config.folders[2].mapping else {
+        panic!()
+    };
+    assert!(t.persist, "default true");
+    assert_eq!(config.folders[3].mapping, Mapping::Convention);
+
+    assert_eq!(
+        config.credentials.public_key.as_ref().unwrap().expose(),
+        "pk-123"
+    );
+    assert_eq!(config.credentials.source, CredentialSource::File(creds));
+
+    assert_eq!(
+        config.oauth_scopes(&["acct-9"]),
+        vec![
+            "/accounts/acct-1/files.read",
+            "/accounts/acct-1/files.write",
+            "/accounts/acct-2/images.read",
+            "/accounts/acct-2/images.write",
+            "/accounts/acct-9/files.read",
+            "/accounts/acct-9/files.write",
+        ]
+    );
+}
+
+#[test]
+fn defaults() {
+    let config = parse("[[folder]]\npath = \"/srv/in\"\n", None, &env()).unwrap();
+    assert_eq!(config.api.url, None);
+    assert_eq!(config.api.version, DEFAULT_API_VERSION);
+    assert_eq!(config.api.auth, AuthMode::Basic);
+    assert_eq!(config.concurrency, DEFAULT_CONCURRENCY);
+    assert_eq!(config.quiet_window, DEFAULT_QUIET_WINDOW);
+    assert_eq!(config.scan_interval, DEFAULT_SCAN_INTERVAL);
+    assert_eq!(config.poll_interval, DEFAULT_POLL_INTERVAL);
+    assert_eq!(
+        config.state_dir,
+        PathBuf::from("/home/u/.local/state/docsync")
+    );
+    assert_eq!(config.folders[0].after_decision, AfterDecision::Leave);
+    assert_eq!(config.credentials, Credentials::default());
+    let home = parse(
+        "state_dir = \"~/st\"\n[[folder]]\npath = \"~/in\"\n",
+        None,
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(home.folders[0].path, PathBuf::from("/home/u/in"));
+    assert_eq!(home.state_dir, PathBuf::from("/home/u/st"));
+    let xdg = Env::from_pairs([("HOME", "/home/u"), ("XDG_STATE_HOME", "/x")]);
+    assert_eq!(default_state_dir(&xdg), PathBuf::from("/x/docsync"));
+}
+
+#[test]
+fn env_overrides() {
+    let env = Env::from_pairs([
+        ("DOCSYNC_API_URL", "http://127.0.0.1:9999"),
+        ("DOCSYNC_STATE_DIR", "/tmp/elsewhere"),
+        ("DOCSYNC_CONCURRENCY", "2"),
+        ("DOCSYNC_QUIET_WINDOW", "3s"),
+        ("DOCSYNC_API_VERSION", "v2024.04.00"),
+        ("DOCSYNC_PUBLIC_KEY", "pk"),
+        ("DOCSYNC_SECRET_KEY", "sk"),
+    ]);
+    let config = parse("concurrency = 9\n[[folder]]\npath = \"/in\"\n", None, &env).unwrap();
+    assert_eq!(config.api.url.as_deref(), Some("http://127.0.0.1:9999"));
+    assert_eq!(config.state_dir, PathBuf::from("/tmp/elsewhere"));
+    assert_eq!(config.concurrency, 2);
+    assert_eq!(config.quiet_window, Duration::from_secs(3));
+    assert_eq!(config.api.version, "v2024.04.00");
+    assert_eq!(config.credentials.source, CredentialSource::Env);
+    assert_eq!(
+        config.credentials.secret_key.as_ref().unwrap().expose(),
+        "sk"
+    );
+}
+
+#[test]
+fn bad_env_values_are_problems_naming_the_variable() {
+    let env = Env::from_pairs([
+        ("DOCSYNC_CONCURRENCY", "lots"),
+        ("DOCSYNC_POLL_INTERVAL", "soon"),
+    ]);
+    let problems = errors(parse("[[folder]]\npath = \"/in\"\n", None, &env).unwrap_err());
+    let keys: Vec<_> = problems
+        .iter()
+        .map(|p| p.location.key.clone().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["env DOCSYNC_CONCURRENCY", "env DOCSYNC_POLL_INTERVAL"]
+    );
+}
+
+#[test]
+fn syntax_and_schema_errors_have_line_and_column() {
+    let cases: &[(&str, (usize, usize), &str)] = &[
+        ("bogus = 1\n", (1, 1), "unknown field"),
+        ("[[folder]]\npath = \"/x\"\ncolour = \"red\"\n", (3, 1), "unknown field"),
+        (
+            "[[folder]]\npath = \"/x\"\ntarget = { kind = \"moov-files\", account_id = \"a\", file_purpose = \"selfie\" }\n",
+            (3, 10),
+            "unknown variant",
+        ),
+        (
+            "[[folder]]\npath = \"/x\"\ntarget = { kind = \"moov-images\", account_id = \"a\", file_purpose = \"x\" }\n",
+            (3, 10),
+            "unknown field",
+        ),
+        ("[[folder]]\npath = \n", (2, 8), ""),
+        ("concurrency = \"4\"\n", (1, 15), "invalid type"),
+    ];
+    for (text, (line, col), needle) in cases {
+        let problems = parse(text, Some(Path::new("docsync.toml")), &env()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+        let p = &problems[0];
+        assert_eq!(p.location.line_col, Some((*line, *col)), "{text}: {p}");
+        assert!(p.message.contains(needle), "{text}: {p}");
+        assert!(!p.fix.is_empty());
+        assert!(
+            p.to_string()
+                .starts_with(&format!("docsync.toml:{line}:{col}")),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn every_semantic_problem_is_reported() {
+    let text = r#"
+concurrency = 0
+scan_interval = "often"
+quiet_window = "0s"
+
+[api]
+url = "ftp://example.com"
+version = "2024-01"
+
+[[folder]]
+path = "/a"
+watcher_interval = "5s"
+target = { kind = "moov-files", account_id = "", file_purpose = "business_verification" }
+
+[[folder]]
+path = "/a/b"
+ignore = ["a[b"]
+"#;
+    let problems = parse(text, Some(Path::new("docsync.toml")), &env()).unwrap_err();
+    let errors: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    let keys: Vec<&str> = errors
+        .iter()
+        .map(|p| p.location.key.as_deref().unwrap())
+        .collect();
+    for want in [
+        "concurrency",
+        "scan_interval",
+        "quiet_window",
+        "api.url",
+        "api.version",
+        "folder[0].target.account_id",
+        "folder[0].watcher_interval",
+        "folder[1].ignore",
+        "folder[1].path",
+    ] {
+        assert!(keys.contains(&want), "missing {want} in {keys:?}");
+    }
+    for p in &errors {
+        // credentials problems are about the whole file: their location is the key
+        assert!(
+            p.location.line_col.is_some() || p.location.key.as_deref() == Some("credentials"),
+            "{p}"
+        );
+        assert!(!p.fix.is_empty(), "{p}");
+    }
+    let concurrency = errors
+        .iter()
+        .find(|p| p.location.key.as_deref() == Some("concurrency"))
+        .unwrap();
+    assert_eq!(concurrency.location.line_col, Some((2, 15)));
+    // the error type carries all of them
+    let err = Error::Config {
+        path: "docsync.toml".into(),
+        problems: problems.clone(),
+    };
+    assert!(err.to_string().contains("docsync.toml:2:15"), "{err}");
+}
+
+#[test]
+fn no_folder_is_an_error() {
+    let problems = parse("", None, &env()).unwrap_err();
+    assert_eq!(problems[0].location.key.as_deref(), Some("folder"));
+}
+
+#[test]
+fn missing_folder_is_only_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, problems) = parse_all(
+        &format!("[[folder]]\npath = {:?}\n", dir.path().join("nope")),
+        None,
+        &env(),
+    );
+    assert!(config.is_some());
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert!(problems[0].fix.contains("mkdir -p"));
+}
+
+#[test]
+fn credentials_file_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write_creds(dir.path(), 0o644);
+    let text = "[credentials]\nfile = \"creds.toml\"\n[[folder]]\npath = \"/in\"\n";
+    let origin = dir.path().join("docsync.toml");
+    let problems = errors(parse(text, Some(&origin), &env()).unwrap_err());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let p = &problems[0];
+    assert!(p.message.contains("0644"), "{p}");
+    assert_eq!(p.fix, format!("run `chmod 600 {}`", creds.display()));
+    assert_eq!(p.location.line_col, Some((2, 8)));
+    let err = read_credentials_file(&creds).unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    assert!(!err.to_string().contains("sk-456"));
+
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = parse(text, Some(&origin), &env()).unwrap();
+    assert_eq!(
+        config.credentials.attachments_api_key.unwrap().expose(),
+        "ak-789"
+    );
+    // env vars win over the file
+    let env = Env::from_pairs([("DOCSYNC_PUBLIC_KEY", "from-env")]);
+    let config = parse(text, Some(&origin), &env).unwrap();
+    assert_eq!(config.credentials.public_key.unwrap().expose(), "from-env");
+    assert_eq!(config.credentials.secret_key.unwrap().expose(), "sk-456");
+    assert_eq!(
+        config.credentials.source,
+        CredentialSource::EnvAndFile(creds)
+    );
+}
+
+#[test]
+fn bad_credentials_file_does_not_echo_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "public_key = \"pk-secret\"\nsekret_key = \"sk-secret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let msg = read_credentials_file(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("sekret_key") && msg.contains("line 2"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("sk-secret") && !msg.contains("pk-secret"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn real_api_needs_credentials() {
+    let text = "[api]\nurl = \"https://api.moov.io\"\nattachments_url = \"https://a.example\"\n\
+                [[folder]]\npath = \"/a\"\n\
+                [[folder]]\npath = \"/b\"\ntarget = { kind = \"attachments\", user_id = \"u\" }\n";
+    let problems = errors(parse(text, None, &env()).unwrap_err());
+    let fixes: Vec<&str> = problems.iter().map(|p| p.fix.as_str()).collect();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(fixes[0].contains("DOCSYNC_PUBLIC_KEY"));
+    assert!(fixes[1].contains("DOCSYNC_SECRET_KEY"));
+    assert!(fixes[2].contains("DOCSYNC_ATTACHMENTS_API_KEY"));
+    // the embedded sandbox needs none
+    parse("[[folder]]\npath = \"/a\"\n", None, &env()).unwrap();
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let env = Env::from_pairs([
+        ("DOCSYNC_SECRET_KEY", "hunter2"),
+        ("DOCSYNC_PUBLIC_KEY", "pk-live"),
+    ]);
+    let config = parse("[[folder]]\npath = \"/a\"\n", None, &env).unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("pk-live"),
+        "{debug}"
+    );
+    assert!(debug.contains("Secret(***)"));
+    assert_eq!(Secret::new("x").to_string(), "Secret(***)");
+}
+
+#[test]
+fn convention_table() {
+    type Want = std::result::Result<(&'static str, FilePurpose), &'static str>;
+    let cases: &[(&str, Want)] = &[
+        (
+            "acct-1/business_verification/a.pdf",
+            Ok(("acct-1", FilePurpose::BusinessVerification)),
+        ),
+        (
+            "acct-1/identity_verification/sub/a.pdf",
+            Ok(("acct-1", FilePurpose::IdentityVerification)),
+        ),
+        (
+            "acct-1/merchant_underwriting/a.pdf",
+            Ok(("acct-1", FilePurpose::MerchantUnderwriting)),
+        ),
+        ("a.pdf", Err("<accountID>/<filePurpose>/")),
+        ("acct-1/a.pdf", Err("<accountID>/<filePurpose>/")),
+        (
+            "acct-1/selfies/a.pdf",
+            Err("`selfies` is not a file purpose"),
+        ),
+    ];
+    for (path, want) in cases {
+        let got = convention_target(Path::new(path));
+        match (got, want) {
+            (Ok(Target::MoovFiles(t)), Ok((acct, purpose))) => {
+                assert_eq!(
+                    (t.account_id.as_str(), t.file_purpose),
+                    (*acct, *purpose),
+                    "{path}"
+                )
+            }
+            (Err(reason), Err(needle)) => assert!(reason.contains(needle), "{path}: {reason}"),
+            (got, _) => panic!("{path}: {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn zero_config() {
+    let config = Config::zero_config(Path::new("/srv/inbox"), &env()).unwrap();
+    assert_eq!(config.folders.len(), 1);
+    assert_eq!(config.folders[0].path, PathBuf::from("/srv/inbox"));
+    assert_eq!(config.folders[0].mapping, Mapping::Convention);
+}
+
+#[test]
+fn durations() {
+    let cases: &[(&str, Option<Duration>)] = &[
+        ("500ms", Some(Duration::from_millis(500))),
+        ("1s", Some(Duration::from_secs(1))),
+        ("1.5s", Some(Duration::from_millis(1500))),
+        (" 5m ", Some(Duration::from_secs(300))),
+        ("2h", Some(Duration::from_secs(7200))),
+        ("0s", Some(Duration::ZERO)),
+        ("5", None),
+        ("s", None),
+        ("5d", None),
+        ("-1s", None),
+        ("1e300h", None),
+        ("", None),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_duration(text).ok(), *want, "{text:?}");
+    }
+}
+
+#[test]
+fn check_reads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = check(&dir.path().join("nope.toml"), &env());
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].fix.contains("--config"));
+    let path = dir.path().join("docsync.toml");
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(&path, "[[folder]]\npath = \"in\"\n").unwrap();
+    assert_eq!(check(&path, &env()), vec![]);
+    let config = load(&path, &env()).unwrap();
+    assert_eq!(config.source.as_deref(), Some(path.as_path()));
+    std::fs::write(&path, "[[folder]]\n").unwrap();
+    let err = load(&path, &env()).unwrap_err();
+    assert!(err.to_string().contains("missing field `path`"), "{err}");
+}
+
+#[test]
+fn target_kind_and_purpose_round_trip() {
+    for k in [
+        TargetKind::MoovFiles,
+        TargetKind::MoovImages,
+        TargetKind::Attachments,
+    ] {
+        assert_eq!(k.as_str().parse::<TargetKind>().unwrap(), k);
+    }
+    for p in FilePurpose::ALL {
+        assert_eq!(p.as_str().parse::<FilePurpose>().unwrap(), p);
+    }
+}
+
+proptest! {
+    #[test]
+    fn parser_never_panics_on_arbitrary_text(text in ".{0,400}") {
+        let _ = parse_all(&text, Some(Path::new("x.toml")), &env());
+    }
+
+    #[test]
+    fn parser_never_panics_on_toml_like_text(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                Just("[[folder]]".to_owned()),
+                Just("[api]".to_owned()),
+                Just("[credentials]".to_owned()),
+                Just("[folder.target]".to_owned()),
+                "(path|url|version|concurrency|quiet_window|kind|account_id|file_purpose|watcher|watcher_interval|ignore|state_dir) = (\"[a-z0-9_./ -]{0,12}\"|[0-9-]{1,5}|\\[\\]|true|\\{\\})",
+                ".{0,20}",
+            ],
+            0..12,
+        )
+    ) {
+        let text = lines.join("\n");
+        let (config, problems) = parse_all(&text, None, &env());
+        // either a config or at least one error, never both
+        let has_error = problems.iter().any(|p| p.severity == Severity::Error);
+        prop_assert_eq!(config.is_some(), !has_error);
+        for p in &problems {
+            let _ = p.to_string();
+        }
+    }
+}
+
+#[test]
+fn schema_errors_in_every_section_are_reported() {
+    let text = r#"colour = "red"
+shade = 1
+[api]
+verison = "v2024.01.00"
+
+[[folder]]
+path = "/a"
+target = { kind = "moov-files", account_id = "a", file_purpose = "selfie" }
+
+[[folder]]
+path = "/b"
+wacher = "poll"
+
+[[folder]]
+path = "/c"
+target = { kind = "moov-images", account_id = "a" }
+
+[[folder]]
+target = { kind = "attachments", user_id = "u" }
+"#;
+    let problems = parse(text, Some(Path::new("docsync.toml")), &env()).unwrap_err();
+    type Line = (Option<(usize, usize)>, Option<String>, String);
+    let summary: Vec<Line> = problems
+        .iter()
+        .map(|p| {
+            (
+                p.location.line_col,
+                p.location.key.clone(),
+                p.message.clone(),
+            )
+        })
+        .collect();
+    let keys: Vec<Option<&str>> = summary.iter().map(|(_, k, _)| k.as_deref()).collect();
+    // the first error is precise; the others are found section by section
+    assert_eq!(problems[0].location.line_col, Some((1, 1)), "{summary:?}");
+    assert!(problems[0].message.contains("colour"));
+    for want in ["shade", "api", "folder[0]", "folder[1]", "folder[3]"] {
+        assert!(keys.contains(&Some(want)), "missing {want}: {summary:?}");
+    }
+    assert!(
+        !keys.contains(&Some("folder[2]")),
+        "folder[2] is fine: {summary:?}"
+    );
+    let f1 = problems
+        .iter()
+        .find(|p| p.location.key.as_deref() == Some("folder[1]"))
+        .unwrap();
+    assert!(f1.message.contains("wacher"), "{f1}");
+    assert_eq!(
+        f1.location.line_col,
+        Some((10, 1)),
+        "at its [[folder]]: {f1}"
+    );
+    let f3 = problems
+        .iter()
+        .find(|p| p.location.key.as_deref() == Some("folder[3]"))
+        .unwrap();
+    assert!(f3.message.contains("missing field `path`"), "{f3}");
+    let shade = problems
+        .iter()
+        .find(|p| p.location.key.as_deref() == Some("shade"))
+        .unwrap();
+    assert_eq!(shade.location.line_col, Some((2, 1)));
+    assert_eq!(problems.len(), 6, "{summary:?}");
+}

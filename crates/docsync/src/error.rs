@@ -1,0 +1,132 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+use crate::config::Problem;
+use crate::store::State;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every error the docsync library returns. Messages are lower-case and say what
+/// failed and on which file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on a file or directory failed.
+    #[error("{what} {path} failed: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The configuration has one or more problems.
+    #[error("invalid configuration {path}: {}", Problem::summarise(problems))]
+    Config {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+
+    /// The credentials file is readable by others.
+    #[error(
+        "credentials file {path} has mode {mode:04o}, which lets other users read it; run `chmod 600 {path}`"
+    )]
+    CredentialsMode { path: PathBuf, mode: u32 },
+
+    /// The credentials file could not be parsed.
+    #[error("credentials file {path} is not valid: {message}")]
+    Credentials { path: PathBuf, message: String },
+
+    /// Opening or querying the state database failed.
+    #[error("database {path}: {what} failed: {source}")]
+    Db {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Running the schema migrations failed.
+    #[error("database {path}: migration failed: {source}")]
+    Migration {
+        path: PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
+
+    /// The database was written by a newer docsync.
+    #[error(
+        "database {path} has schema version {found}, newer than the {known} this docsync knows; upgrade docsync or use another state_dir"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+
+    /// The database has not been migrated to this binary's schema yet (read-only open).
+    #[error(
+        "database {path} has schema version {found}, older than the {known} this docsync needs; run the daemon once to migrate it"
+    )]
+    SchemaTooOld {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+
+    /// Another docsync process holds the state directory.
+    #[error("another docsync{} already uses the state directory {dir}; stop it or choose another state_dir", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { dir: PathBuf, pid: Option<u32> },
+
+    /// A state transition the state machine does not allow.
+    #[error("file {id} ({path}): illegal transition {from} -> {to}")]
+    IllegalTransition {
+        id: i64,
+        path: String,
+        from: State,
+        to: State,
+    },
+
+    /// The row is no longer in the state the caller expected (someone else moved it).
+    #[error("file {id}: expected state {expected}, found {actual}")]
+    StaleState {
+        id: i64,
+        expected: State,
+        actual: State,
+    },
+
+    /// No row with this id.
+    #[error("file {id}: no such row in the database")]
+    NoSuchFile { id: i64 },
+
+    /// The filesystem watcher could not be started.
+    #[error("watching {path} failed: {source}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+
+    /// A background task panicked or was cancelled.
+    #[error("{what} failed: {message}")]
+    Task { what: &'static str, message: String },
+
+    /// A glob pattern is invalid.
+    #[error("ignore pattern `{pattern}` is invalid: {source}")]
+    Glob {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! From hints and scans to `stable` rows: the part of the daemon between the
+//! watcher and the uploader, without any task or timer of its own.
+//!
+//! The daemon's intake task owns one [`Intake`] and calls it with the store:
+//!
+//! - [`Intake::on_hint`] for each watcher hint (a stat and one short store call);
+//! - [`Intake::apply_scan`] after walking a folder with [`crate::scanner::scan_folder`] *outside* the
+//!   store lock (on start, on a timer, and when a hint asks for a rescan);
+//! - [`Intake::promote_ready`] when [`Intake::next_deadline`] passes.
+//!
+//! Every method takes `now`, so tests (and `tokio::time::pause`, via
+//! `tokio::time::Instant::into_std`) drive the quiet window without sleeping.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::config::Folder;
+use crate::error::Result;
+use crate::ignore::IgnoreSet;
+use crate::pipeline::promote_stable;
+use crate::scanner::{
+    reconcile_folder, relative_to_root, FileStat, ReconcileSummary, Scan, ScannedFile,
+    StabilityTracker,
+};
+use crate::store::{FileRow, Observation, State, Store};
+use crate::watcher::{FolderHint, Hint};
+
+/// A stability-tracker key: folder index and relative path bytes.
+pub type FileKey = (usize, Vec<u8>);
+
+#[derive(Debug, Clone)]
+struct Watched {
+    folder: Folder,
+    key: String,
+    ignore: IgnoreSet,
+}
+
+/// What the caller should do after a hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followup {
+    Nothing,
+    /// Walk folder `n` and call [`Intake::apply_scan`].
+    Rescan(usize),
+}
+
+/// Hints and scans in, `discovered`/`stable`/`deleted` rows out.
+#[derive(Debug)]
+pub struct Intake {
+    folders: Vec<Watched>,
+    tracker: StabilityTracker<FileKey>,
+}
+
+impl Intake {
+    /// One entry per configured folder, in configuration order (hint folder indexes).
+    pub fn new(folders: &[Folder], quiet: std::time::Duration) -> Result<Intake> {
+        let folders = folders
+            .iter()
+            .map(|f| {
+                Ok(Watched {
+                    key: f.key(),
+                    ignore: f.ignore_set()?,
+                    folder: f.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Intake {
+            folders,
+            tracker: StabilityTracker::new(quiet),
+        })
+    }
+
+    /// Folder `n` and its compiled ignore set (for walking it).
+    pub fn folder(&self, n: usize) -> Option<(&Folder, &IgnoreSet)> {
+        self.folders.get(n).map(|w| (&w.folder, &w.ignore))
+    }
+
+    /// How many files wait for their quiet window.
+    pub fn waiting(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// When [`Intake::promote_ready`] should run next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.tracker.next_deadline()
+    }
+
+    /// Record a walk of folder `n` (one transaction) and start the quiet window of
+    /// every file that is (again) `discovered`.
+    pub fn apply_scan(
+        &mut self,
+        store: &mut Store,
+        n: usize,
+        scan: &Scan,
+        now: Instant,
+    ) -> Result<ReconcileSummary> {
+        let Some(w) = self.folders.get(n) else {
+            return Ok(ReconcileSummary::default());
+        };
+        let summary = reconcile_folder(store, &w.folder, scan)?;
+        for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
+            if waits_for_window(obs) && !summary.invalid.contains(&obs.id()) {
+                self.tracker.observe(
+                    (n, file.rel_bytes()),
+                    file.stat.size,
+                    file.stat.mtime_ns,
+                    now,
+                );
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Apply one hint: stat the path and record what is there.
+    pub fn on_hint(
+        &mut self,
+        store: &mut Store,
+        hint: &FolderHint,
+        now: Instant,
+    ) -> Result<Followup> {
+        let n = hint.folder;
+        let Some(w) = self.folders.get(n) else {
+            return Ok(Followup::Nothing);
+        };
+        let (path, closed) = match &hint.hint {
+            Hint::Rescan => return Ok(Followup::Rescan(n)),
+            Hint::Changed(p) | Hint::Removed(p) => (p, false),
+            Hint::CloseWrite(p) => (p, true),
+        };
+        let Some(rel) = relative_to_root(&w.folder.path, path, &w.ignore) else {
+            return Ok(Followup::Nothing);
+        };
+        let key = (
+            n,
+            std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()).to_vec(),
+        );
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {
+                let stat = FileStat::from_metadata(&meta);
+                let file = ScannedFile {
+                    rel,
+                    abs: path.clone(),
+                    stat,
+                };
+                let scan = Scan {
+                    files: vec![file],
+                    complete: false,
+                    ..Scan::default()
+                };
+                let summary = reconcile_folder(store, &w.folder, &scan)?;
+                let Some(obs) = summary.reconciled.observations.first() else {
+                    return Ok(Followup::Nothing);
+                };
+                if waits_for_window(obs) && summary.invalid.is_empty() {
+                    if closed {
+                        self.tracker.close_write(key, stat.size, stat.mtime_ns, now);
+                    } else {
+                        self.tracker.observe(key, stat.size, stat.mtime_ns, now);
+                    }
+                }
+                Ok(Followup::Nothing)
+            }
+            // directories are walked by the watcher; sockets and the like are skipped
+            Ok(_) => Ok(Followup::Nothing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.tracker.forget(&key);
+                let deleted = store.mark_deleted(&w.key, &key.1, "removed from disk")?;
+                if deleted.is_none() && store.find_live(&w.key, &key.1)?.is_none() {
+                    // no row for it: maybe a directory went away with files inside
+                    return Ok(Followup::Rescan(n));
+                }
+                Ok(Followup::Nothing)
+            }
+            // unreadable for now: the next scan looks again
+            Err(_) => Ok(Followup::Rescan(n)),
+        }
+    }
+
+    /// Promote every file whose quiet window has passed at `now`, after a fresh stat
+    /// confirms it (a changed file restarts its window, a vanished one is deleted).
+    pub fn promote_ready(&mut self, store: &mut Store, now: Instant) -> Result<Vec<FileRow>> {
+        let mut promoted = Vec::new();
+        for ready in self.tracker.take_ready(now) {
+            let (n, rel) = ready.key;
+            let Some(w) = self.folders.get(n) else {
+                continue;
+            };
+            let abs = w.folder.path.join(bytes_path(&rel));
+            match FileStat::of_path(&abs) {
+                Ok(stat) if stat.size == ready.size && stat.mtime_ns == ready.mtime_ns => {
+                    let reason = "size and modification time held still (or the writer closed it)";
+                    if let Some(row) =
+                        promote_stable(store, &w.key, &rel, stat.size, stat.mtime_ns, reason)?
+                    {
+                        promoted.push(row);
+                    }
+                }
+                Ok(_) => {
+                    // changed since: record the new size and restart the window
+                    let hint = FolderHint {
+                        folder: n,
+                        hint: Hint::Changed(abs),
+                    };
+                    self.on_hint(store, &hint, now)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    store.mark_deleted(&w.key, &rel, "removed from disk")?;
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(promoted)
+    }
+}
+
+fn waits_for_window(obs: &Observation) -> bool {
+    matches!(
+        obs,
+        Observation::New { .. }
+            | Observation::Changed { .. }
+            | Observation::Superseded { .. }
+            | Observation::Unchanged {
+                state: State::Discovered,
+                ..
+            }
+    )
+}
+
+fn bytes_path(bytes: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+use super::*;
+use crate::config::{Config, Env};
+use crate::scanner::scan_folder;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const QUIET: Duration = Duration::from_secs(1);
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    intake: Intake,
+    store: Store,
+    t0: Instant,
+}
+
+fn fx() -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("inbox");
+    std::fs::create_dir_all(root.join("acct/business_verification")).unwrap();
+    let config = Config::zero_config(&root, &Env::default()).unwrap();
+    Fx {
+        _dir: dir,
+        intake: Intake::new(&config.folders, QUIET).unwrap(),
+        root,
+        store: Store::open_in_memory().unwrap(),
+        t0: Instant::now(),
+    }
+}
+
+impl Fx {
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+    fn hint(&mut self, hint: Hint, ms: u64) -> Followup {
+        let now = self.at(ms);
+        self.intake
+            .on_hint(&mut self.store, &FolderHint { folder: 0, hint }, now)
+            .unwrap()
+    }
+    fn promote(&mut self, ms: u64) -> Vec<String> {
+        let now = self.at(ms);
+        self.intake
+            .promote_ready(&mut self.store, now)
+            .unwrap()
+            .iter()
+            .map(FileRow::path_display)
+            .collect()
+    }
+    fn state(&self, rel: &str) -> Option<State> {
+        self.store
+            .find_live(&self.intake.folder(0).unwrap().0.key(), rel.as_bytes())
+            .unwrap()
+            .map(|r| r.state)
+    }
+}
+
+const A: &str = "acct/business_verification/a.pdf";
+
+#[test]
+fn a_changed_file_becomes_stable_after_the_quiet_window() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4 part").unwrap();
+    assert_eq!(fx.hint(Hint::Changed(path.clone()), 0), Followup::Nothing);
+    assert_eq!(fx.state(A), Some(State::Discovered));
+    assert_eq!(fx.intake.next_deadline(), Some(fx.at(1000)));
+    assert!(fx.promote(999).is_empty());
+    assert_eq!(fx.promote(1000), vec![A.to_owned()]);
+    assert_eq!(fx.state(A), Some(State::Stable));
+    assert_eq!(fx.intake.waiting(), 0);
+}
+
+#[test]
+fn a_file_still_growing_waits() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4 part").unwrap();
+    fx.hint(Hint::Changed(path.clone()), 0);
+    // written again before the window ends: no promotion, the window restarts
+    std::fs::write(&path, b"%PDF-1.4 part two").unwrap();
+    fx.hint(Hint::Changed(path.clone()), 800);
+    assert!(fx.promote(1000).is_empty());
+    assert_eq!(fx.promote(1800), vec![A.to_owned()]);
+}
+
+#[test]
+fn a_change_missed_by_hints_is_caught_by_the_re_stat() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4 part").unwrap();
+    fx.hint(Hint::Changed(path.clone()), 0);
+    std::fs::write(&path, b"%PDF-1.4 part, and more").unwrap();
+    assert!(fx.promote(1000).is_empty(), "re-stat saw the change");
+    assert_eq!(fx.state(A), Some(State::Discovered));
+    assert_eq!(fx.promote(2000), vec![A.to_owned()]);
+}
+
+#[test]
+fn close_write_is_the_fast_path() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4 done").unwrap();
+    fx.hint(Hint::CloseWrite(path), 5);
+    assert_eq!(fx.promote(5), vec![A.to_owned()]);
+}
+
+#[test]
+fn removals_and_rescans() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4").unwrap();
+    fx.hint(Hint::Changed(path.clone()), 0);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(fx.hint(Hint::Removed(path.clone()), 10), Followup::Nothing);
+    assert_eq!(fx.state(A), None);
+    assert!(fx.promote(5000).is_empty());
+    // a removed path without a row may have been a directory
+    let dir = fx.root.join("acct");
+    assert_eq!(
+        fx.hint(Hint::Removed(dir.join("gone")), 20),
+        Followup::Rescan(0)
+    );
+    assert_eq!(fx.hint(Hint::Rescan, 30), Followup::Rescan(0));
+    // ignored and outside paths do nothing
+    assert_eq!(
+        fx.hint(Hint::Changed(fx.root.join("x.part")), 40),
+        Followup::Nothing
+    );
+    assert_eq!(
+        fx.hint(Hint::Changed(PathBuf::from("/elsewhere/x")), 40),
+        Followup::Nothing
+    );
+    // a "removed" file that is still there (rename over it) is treated as changed
+    std::fs::write(&path, b"%PDF-1.4 again").unwrap();
+    fx.hint(Hint::Removed(path.clone()), 50);
+    assert_eq!(fx.state(A), Some(State::Discovered));
+}
+
+#[test]
+fn files_outside_the_layout_are_invalid_at_once() {
+    let mut fx = fx();
+    let loose = fx.root.join("loose.pdf");
+    std::fs::write(&loose, b"%PDF-1.4").unwrap();
+    fx.hint(Hint::CloseWrite(loose), 0);
+    assert_eq!(fx.state("loose.pdf"), Some(State::Invalid));
+    assert!(fx.promote(5000).is_empty());
+}
+
+#[test]
+fn a_scan_starts_windows_and_deletes_vanished_files() {
+    let mut fx = fx();
+    std::fs::write(fx.root.join(A), b"%PDF-1.4").unwrap();
+    std::fs::write(
+        fx.root.join("acct/business_verification/b.pdf"),
+        b"%PDF-1.4 b",
+    )
+    .unwrap();
+    let (folder, ignore) = fx.intake.folder(0).unwrap();
+    let scan = scan_folder(&folder.path, ignore).unwrap();
+    let now = fx.at(0);
+    let summary = fx.intake.apply_scan(&mut fx.store, 0, &scan, now).unwrap();
+    assert_eq!(summary.reconciled.observations.len(), 2);
+    assert_eq!(fx.intake.waiting(), 2);
+    assert_eq!(fx.promote(1000).len(), 2);
+
+    std::fs::remove_file(fx.root.join(A)).unwrap();
+    let (folder, ignore) = fx.intake.folder(0).unwrap();
+    let scan = scan_folder(&folder.path, ignore).unwrap();
+    let now = fx.at(2000);
+    let summary = fx.intake.apply_scan(&mut fx.store, 0, &scan, now).unwrap();
+    assert_eq!(summary.reconciled.deleted.len(), 1);
+    assert_eq!(fx.intake.waiting(), 0, "stable files are not tracked again");
+    assert_eq!(
+        fx.intake.apply_scan(&mut fx.store, 9, &scan, now).unwrap(),
+        ReconcileSummary::default()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn driven_by_tokio_paused_time() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4").unwrap();
+    let start = tokio::time::Instant::now();
+    fx.intake
+        .on_hint(
+            &mut fx.store,
+            &FolderHint {
+                folder: 0,
+                hint: Hint::Changed(path),
+            },
+            start.into_std(),
+        )
+        .unwrap();
+    let deadline = fx.intake.next_deadline().unwrap();
+    tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+    let promoted = fx
+        .intake
+        .promote_ready(&mut fx.store, tokio::time::Instant::now().into_std())
+        .unwrap();
+    assert_eq!(promoted.len(), 1);
+    assert_eq!(start.elapsed(), QUIET);
+}

@@ -1,0 +1,817 @@
+use super::*;
+
+fn key(account: &str) -> TargetKey {
+    TargetKey {
+        kind: TargetKind::MoovFiles,
+        account: account.into(),
+        purpose: "business_verification".into(),
+    }
+}
+
+fn obs(path: &[u8], size: u64, mtime_ns: i64) -> Observed {
+    Observed {
+        path: path.to_vec(),
+        size,
+        mtime_ns,
+        target: key("acct"),
+    }
+}
+
+/// Put a row straight into `state`, bypassing the machine (tests only).
+fn force_state(store: &Store, id: i64, state: State) {
+    store
+        .conn
+        .execute(
+            "UPDATE files SET state = ?2 WHERE id = ?1",
+            params![id, state.as_str()],
+        )
+        .unwrap();
+}
+
+fn new_row(store: &mut Store, path: &[u8]) -> i64 {
+    let rec = store
+        .observe_batch("inbox", &[obs(path, 10, 1)], false)
+        .unwrap();
+    match rec.observations[0] {
+        Observation::New { id } => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn event_count(store: &Store, id: i64) -> usize {
+    store.events(id).unwrap().len()
+}
+
+/// The machine, written out independently of `State::successors`.
+const EXPECTED: &[(State, &[State])] = {
+    use State::*;
+    &[
+        (Discovered, &[Stable, Invalid, Deleted]),
+        (
+            Stable,
+            &[Discovered, Uploading, Invalid, Duplicate, Deleted],
+        ),
+        (Uploading, &[Pending, Retrying, Failed, Stable, Deleted]),
+        (
+            Retrying,
+            &[Uploading, Failed, Discovered, Duplicate, Invalid, Deleted],
+        ),
+        (Pending, &[Approved, Rejected, Failed, Superseded, Deleted]),
+        (Approved, &[Superseded, Deleted]),
+        (Rejected, &[Superseded, Deleted]),
+        (Failed, &[Retrying, Discovered, Deleted]),
+        (Invalid, &[Stable, Discovered, Deleted]),
+        (Duplicate, &[Discovered, Deleted]),
+        (Superseded, &[]),
+        (Deleted, &[]),
+    ]
+};
+
+#[test]
+fn state_machine_table() {
+    assert_eq!(EXPECTED.len(), State::ALL.len());
+    for (from, allowed) in EXPECTED {
+        for to in State::ALL {
+            assert_eq!(
+                from.can_transition_to(to),
+                allowed.contains(&to),
+                "{from} -> {to}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_pair_through_the_database() {
+    let mut store = Store::open_in_memory().unwrap();
+    for (i, (from, allowed)) in EXPECTED.iter().enumerate() {
+        for (j, to) in State::ALL.into_iter().enumerate() {
+            let id = new_row(&mut store, format!("f-{i}-{j}").as_bytes());
+            force_state(&store, id, *from);
+            let before = event_count(&store, id);
+            let change = Change {
+                next_attempt_at: Some(5),
+                ..Change::because("test")
+            };
+            let result = store.transition(id, *from, to, &change);
+            let row = store.get(id).unwrap().unwrap();
+            if allowed.contains(&to) {
+                let new = result.unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+                assert_eq!(new, row);
+                assert_eq!(row.state, to);
+                let events = store.events(id).unwrap();
+                assert_eq!(events.len(), before + 1);
+                let last = events.last().unwrap();
+                assert_eq!((last.from_state, last.to_state), (Some(*from), to));
+                assert_eq!(last.reason, "test");
+                assert_eq!(row.next_attempt_at.is_some(), to == State::Retrying);
+            } else {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, Error::IllegalTransition { .. }),
+                    "{from} -> {to}: {err}"
+                );
+                assert_eq!(row.state, *from, "row untouched");
+                assert_eq!(event_count(&store, id), before, "no event");
+            }
+        }
+    }
+}
+
+#[test]
+fn stale_state_is_refused() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    let err = store
+        .transition(id, State::Stable, State::Uploading, &Change::because("x"))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::StaleState {
+            expected: State::Stable,
+            actual: State::Discovered,
+            ..
+        }
+    ));
+    let err = store
+        .transition(999, State::Stable, State::Uploading, &Change::because("x"))
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuchFile { id: 999 }));
+}
+
+#[test]
+fn transition_sets_fields_and_request_id() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    force_state(&store, id, State::Uploading);
+    let row = store
+        .transition(
+            id,
+            State::Uploading,
+            State::Pending,
+            &Change {
+                remote_id: Some("file-1".into()),
+                remote_status: Some("pending".into()),
+                request_id: Some("req-1".into()),
+                ..Change::because("uploaded")
+            },
+        )
+        .unwrap();
+    assert_eq!(row.remote_id.as_deref(), Some("file-1"));
+    assert_eq!(row.last_request_id.as_deref(), Some("req-1"));
+    let row = store
+        .transition(
+            id,
+            State::Pending,
+            State::Rejected,
+            &Change {
+                remote_status: Some("rejected".into()),
+                decision_reason: Some("blurry".into()),
+                ..Change::because("decided")
+            },
+        )
+        .unwrap();
+    assert_eq!(row.decision_reason.as_deref(), Some("blurry"));
+    assert_eq!(row.remote_id.as_deref(), Some("file-1"), "kept");
+    let events = store.events(id).unwrap();
+    assert_eq!(
+        events[events.len() - 2].request_id.as_deref(),
+        Some("req-1")
+    );
+}
+
+#[test]
+fn observe_batch_reconciles() {
+    let mut store = Store::open_in_memory().unwrap();
+    let first = store
+        .observe_batch(
+            "inbox",
+            &[obs(b"a", 1, 1), obs(b"b", 2, 2), obs(b"c", 3, 3)],
+            true,
+        )
+        .unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| first.observations[i].id());
+    assert!(first
+        .observations
+        .iter()
+        .all(|o| matches!(o, Observation::New { .. })));
+
+    // a unchanged, b grew while discovered, c stable then changed
+    force_state(&store, c, State::Stable);
+    let second = store
+        .observe_batch(
+            "inbox",
+            &[obs(b"a", 1, 1), obs(b"b", 5, 2), obs(b"c", 4, 3)],
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        second.observations,
+        vec![
+            Observation::Unchanged {
+                id: a,
+                state: State::Discovered
+            },
+            Observation::Changed { id: b },
+            Observation::Changed { id: c },
+        ]
+    );
+    assert_eq!(store.get(b).unwrap().unwrap().size, 5);
+    let c_row = store.get(c).unwrap().unwrap();
+    assert_eq!((c_row.state, c_row.size), (State::Discovered, 4));
+    assert_eq!(
+        store.events(c).unwrap().last().unwrap().from_state,
+        Some(State::Stable)
+    );
+
+    // a pending file changes: superseded by a new row
+    force_state(&store, a, State::Pending);
+    let third = store
+        .observe_batch("inbox", &[obs(b"a", 9, 9)], false)
+        .unwrap();
+    let Observation::Superseded { old, new } = third.observations[0] else {
+        panic!("{third:?}")
+    };
+    assert_eq!(old, a);
+    assert_eq!(store.get(a).unwrap().unwrap().state, State::Superseded);
+    let new_row = store.get(new).unwrap().unwrap();
+    assert_eq!(
+        (new_row.state, new_row.supersedes),
+        (State::Discovered, Some(a))
+    );
+    assert_eq!(store.find_live("inbox", b"a").unwrap().unwrap().id, new);
+
+    // uploading rows are left to the uploader, even when changed or missing
+    force_state(&store, b, State::Uploading);
+    let fourth = store
+        .observe_batch("inbox", &[obs(b"b", 6, 6)], true)
+        .unwrap();
+    assert_eq!(fourth.observations, vec![Observation::Busy { id: b }]);
+    // the complete scan deleted the rest (c and the new a), not b
+    let mut deleted = fourth.deleted.clone();
+    deleted.sort();
+    assert_eq!(deleted, vec![c, new]);
+    assert_eq!(store.get(b).unwrap().unwrap().state, State::Uploading);
+    // a path that comes back after deletion gets a new row
+    let fifth = store
+        .observe_batch("inbox", &[obs(b"c", 4, 3)], false)
+        .unwrap();
+    assert!(matches!(fifth.observations[0], Observation::New { id } if id != c));
+}
+
+#[test]
+fn incomplete_scan_deletes_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .observe_batch("inbox", &[obs(b"a", 1, 1)], true)
+        .unwrap();
+    let rec = store.observe_batch("inbox", &[], false).unwrap();
+    assert!(rec.deleted.is_empty());
+    // other folders are untouched by a complete scan
+    let rec = store.observe_batch("other", &[], true).unwrap();
+    assert!(rec.deleted.is_empty());
+}
+
+#[test]
+fn non_utf8_paths_survive() {
+    let mut store = Store::open_in_memory().unwrap();
+    let path = b"caf\xe9/\xff\xfe.pdf";
+    let id = new_row(&mut store, path);
+    let row = store.get(id).unwrap().unwrap();
+    assert_eq!(row.path, path.to_vec());
+    assert_eq!(store.find_live("inbox", path).unwrap().unwrap().id, id);
+    assert_eq!(store.history(None, path).unwrap().len(), 1);
+}
+
+#[test]
+fn mark_deleted_by_path() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    assert_eq!(
+        store.mark_deleted("inbox", b"a.pdf", "removed").unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        store.mark_deleted("inbox", b"a.pdf", "removed").unwrap(),
+        None
+    );
+    let id = new_row(&mut store, b"b.pdf");
+    force_state(&store, id, State::Uploading);
+    assert_eq!(
+        store.mark_deleted("inbox", b"b.pdf", "removed").unwrap(),
+        None
+    );
+}
+
+fn intent(sha: &str, quota: Option<u64>) -> UploadIntent {
+    UploadIntent {
+        sha256: sha.into(),
+        remote_name: None,
+        quota,
+        reason: "validated".into(),
+    }
+}
+
+#[test]
+fn begin_upload_commits_intent() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    force_state(&store, id, State::Stable);
+    let out = store
+        .begin_upload(
+            id,
+            State::Stable,
+            &UploadIntent {
+                remote_name: Some("short.pdf".into()),
+                ..intent("aa", Some(50))
+            },
+        )
+        .unwrap();
+    let BeginUpload::Started(row) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(row.state, State::Uploading);
+    assert_eq!(row.sha256.as_deref(), Some("aa"));
+    assert_eq!(row.remote_name.as_deref(), Some("short.pdf"));
+    assert_eq!(row.attempts, 1);
+    assert_eq!(store.uploading().unwrap(), vec![row]);
+}
+
+#[test]
+fn begin_upload_detects_duplicates_per_target() {
+    let mut store = Store::open_in_memory().unwrap();
+    let first = new_row(&mut store, b"a.pdf");
+    force_state(&store, first, State::Stable);
+    store
+        .begin_upload(first, State::Stable, &intent("same", None))
+        .unwrap();
+
+    let second = new_row(&mut store, b"copy of a.pdf");
+    force_state(&store, second, State::Stable);
+    let out = store
+        .begin_upload(second, State::Stable, &intent("same", None))
+        .unwrap();
+    let BeginUpload::Duplicate { row, original } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!((row.state, original.id), (State::Duplicate, first));
+    assert!(store
+        .events(second)
+        .unwrap()
+        .last()
+        .unwrap()
+        .reason
+        .contains("a.pdf"));
+
+    // the same content for another account is not a duplicate
+    let other = store
+        .observe_batch(
+            "inbox",
+            &[Observed {
+                target: key("other"),
+                ..obs(b"third.pdf", 10, 1)
+            }],
+            false,
+        )
+        .unwrap()
+        .observations[0]
+        .id();
+    force_state(&store, other, State::Stable);
+    let out = store
+        .begin_upload(other, State::Stable, &intent("same", None))
+        .unwrap();
+    assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
+    assert!(store
+        .find_uploaded(&key("acct"), "same", None)
+        .unwrap()
+        .is_some());
+    assert!(store
+        .find_uploaded(&key("acct"), "nope", None)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn begin_upload_enforces_quota() {
+    let mut store = Store::open_in_memory().unwrap();
+    for i in 0..3 {
+        let id = new_row(&mut store, format!("{i}.pdf").as_bytes());
+        force_state(&store, id, State::Stable);
+        let out = store
+            .begin_upload(id, State::Stable, &intent(&format!("h{i}"), Some(3)))
+            .unwrap();
+        assert!(matches!(out, BeginUpload::Started(_)));
+    }
+    assert_eq!(store.quota_used(&key("acct")).unwrap(), 3);
+    let id = new_row(&mut store, b"4.pdf");
+    force_state(&store, id, State::Stable);
+    let out = store
+        .begin_upload(id, State::Stable, &intent("h4", Some(3)))
+        .unwrap();
+    let BeginUpload::QuotaExceeded { row, used, limit } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!((row.state, used, limit), (State::Invalid, 3, 3));
+    assert!(store
+        .events(id)
+        .unwrap()
+        .last()
+        .unwrap()
+        .reason
+        .contains("acct"));
+}
+
+#[test]
+fn retry_queries() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = new_row(&mut store, b"a");
+    let b = new_row(&mut store, b"b");
+    for (id, at) in [(a, 200), (b, 100)] {
+        force_state(&store, id, State::Uploading);
+        store
+            .transition(
+                id,
+                State::Uploading,
+                State::Retrying,
+                &Change {
+                    next_attempt_at: Some(at),
+                    last_error: Some("503".into()),
+                    ..Change::because("server busy")
+                },
+            )
+            .unwrap();
+    }
+    assert_eq!(store.next_retry_at().unwrap(), Some(100));
+    assert!(store.due_for_retry(99, 10).unwrap().is_empty());
+    let due: Vec<i64> = store
+        .due_for_retry(500, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(due, vec![b, a]);
+}
+
+#[test]
+fn pending_groups_counts_list_history() {
+    let mut store = Store::open_in_memory().unwrap();
+    let rows: Vec<i64> = store
+        .observe_batch(
+            "inbox",
+            &[
+                Observed {
+                    target: key("x"),
+                    ..obs(b"1", 1, 1)
+                },
+                Observed {
+                    target: key("y"),
+                    ..obs(b"2", 1, 1)
+                },
+                Observed {
+                    target: key("x"),
+                    ..obs(b"3", 1, 1)
+                },
+                obs(b"4", 1, 1),
+            ],
+            false,
+        )
+        .unwrap()
+        .observations
+        .iter()
+        .map(Observation::id)
+        .collect();
+    for id in &rows[..3] {
+        force_state(&store, *id, State::Pending);
+    }
+    let groups = store.pending_groups().unwrap();
+    let shape: Vec<(String, Vec<i64>)> = groups
+        .iter()
+        .map(|g| (g.account.clone(), g.rows.iter().map(|r| r.id).collect()))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("x".to_owned(), vec![rows[0], rows[2]]),
+            ("y".to_owned(), vec![rows[1]])
+        ]
+    );
+
+    let counts = store.counts_by_state().unwrap();
+    assert_eq!(counts.get(&State::Pending), Some(&3));
+    assert_eq!(counts.get(&State::Discovered), Some(&1));
+
+    let page = store
+        .list(&ListFilter {
+            limit: 2,
+            offset: 1,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
+        vec![b"2".to_vec(), b"3".to_vec()]
+    );
+    let pending = store
+        .list(&ListFilter {
+            states: vec![State::Discovered],
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(store
+        .list(&ListFilter {
+            folder: Some("elsewhere".into()),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .is_empty());
+
+    // history follows a path across superseded rows
+    store
+        .observe_batch("inbox", &[obs(b"1", 2, 2)], false)
+        .unwrap();
+    let history = store.history(Some("inbox"), b"1").unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].file.state, State::Superseded);
+    assert_eq!(history[0].events.first().unwrap().from_state, None);
+    assert_eq!(history[1].file.state, State::Discovered);
+    // superseded rows are hidden from the default list, shown with include_history
+    let all = store
+        .list(&ListFilter {
+            include_history: true,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 5);
+}
+
+#[test]
+fn migrations_are_valid() {
+    MIGRATIONS.validate().unwrap();
+    assert_eq!(SCHEMA_VERSION, 1);
+}
+
+#[test]
+fn files_on_disk_have_private_modes_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let id = {
+        let mut store = Store::open_in_state_dir(&state).unwrap();
+        new_row(&mut store, b"a.pdf")
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join(DB_FILE)), 0o600);
+    let store = Store::open_in_state_dir(&state).unwrap();
+    assert_eq!(store.get(id).unwrap().unwrap().path, b"a.pdf");
+    let journal: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    let fk: i64 = store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(Store::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 7")
+        .unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaTooNew {
+                found: 7,
+                known: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("newer") && msg.contains("upgrade docsync"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn single_instance_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let lock = InstanceLock::acquire(&state).unwrap();
+    assert_eq!(lock.dir(), state);
+    let err = InstanceLock::acquire(&state).unwrap_err();
+    let Error::AlreadyRunning { pid, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*pid, Some(std::process::id()));
+    let msg = err.to_string();
+    assert!(msg.contains(&std::process::id().to_string()), "{msg}");
+    assert!(msg.contains(&state.display().to_string()), "{msg}");
+    drop(lock);
+    InstanceLock::acquire(&state).unwrap();
+}
+
+#[tokio::test]
+async fn shared_store_runs_on_the_blocking_pool() {
+    let shared = SharedStore::new(Store::open_in_memory().unwrap());
+    let id = shared
+        .call(|s| {
+            Ok(s.observe_batch("inbox", &[obs(b"a", 1, 1)], false)?
+                .observations[0]
+                .id())
+        })
+        .await
+        .unwrap();
+    let other = shared.clone();
+    let row = other.call(move |s| s.get(id)).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Discovered);
+}
+
+#[test]
+fn retry_moves_failed_and_invalid_rows() {
+    let mut store = Store::open_in_memory().unwrap();
+    let failed = new_row(&mut store, b"f.pdf");
+    let invalid = new_row(&mut store, b"i.pdf");
+    let pending = new_row(&mut store, b"p.pdf");
+    force_state(&store, failed, State::Failed);
+    store
+        .conn
+        .execute("UPDATE files SET attempts = 3 WHERE id = ?1", [failed])
+        .unwrap();
+    force_state(&store, invalid, State::Invalid);
+    force_state(&store, pending, State::Pending);
+
+    assert_eq!(
+        store.retry(None, Some(b"f.pdf"), "retry").unwrap(),
+        vec![failed]
+    );
+    let row = store.get(failed).unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (State::Retrying, 0));
+    assert!(row.next_attempt_at.is_some());
+    assert_eq!(
+        store.retry(Some("other"), None, "retry").unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        store.retry(Some("inbox"), None, "retry --all").unwrap(),
+        vec![invalid]
+    );
+    assert_eq!(store.get(invalid).unwrap().unwrap().state, State::Stable);
+    assert_eq!(store.get(pending).unwrap().unwrap().state, State::Pending);
+}
+
+#[test]
+fn read_only_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let id = {
+        let mut store = Store::open(&path).unwrap();
+        new_row(&mut store, b"a.pdf")
+    };
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.get(id).unwrap().unwrap().path, b"a.pdf");
+    // a writer and a reader at once (WAL)
+    let mut writer = Store::open(&path).unwrap();
+    new_row(&mut writer, b"b.pdf");
+    assert_eq!(reader.list(&ListFilter::default()).unwrap().len(), 2);
+
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 0")
+        .unwrap();
+    let err = Store::open_read_only(&path).unwrap_err();
+    assert!(matches!(err, Error::SchemaTooOld { found: 0, .. }), "{err}");
+    assert!(Store::open_read_only(&dir.path().join("missing")).is_err());
+}
+
+#[test]
+fn record_move_only_for_decided_rows() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    assert!(matches!(
+        store
+            .record_move(id, b"approved/a.pdf", "moved")
+            .unwrap_err(),
+        Error::StaleState { .. }
+    ));
+    force_state(&store, id, State::Approved);
+    let row = store.record_move(id, b"approved/a.pdf", "moved").unwrap();
+    assert_eq!(row, store.get(id).unwrap().unwrap());
+    // a new file at the old path supersedes the moved row
+    let rec = store
+        .observe_batch("inbox", &[obs(b"a.pdf", 99, 99)], true)
+        .unwrap();
+    assert!(matches!(rec.observations[0], Observation::Superseded { old, .. } if old == id));
+}
+
+#[test]
+fn target_follows_the_configuration_until_sent() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = new_row(&mut store, b"a.pdf");
+    let b = new_row(&mut store, b"b.pdf");
+    force_state(&store, b, State::Pending);
+    let moved = |p: &[u8]| Observed {
+        target: key("new-account"),
+        ..obs(p, 10, 1)
+    };
+    store
+        .observe_batch("inbox", &[moved(b"a.pdf"), moved(b"b.pdf")], false)
+        .unwrap();
+    assert_eq!(store.get(a).unwrap().unwrap().target, key("new-account"));
+    assert_eq!(
+        store.get(b).unwrap().unwrap().target,
+        key("acct"),
+        "already sent"
+    );
+}
+
+#[test]
+fn remote_updates_without_a_transition() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = store
+        .observe_batch(
+            "imgs",
+            &[Observed {
+                target: TargetKey {
+                    kind: TargetKind::MoovImages,
+                    account: "acct".into(),
+                    purpose: String::new(),
+                },
+                ..obs(b"logo.png", 10, 1)
+            }],
+            false,
+        )
+        .unwrap()
+        .observations[0]
+        .id();
+    force_state(&store, id, State::Uploading);
+    store
+        .transition(
+            id,
+            State::Uploading,
+            State::Pending,
+            &Change {
+                remote_id: Some("img-1".into()),
+                ..Change::because("uploaded")
+            },
+        )
+        .unwrap();
+    let row = store
+        .update_remote(
+            id,
+            State::Pending,
+            &Change {
+                remote_status: Some("processing".into()),
+                request_id: Some("req-9".into()),
+                ..Change::because("polled")
+            },
+        )
+        .unwrap();
+    assert_eq!(row.state, State::Pending);
+    assert_eq!(row.remote_status.as_deref(), Some("processing"));
+    assert_eq!(row.remote_id.as_deref(), Some("img-1"));
+    assert_eq!(row, store.get(id).unwrap().unwrap());
+    let last = store.events(id).unwrap().pop().unwrap();
+    assert_eq!(
+        (last.from_state, last.to_state),
+        (Some(State::Pending), State::Pending)
+    );
+    assert!(store
+        .update_remote(id, State::Approved, &Change::because("x"))
+        .is_err());
+
+    assert!(store
+        .deleted_with_remote(TargetKind::MoovImages, "disabled")
+        .unwrap()
+        .is_empty());
+    store.observe_batch("imgs", &[], true).unwrap();
+    let todo = store
+        .deleted_with_remote(TargetKind::MoovImages, "disabled")
+        .unwrap();
+    assert_eq!(todo.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+    store
+        .update_remote(
+            id,
+            State::Deleted,
+            &Change {
+                remote_status: Some("disabled".into()),
+                ..Change::because("image disabled")
+            },
+        )
+        .unwrap();
+    assert!(store
+        .deleted_with_remote(TargetKind::MoovImages, "disabled")
+        .unwrap()
+        .is_empty());
+}

@@ -1,0 +1,421 @@
+//! The targets' local rules, checked before anything is sent.
+//!
+//! [`validate`] returns either an [`UploadPlan`] (the name to send, its content type,
+//! the quota to re-check when the intent is committed) or [`Verdict::Invalid`] with a
+//! reason a person can act on. Types are decided by the bytes ([`FileKind`]), never by
+//! the extension. A name longer than Moov's 64 characters is shortened, keeping its
+//! start and its extension and adding a short hash; the rename is returned so the
+//! caller records it (`remote_name`).
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Target;
+use crate::hasher::FileKind;
+
+const MIB: u64 = 1024 * 1024;
+/// Largest file moov-files accepts.
+pub const MOOV_FILES_MAX_BYTES: u64 = 20 * MIB;
+/// Largest image moov-images accepts.
+pub const MOOV_IMAGES_MAX_BYTES: u64 = 16 * MIB;
+/// Largest attachment.
+pub const ATTACHMENTS_MAX_BYTES: u64 = 10 * MIB;
+/// Moov's `fileName` maxLength (characters).
+pub const MAX_NAME_CHARS: usize = 64;
+/// Most files one Moov account may hold.
+pub const MOOV_FILES_PER_ACCOUNT: u64 = crate::store::MOOV_FILES_PER_ACCOUNT;
+
+/// What is known about a file when it is validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// The local file name (no directories).
+    pub file_name: &'a OsStr,
+    pub size: u64,
+    pub kind: FileKind,
+    /// Files already counted against the account (from [`crate::store::Store::quota_used`]).
+    pub quota_used: u64,
+}
+
+/// A name change to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// How to upload a valid file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPlan {
+    /// The name to send.
+    pub file_name: String,
+    /// Set when `file_name` differs from the local name.
+    pub rename: Option<Rename>,
+    /// The Content-Type of the file part.
+    pub content_type: &'static str,
+    pub kind: FileKind,
+    /// The account's file limit, to re-check atomically with the upload intent.
+    pub quota: Option<u64>,
+}
+
+/// The outcome of validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Upload(UploadPlan),
+    /// Never send this file; the reason says what to do.
+    Invalid(String),
+}
+
+fn mib(bytes: u64) -> String {
+    let v = bytes as f64 / MIB as f64;
+    if v >= 10.0 {
+        format!("{v:.0} MiB")
+    } else {
+        format!("{v:.1} MiB")
+    }
+}
+
+fn extension(name: &str) -> Option<String> {
+    Path::new(name)
+        .extension()
+        .and_then(OsStr::to_str)
+        .map(str::to_ascii_lowercase)
+}
+
+/// Check `candidate` against `target`'s rules.
+pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
+    let kind_name = target.kind().as_str();
+    if candidate.size == 0 {
+        return Verdict::Invalid("the file is empty; save the document into it again".into());
+    }
+    let (max, allowed, what): (u64, &[FileKind], &str) = match target {
+        Target::MoovFiles(_) => (
+            MOOV_FILES_MAX_BYTES,
+            &[FileKind::Text, FileKind::Jpeg, FileKind::Pdf, FileKind::Png],
+            "csv, jpeg, pdf or png",
+        ),
+        Target::MoovImages(_) => (
+            MOOV_IMAGES_MAX_BYTES,
+            &[FileKind::Png, FileKind::Jpeg, FileKind::Webp],
+            "png, jpeg or webp",
+        ),
+        Target::Attachments(_) => (
+            ATTACHMENTS_MAX_BYTES,
+            &[
+                FileKind::Text,
+                FileKind::Pdf,
+                FileKind::Docx,
+                FileKind::Xlsx,
+            ],
+            "csv, txt, pdf, docx or xlsx",
+        ),
+    };
+    if candidate.size > max {
+        return Verdict::Invalid(format!(
+            "the file is {} ({} bytes), more than the {} {kind_name} accepts; compress or split it",
+            mib(candidate.size),
+            candidate.size,
+            mib(max)
+        ));
+    }
+    if !allowed.contains(&candidate.kind) {
+        return Verdict::Invalid(format!(
+            "the content is {}, but {kind_name} accepts only {what} (checked by the file's bytes, \
+             not its extension); export or convert it to one of those",
+            candidate.kind.name()
+        ));
+    }
+
+    let local = candidate.file_name.to_string_lossy();
+    let mut rename_reason = Vec::new();
+    if local.contains('\u{fffd}') && candidate.file_name.to_str().is_none() {
+        rename_reason.push("the name is not valid UTF-8".to_owned());
+    }
+    let mut name = local.clone().into_owned();
+    if name.chars().count() > MAX_NAME_CHARS {
+        rename_reason.push(format!(
+            "the name is longer than {MAX_NAME_CHARS} characters"
+        ));
+        name = shorten_name(&name, MAX_NAME_CHARS);
+    }
+    let rename = (!rename_reason.is_empty()).then(|| Rename {
+        from: local.into_owned(),
+        to: name.clone(),
+        reason: rename_reason.join(" and "),
+    });
+
+    let quota = match target {
+        Target::MoovFiles(t) => {
+            if candidate.quota_used >= MOOV_FILES_PER_ACCOUNT {
+                return Verdict::Invalid(format!(
+                    "account {} already holds {} files, the most Moov allows is {MOOV_FILES_PER_ACCOUNT}; \
+                     remove files from the account or use another account",
+                    t.account_id, candidate.quota_used
+                ));
+            }
+            Some(MOOV_FILES_PER_ACCOUNT)
+        }
+        _ => None,
+    };
+
+    let content_type = match (target, candidate.kind) {
+        (Target::MoovFiles(_), FileKind::Text) => "text/csv",
+        (Target::Attachments(_), FileKind::Text) if extension(&name).as_deref() == Some("csv") => {
+            "text/csv"
+        }
+        (_, kind) => kind.mime(),
+    };
+    Verdict::Upload(UploadPlan {
+        file_name: name,
+        rename,
+        content_type,
+        kind: candidate.kind,
+        quota,
+    })
+}
+
+/// Shorten `name` to at most `max` characters: keep its start and its extension, and
+/// put 8 hex digits of the name's sha256 between them so distinct long names stay
+/// distinct. Names that fit are returned unchanged.
+pub fn shorten_name(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_owned();
+    }
+    let hash = hex::encode(Sha256::digest(name.as_bytes()));
+    let tag = hash.get(..8).unwrap_or(&hash);
+    // keep a short, plain extension; a long or odd one is treated as part of the name
+    let ext = Path::new(name)
+        .extension()
+        .and_then(OsStr::to_str)
+        .filter(|e| {
+            !e.is_empty() && e.chars().count() <= 10 && e.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+    let suffix = match ext {
+        Some(ext) => format!("-{tag}.{ext}"),
+        None => format!("-{tag}"),
+    };
+    let stem_len = max.saturating_sub(suffix.chars().count());
+    let stem_source = match ext {
+        Some(ext) => &name[..name.len() - ext.len() - 1],
+        None => name,
+    };
+    let stem: String = stem_source.chars().take(stem_len).collect();
+    let stem = stem.trim_end_matches([' ', '.', '-', '_']);
+    let mut out = format!("{stem}{suffix}");
+    if out.chars().count() > max {
+        out = out.chars().skip(out.chars().count() - max).collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        AttachmentsTarget, FileMetadata, FilePurpose, MoovFilesTarget, MoovImagesTarget,
+    };
+
+    fn files() -> Target {
+        Target::MoovFiles(MoovFilesTarget {
+            account_id: "acct-1".into(),
+            file_purpose: FilePurpose::BusinessVerification,
+            metadata: FileMetadata::default(),
+        })
+    }
+    fn images() -> Target {
+        Target::MoovImages(MoovImagesTarget {
+            account_id: "acct-1".into(),
+            replace_on_change: true,
+            disable_on_delete: false,
+        })
+    }
+    fn attachments() -> Target {
+        Target::Attachments(AttachmentsTarget {
+            user_id: "user-1".into(),
+            persist: true,
+        })
+    }
+
+    fn check(target: &Target, name: &str, size: u64, kind: FileKind, quota_used: u64) -> Verdict {
+        validate(
+            target,
+            &Candidate {
+                file_name: OsStr::new(name),
+                size,
+                kind,
+                quota_used,
+            },
+        )
+    }
+
+    /// (target, name, size, kind, quota used, Ok(content type) | Err(part of the reason))
+    type Case = (
+        Target,
+        &'static str,
+        u64,
+        FileKind,
+        u64,
+        std::result::Result<&'static str, &'static str>,
+    );
+
+    #[test]
+    fn table() {
+        use FileKind::*;
+        // (target, name, size, kind, quota used, Ok(content type) | Err(substring of the reason))
+        let cases: Vec<Case> = vec![
+            (files(), "a.pdf", 10, Pdf, 0, Ok("application/pdf")),
+            (files(), "a.csv", 10, Text, 0, Ok("text/csv")),
+            (files(), "a.jpg", 10, Jpeg, 0, Ok("image/jpeg")),
+            (files(), "a.png", 10, Png, 0, Ok("image/png")),
+            (files(), "scan.pdf", 10, Png, 0, Ok("image/png")), // bytes win over the extension
+            (files(), "a.pdf", 0, Pdf, 0, Err("empty")),
+            (files(), "a.pdf", 20 * MIB, Pdf, 0, Ok("application/pdf")),
+            (
+                files(),
+                "a.pdf",
+                20 * MIB + 1,
+                Pdf,
+                0,
+                Err("more than the 20 MiB"),
+            ),
+            (
+                files(),
+                "a.webp",
+                10,
+                Webp,
+                0,
+                Err("accepts only csv, jpeg, pdf or png"),
+            ),
+            (files(), "a.pdf", 10, Unknown, 0, Err("unknown binary data")),
+            (files(), "a.docx", 10, Docx, 0, Err("the content is docx")),
+            (files(), "a.pdf", 10, Pdf, 49, Ok("application/pdf")),
+            (files(), "a.pdf", 10, Pdf, 50, Err("already holds 50 files")),
+            (images(), "a.png", 10, Png, 0, Ok("image/png")),
+            (images(), "a.webp", 10, Webp, 0, Ok("image/webp")),
+            (images(), "a.jpg", 16 * MIB, Jpeg, 0, Ok("image/jpeg")),
+            (images(), "a.jpg", 16 * MIB + 1, Jpeg, 0, Err("16 MiB")),
+            (images(), "a.pdf", 10, Pdf, 0, Err("png, jpeg or webp")),
+            (images(), "a.png", 10, Png, 500, Ok("image/png")), // the file quota is moov-files only
+            (attachments(), "a.csv", 10, Text, 0, Ok("text/csv")),
+            (attachments(), "a.txt", 10, Text, 0, Ok("text/plain")),
+            (attachments(), "a.pdf", 10, Pdf, 0, Ok("application/pdf")),
+            (attachments(), "a.docx", 10, Docx, 0, Ok(DOCX_MIME_FOR_TEST)),
+            (attachments(), "a.xlsx", 10, Xlsx, 0, Ok(XLSX_MIME_FOR_TEST)),
+            (
+                attachments(),
+                "a.png",
+                10,
+                Png,
+                0,
+                Err("csv, txt, pdf, docx or xlsx"),
+            ),
+            (attachments(), "a.pdf", 10 * MIB + 1, Pdf, 0, Err("10 MiB")),
+            (attachments(), "a.txt", 0, Text, 0, Err("empty")),
+        ];
+        for (i, (target, name, size, kind, used, want)) in cases.into_iter().enumerate() {
+            let got = check(&target, name, size, kind, used);
+            match (&got, want) {
+                (Verdict::Upload(plan), Ok(ct)) => {
+                    assert_eq!(plan.content_type, ct, "case {i}");
+                    assert_eq!(plan.file_name, name, "case {i}");
+                    assert!(plan.rename.is_none(), "case {i}");
+                }
+                (Verdict::Invalid(reason), Err(needle)) => {
+                    assert!(
+                        reason.contains(needle),
+                        "case {i}: {reason:?} lacks {needle:?}"
+                    )
+                }
+                _ => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    const DOCX_MIME_FOR_TEST: &str =
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    const XLSX_MIME_FOR_TEST: &str =
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+    #[test]
+    fn quota_is_only_for_moov_files() {
+        let Verdict::Upload(plan) = check(&files(), "a.pdf", 1, FileKind::Pdf, 0) else {
+            panic!()
+        };
+        assert_eq!(plan.quota, Some(50));
+        let Verdict::Upload(plan) = check(&images(), "a.png", 1, FileKind::Png, 0) else {
+            panic!()
+        };
+        assert_eq!(plan.quota, None);
+    }
+
+    #[test]
+    fn long_names_are_shortened_and_recorded() {
+        let long = format!("{}.pdf", "quarterly financial statement ".repeat(4));
+        let Verdict::Upload(plan) = check(&files(), &long, 10, FileKind::Pdf, 0) else {
+            panic!()
+        };
+        assert!(
+            plan.file_name.chars().count() <= MAX_NAME_CHARS,
+            "{}",
+            plan.file_name
+        );
+        assert!(plan.file_name.ends_with(".pdf"));
+        assert!(plan.file_name.starts_with("quarterly financial statement"));
+        let rename = plan.rename.unwrap();
+        assert_eq!(rename.from, long);
+        assert_eq!(rename.to, plan.file_name);
+        assert!(rename.reason.contains("64"));
+    }
+
+    #[test]
+    fn shorten_table() {
+        let cases: &[(&str, usize)] = &[
+            ("short.pdf", 64),
+            (&"a".repeat(64), 64),
+            (&"a".repeat(65), 64),
+            (&format!("{}.pdf", "é".repeat(100)), 64),
+            (&format!("{}.verylongextension", "x".repeat(80)), 64),
+            (&format!("{}.pdf", "x".repeat(80)), 12),
+            (&format!("{}.pdf", "x".repeat(80)), 5),
+            (
+                "...........................................................................",
+                64,
+            ),
+        ];
+        for (name, max) in cases {
+            let s = shorten_name(name, *max);
+            assert!(s.chars().count() <= *max, "{name} -> {s}");
+            if name.chars().count() <= *max {
+                assert_eq!(&s, name);
+            }
+        }
+        // distinct long names stay distinct
+        let a = shorten_name(&format!("{}a.pdf", "x".repeat(80)), 64);
+        let b = shorten_name(&format!("{}b.pdf", "x".repeat(80)), 64);
+        assert_ne!(a, b);
+        // deterministic
+        assert_eq!(a, shorten_name(&format!("{}a.pdf", "x".repeat(80)), 64));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_names_are_renamed() {
+        use std::os::unix::ffi::OsStrExt;
+        let v = validate(
+            &files(),
+            &Candidate {
+                file_name: OsStr::from_bytes(b"caf\xe9.pdf"),
+                size: 3,
+                kind: FileKind::Pdf,
+                quota_used: 0,
+            },
+        );
+        let Verdict::Upload(plan) = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(plan.file_name, "caf\u{fffd}.pdf");
+        assert!(plan.rename.unwrap().reason.contains("UTF-8"));
+    }
+}
