@@ -6,7 +6,7 @@
 //! concurrency = 4                     # uploads in flight
 //! scan_interval = "5m"                # full rescans
 //! quiet_window = "1s"                 # size+mtime still this long = complete
-//! poll_interval = "10s"               # decision polling
+//! poll_interval = "2s"                # decision polling (backs off to 60s while nothing changes)
 //!
 //! [api]
 //! url = "https://api.moov.io"         # absent: the embedded sandbox
@@ -59,7 +59,7 @@ pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(300);
 /// Default quiet window before a file counts as complete.
 pub const DEFAULT_QUIET_WINDOW: Duration = Duration::from_secs(1);
 /// Default time between decision polls.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Default interval of the polling watcher.
 pub const DEFAULT_WATCHER_INTERVAL: Duration = Duration::from_secs(5);
 

@@ -38,6 +38,14 @@ pub enum Error {
     #[error("credentials file {path} is not valid: {message}")]
     Credentials { path: PathBuf, message: String },
 
+    /// A credential an API needs is not configured; the message names where to set it.
+    #[error("{0}")]
+    MissingCredential(String),
+
+    /// Building an API client failed.
+    #[error("building the {api} client: {message}")]
+    Client { api: &'static str, message: String },
+
     /// Opening or querying the state database failed.
     #[error("database {path}: {what} failed: {source}")]
     Db {

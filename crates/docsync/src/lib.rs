@@ -40,13 +40,19 @@
 //! - Secrets are only in [`config::Secret`], which neither prints nor serialises.
 
 pub mod config;
+pub mod connect;
+pub mod daemon;
 pub mod error;
 pub mod hasher;
 pub mod ignore;
 pub mod intake;
 pub mod pipeline;
+pub mod poller;
+pub mod reconcile;
+pub mod remote;
 pub mod scanner;
 pub mod store;
+pub mod uploader;
 pub mod validate;
 pub mod watcher;
 

@@ -673,7 +673,7 @@ impl Clients {
             }
             "getSignedUrl" => {
                 let filename: at::GetSignedUrlFilename = "report.pdf".parse().unwrap();
-                let user: at::GetSignedUrlUserId = USER_ID.parse().unwrap();
+                let user: at::UserId = USER_ID.parse().unwrap();
                 done!(a.get_signed_url(&filename, Some(false), &user))
             }
             "uploadToSignedUrl" => {
@@ -682,7 +682,7 @@ impl Clients {
             }
             "getFileStatus" => {
                 let id: uuid::Uuid = FILE_UUID.parse().unwrap();
-                let user: at::GetFileStatusUserId = USER_ID.parse().unwrap();
+                let user: at::UserId = USER_ID.parse().unwrap();
                 done!(a.get_file_status(&id, &user))
             }
             other => panic!("no call for operation {other}: add one to tests/common/mod.rs"),

@@ -1,0 +1,81 @@
+//! Clients for the configured APIs, built from the configuration.
+//!
+//! The configuration's secrets are handed to the client's own `Secret` type
+//! here and nowhere else.
+
+use docsync_client::auth::MoovCredentials;
+use docsync_client::{attachments, moov, Secret};
+
+use crate::config::{AuthMode, Config};
+use crate::error::{Error, Result};
+use crate::remote::Apis;
+
+/// Build the clients the configured folders need. A missing credential for an
+/// API a folder uses is an error naming the variable to set.
+pub fn apis(config: &Config) -> Result<Apis> {
+    let moov = match (&config.api.url, config.uses_moov()) {
+        (Some(url), true) => Some(moov_client(config, url)?),
+        _ => None,
+    };
+    let attachments = match (
+        config
+            .api
+            .attachments_url
+            .as_ref()
+            .or(config.api.url.as_ref()),
+        config.uses_attachments(),
+    ) {
+        (Some(url), true) => {
+            let key = config.credentials.attachments_api_key.as_ref().ok_or_else(|| {
+                Error::MissingCredential(
+                    "an attachments folder is configured but no API key is: set DOCSYNC_ATTACHMENTS_API_KEY or `attachments_api_key` in the credentials file".into(),
+                )
+            })?;
+            let client = attachments::Client::builder(url.as_str(), Secret::new(key.expose()))
+                .build()
+                .map_err(|e| Error::Client {
+                    api: "attachments",
+                    message: e.to_string(),
+                })?;
+            Some(client)
+        }
+        _ => None,
+    };
+    Ok(Apis { moov, attachments })
+}
+
+fn moov_client(config: &Config, url: &str) -> Result<moov::Client> {
+    let missing = |what: &str, var: &str| {
+        Error::MissingCredential(format!(
+            "a Moov folder is configured but no {what} is: set {var} or `{}` in the credentials file",
+            what.replace(' ', "_")
+        ))
+    };
+    let public_key = config
+        .credentials
+        .public_key
+        .as_ref()
+        .ok_or_else(|| missing("public key", "DOCSYNC_PUBLIC_KEY"))?;
+    let secret_key = config
+        .credentials
+        .secret_key
+        .as_ref()
+        .ok_or_else(|| missing("secret key", "DOCSYNC_SECRET_KEY"))?;
+    let credentials = match config.api.auth {
+        AuthMode::Basic => {
+            MoovCredentials::basic(public_key.expose(), Secret::new(secret_key.expose()))
+        }
+        AuthMode::Oauth => MoovCredentials::OAuth {
+            public_key: public_key.expose().to_string(),
+            secret_key: Secret::new(secret_key.expose()),
+            scopes: config.oauth_scopes(&[]),
+        },
+    };
+    moov::Client::builder(url, credentials)
+        .version(config.api.version.clone())
+        .build()
+        .map_err(|e| Error::Client {
+            api: "Moov",
+            message: e.to_string(),
+        })
+}

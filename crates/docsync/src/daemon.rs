@@ -1,0 +1,497 @@
+//! The daemon: the long-lived tasks of the pipeline, started together and
+//! stopped together.
+//!
+//! ```text
+//! watchers ──hints──> intake ──stable rows──> uploader ──> pending ──> poller
+//!   (notify)          (scan, quiet window)    (hash, validate, send)   (decisions)
+//! ```
+//!
+//! Each task has one job and talks to the others through the store and a
+//! `Notify` ("new stable rows"). All of them stop on one `CancellationToken`;
+//! in-flight uploads get [`GRACE`] to finish, and whatever is still
+//! `uploading` after that is reconciled with the server on the next start.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::{Config, Folder, WatcherKind};
+use crate::error::{Error, Result};
+use crate::intake::{Followup, Intake};
+use crate::remote::Apis;
+use crate::scanner::scan_folder;
+use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store};
+use crate::watcher::{hint_channel, FolderWatcher};
+use crate::{poller, reconcile, uploader};
+
+/// How long in-flight uploads may take to finish after a stop is asked.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// The longest wait between two polls while no decision arrives.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How many rows the uploader takes per round.
+const BATCH: u32 = 256;
+
+/// How long to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Until `shutdown` is cancelled.
+    Watch,
+    /// Scan once, upload everything, wait for decisions; stop when nothing is
+    /// left to do or after `timeout`.
+    Once { timeout: Duration },
+}
+
+/// What the daemon publishes while it runs (for a progress bar or a status page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub counts: BTreeMap<State, u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub counts: BTreeMap<State, u64>,
+    /// `Mode::Once` stopped at its timeout with work left (uploads or decisions).
+    pub timed_out: bool,
+}
+
+impl Report {
+    /// Files that ended badly: rejected, failed or invalid.
+    pub fn failures(&self) -> u64 {
+        [State::Rejected, State::Failed, State::Invalid]
+            .iter()
+            .map(|s| self.counts.get(s).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// 0: everything decided and accepted; 1: something was rejected, failed or
+    /// invalid; 3: timed out with work left.
+    pub fn exit_code(&self) -> i32 {
+        if self.failures() > 0 {
+            1
+        } else if self.timed_out {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// What every task shares: the store, the clients, the folders.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub store: SharedStore,
+    pub apis: Apis,
+    folders: Arc<HashMap<String, Folder>>,
+}
+
+impl Ctx {
+    pub fn new(store: SharedStore, apis: Apis, folders: &[Folder]) -> Self {
+        let folders = folders.iter().map(|f| (f.key(), f.clone())).collect();
+        Ctx {
+            store,
+            apis,
+            folders: Arc::new(folders),
+        }
+    }
+
+    /// The configured folder with this key.
+    pub fn folder(&self, key: &str) -> Option<&Folder> {
+        self.folders.get(key)
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Run the daemon on `config`'s folders against `apis`.
+///
+/// Takes the state directory's instance lock first (a second daemon on the same
+/// state fails fast), publishes counts on `progress`, and returns when `mode` is
+/// done or `shutdown` is cancelled (in-flight uploads get [`GRACE`]; what does
+/// not finish is reconciled on the next start).
+pub async fn run(
+    config: Config,
+    apis: Apis,
+    mode: Mode,
+    shutdown: CancellationToken,
+    progress: watch::Sender<Snapshot>,
+) -> Result<Report> {
+    create_state_dir(&config.state_dir)?;
+    let _lock = InstanceLock::acquire(&config.state_dir)?;
+    let store = SharedStore::new(Store::open_in_state_dir(&config.state_dir)?);
+    let ctx = Ctx::new(store, apis, &config.folders);
+
+    let in_flight = Arc::new(Mutex::new(HashSet::new()));
+    let found = reconcile::reconcile_uploading(&ctx, &in_flight).await?;
+    if found != reconcile::Reconciled::default() {
+        info!(
+            found = found.found,
+            resend = found.resend,
+            unresolved = found.unresolved,
+            "reconciled uploads interrupted by the last stop"
+        );
+    }
+
+    let stop = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let stable = Arc::new(Notify::new());
+    let intake = Arc::new(Mutex::new(Intake::new(
+        &config.folders,
+        config.quiet_window,
+    )?));
+
+    // Watchers first, then the initial scan: nothing written meanwhile is missed.
+    let (tx, rx) = hint_channel(4096);
+    let mut watchers = Vec::new();
+    if mode == Mode::Watch {
+        for (n, folder) in config.folders.iter().enumerate() {
+            std::fs::create_dir_all(&folder.path)
+                .map_err(|e| Error::io("creating the folder", &folder.path, e))?;
+            let kind = folder.watcher;
+            match FolderWatcher::start(n, &folder.path, kind, folder.ignore_set()?, tx.clone()) {
+                Ok(w) => watchers.push(w),
+                Err(e) => {
+                    warn!(folder = %folder.path.display(), error = %e, "watching failed; falling back to polling every 2s");
+                    let poll = WatcherKind::Poll {
+                        interval: Duration::from_secs(2),
+                    };
+                    watchers.push(FolderWatcher::start(
+                        n,
+                        &folder.path,
+                        poll,
+                        folder.ignore_set()?,
+                        tx.clone(),
+                    )?);
+                }
+            }
+        }
+    }
+    drop(tx);
+    for n in 0..config.folders.len() {
+        scan(&ctx, &intake, n).await?;
+    }
+
+    tracker.spawn(
+        intake_task(
+            ctx.clone(),
+            intake.clone(),
+            config.folders.len(),
+            rx,
+            config.scan_interval,
+            stable.clone(),
+            stop.clone(),
+        )
+        .instrument(tracing::info_span!("intake")),
+    );
+    tracker.spawn(
+        uploader_task(
+            ctx.clone(),
+            config.concurrency.max(1),
+            stable.clone(),
+            in_flight.clone(),
+            tracker.clone(),
+            stop.clone(),
+        )
+        .instrument(tracing::info_span!("uploader")),
+    );
+    tracker.spawn(
+        poller_task(ctx.clone(), config.poll_interval, stop.clone())
+            .instrument(tracing::info_span!("poller")),
+    );
+
+    let deadline = match mode {
+        Mode::Once { timeout } => Some(tokio::time::Instant::now() + timeout),
+        Mode::Watch => None,
+    };
+    let mut timed_out = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let counts = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break ctx.store.call(|s| s.counts_by_state()).await?,
+            _ = tick.tick() => {}
+        }
+        let counts = ctx.store.call(|s| s.counts_by_state()).await?;
+        progress.send_replace(Snapshot {
+            counts: counts.clone(),
+        });
+        if let Some(deadline) = deadline {
+            let waiting = intake.lock().map(|i| i.waiting()).unwrap_or(0);
+            let busy = in_flight.lock().map(|s| !s.is_empty()).unwrap_or(false);
+            if !busy && waiting == 0 && work_left(&counts) == 0 {
+                break counts;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                timed_out = true;
+                break counts;
+            }
+        }
+    };
+
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+        warn!(
+            "in-flight uploads did not finish within {}s; they are reconciled on the next start",
+            GRACE.as_secs()
+        );
+    }
+    drop(watchers);
+    let counts = ctx
+        .store
+        .call(|s| s.counts_by_state())
+        .await
+        .unwrap_or(counts);
+    progress.send_replace(Snapshot {
+        counts: counts.clone(),
+    });
+    Ok(Report { counts, timed_out })
+}
+
+/// Rows that still need the daemon: not yet uploaded, or waiting for a decision.
+fn work_left(counts: &BTreeMap<State, u64>) -> u64 {
+    [
+        State::Discovered,
+        State::Stable,
+        State::Uploading,
+        State::Retrying,
+        State::Pending,
+    ]
+    .iter()
+    .map(|s| counts.get(s).copied().unwrap_or(0))
+    .sum()
+}
+
+/// Walk folder `n` off the store lock, then record it.
+async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()> {
+    let Some((root, ignore)) = intake
+        .lock()
+        .ok()
+        .and_then(|i| i.folder(n).map(|(f, ig)| (f.path.clone(), ig.clone())))
+    else {
+        return Ok(());
+    };
+    let walked = tokio::task::spawn_blocking(move || scan_folder(&root, &ignore))
+        .await
+        .map_err(|e| Error::Task {
+            what: "scan",
+            message: e.to_string(),
+        })??;
+    for error in &walked.errors {
+        warn!(
+            error,
+            "part of the folder could not be read; retried on the next scan"
+        );
+    }
+    let intake = intake.clone();
+    let now = std::time::Instant::now();
+    ctx.store
+        .call(move |s| {
+            let mut intake = intake.lock().map_err(|_| poisoned())?;
+            intake.apply_scan(s, n, &walked, now).map(|_| ())
+        })
+        .await
+}
+
+fn poisoned() -> Error {
+    Error::Task {
+        what: "intake",
+        message: "a previous intake step panicked".into(),
+    }
+}
+
+/// Hints and scans in; `stable` rows out (and the uploader woken).
+async fn intake_task(
+    ctx: Ctx,
+    intake: Arc<Mutex<Intake>>,
+    folders: usize,
+    mut hints: tokio::sync::mpsc::Receiver<crate::watcher::FolderHint>,
+    scan_interval: Duration,
+    stable: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut rescan = tokio::time::interval(scan_interval.max(Duration::from_secs(1)));
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    rescan.tick().await; // the first tick is now: the initial scan already ran
+    loop {
+        let deadline = intake.lock().ok().and_then(|i| i.next_deadline());
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let step: Result<()> = tokio::select! {
+            _ = stop.cancelled() => return,
+            hint = hints.recv(), if !hints.is_closed() => match hint {
+                Some(hint) => {
+                    let intake2 = intake.clone();
+                    let now = std::time::Instant::now();
+                    match ctx.store.call(move |s| {
+                        let mut i = intake2.lock().map_err(|_| poisoned())?;
+                        i.on_hint(s, &hint, now)
+                    }).await {
+                        Ok(Followup::Rescan(n)) => scan(&ctx, &intake, n).await,
+                        Ok(Followup::Nothing) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => Ok(()),
+            },
+            _ = rescan.tick() => {
+                let mut result = Ok(());
+                for n in 0..folders {
+                    if let Err(e) = scan(&ctx, &intake, n).await {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            _ = sleep => {
+                let intake2 = intake.clone();
+                let now = std::time::Instant::now();
+                match ctx.store.call(move |s| {
+                    let mut i = intake2.lock().map_err(|_| poisoned())?;
+                    i.promote_ready(s, now)
+                }).await {
+                    Ok(promoted) => {
+                        if !promoted.is_empty() {
+                            debug!(count = promoted.len(), "files became stable");
+                            stable.notify_one();
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(e) = step {
+            // One bad step (a full disk, a locked database) must not stop the
+            // daemon: log it and go on; the next scan repairs what was missed.
+            warn!(error = %e, "intake step failed; continuing");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+/// Stable and due rows out to the network, at most `concurrency` at a time.
+async fn uploader_task(
+    ctx: Ctx,
+    concurrency: usize,
+    stable: Arc<Notify>,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut reconcile_again = false;
+    loop {
+        if reconcile_again {
+            match reconcile::reconcile_uploading(&ctx, &in_flight).await {
+                Ok(done) => reconcile_again = done.unresolved > 0,
+                Err(e) => {
+                    warn!(error = %e, "reconciling interrupted uploads failed; will try again")
+                }
+            }
+        }
+        let now = now_ms();
+        let batch = ctx
+            .store
+            .call(move |s| {
+                let mut rows = s.due_for_hashing(BATCH)?;
+                rows.extend(s.due_for_retry(now, BATCH)?);
+                let stuck = !s.uploading()?.is_empty();
+                Ok((rows, stuck))
+            })
+            .await;
+        let rows = match batch {
+            Ok((rows, stuck)) => {
+                reconcile_again |= stuck;
+                rows
+            }
+            Err(e) => {
+                warn!(error = %e, "reading the upload queue failed; will try again");
+                Vec::new()
+            }
+        };
+        for row in rows {
+            let fresh = in_flight
+                .lock()
+                .map(|mut set| set.insert(row.id))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let permit = tokio::select! {
+                _ = stop.cancelled() => return,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (ctx, in_flight) = (ctx.clone(), in_flight.clone());
+            let span = tracing::info_span!("file", path = %row.path_display(), id = row.id);
+            tracker.spawn(
+                async move {
+                    let id = row.id;
+                    if let Err(e) = uploader::process(&ctx, row).await {
+                        warn!(error = %e, "recording an upload step failed; the row is picked up again");
+                    }
+                    if let Ok(mut set) = in_flight.lock() {
+                        set.remove(&id);
+                    }
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = stable.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Decisions back, on a timer that backs off while nothing changes.
+async fn poller_task(ctx: Ctx, base: Duration, stop: CancellationToken) {
+    let base = base.max(Duration::from_millis(100));
+    let mut interval = base;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match poller::poll_once(&ctx).await {
+            Ok(cycle) if cycle.decided > 0 || cycle.requests == 0 => interval = base,
+            Ok(cycle) => {
+                debug!(
+                    requests = cycle.requests,
+                    waiting = cycle.waiting,
+                    "no decision yet"
+                );
+                interval = (interval * 2).min(MAX_POLL_INTERVAL);
+            }
+            Err(e) => {
+                warn!(error = %e, "polling failed; will try again");
+                interval = (interval * 2).min(MAX_POLL_INTERVAL);
+            }
+        }
+    }
+}

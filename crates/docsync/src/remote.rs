@@ -1,0 +1,494 @@
+//! The remote APIs, as the pipeline needs them: upload one file, find an
+//! upload again after a crash, and read decisions back.
+//!
+//! This is the only module that calls the generated client. It never touches
+//! the store: callers record what it returns. Reads (lists, statuses) go
+//! through the client's retry policy (429/5xx/transport, honouring
+//! Retry-After). Uploads are sent once: an ambiguous failure may have reached
+//! the server, so the uploader records it as `retrying` and asks the server
+//! (by the content marker) before sending again.
+
+use std::path::Path;
+
+use docsync_client::moov::types::{FileStatus, ImageMetadataRequest};
+use docsync_client::{attachments, moov, ApiError, FilePart, ResponseValue, RetryPolicy};
+
+use crate::config::{FileMetadata, Target};
+use crate::pipeline::{comment_with_marker, marker_in, MARKER_PREFIX};
+
+/// One file to send.
+#[derive(Clone, Copy, Debug)]
+pub struct Upload<'a> {
+    pub path: &'a Path,
+    /// The name the server records (shortened when the local one is too long).
+    pub remote_name: &'a str,
+    pub sha256: &'a str,
+    pub content_type: &'a str,
+}
+
+/// The server's view of one uploaded file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Waiting for review (Moov files) or processing (attachments).
+    Pending,
+    /// Approved (Moov files), ready (attachments), or stored (images).
+    Approved,
+    /// Rejected (Moov files) or failed processing (attachments), with the reason.
+    Rejected(Option<String>),
+}
+
+/// What the server answered to an upload or a lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    pub remote_id: String,
+    pub decision: Decision,
+    pub request_id: Option<String>,
+}
+
+/// A signed upload URL reserved for an attachment (the first half of its upload).
+#[derive(Clone, Debug)]
+pub struct SignedUpload {
+    pub file_id: String,
+    pub file_url: String,
+    pub max_size: i64,
+}
+
+/// The clients for the configured APIs.
+#[derive(Clone, Debug)]
+pub struct Apis {
+    pub moov: Option<moov::Client>,
+    pub attachments: Option<attachments::Client>,
+}
+
+/// An error of the remote layer: the API's, or a local file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Api(Box<ApiError>),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no {0} API is configured for this folder")]
+    NotConfigured(&'static str),
+}
+
+impl From<ApiError> for RemoteError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(Box::new(error))
+    }
+}
+
+impl RemoteError {
+    /// The server answered 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Api(e) if matches!(**e, ApiError::NotFound { .. }))
+    }
+}
+
+fn request_id<T>(value: &ResponseValue<T>) -> Option<String> {
+    value
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn open(upload: &Upload<'_>) -> Result<FilePart, RemoteError> {
+    let part = FilePart::open(upload.path)
+        .await
+        .map_err(|source| RemoteError::Read {
+            path: upload.path.display().to_string(),
+            source,
+        })?;
+    Ok(part
+        .with_file_name(upload.remote_name)
+        .with_content_type(upload.content_type))
+}
+
+fn file_decision(status: &FileStatus, reason: Option<&String>) -> Decision {
+    match status {
+        FileStatus::Approved => Decision::Approved,
+        FileStatus::Rejected => Decision::Rejected(reason.cloned()),
+        // pending, or a status this build does not know yet: keep polling
+        FileStatus::Pending | FileStatus::Unknown(_) => Decision::Pending,
+    }
+}
+
+fn attachment_decision(status: &attachments::types::FileStatus) -> Decision {
+    use attachments::types::ProcessingState;
+    match &status.status {
+        ProcessingState::Ready => Decision::Approved,
+        ProcessingState::Failed => Decision::Rejected(status.reason.clone()),
+        ProcessingState::Processing | ProcessingState::Unknown(_) => Decision::Pending,
+    }
+}
+
+/// The `metadata` JSON of a Moov file upload: the configured keys, with the
+/// content-hash marker appended to `comment`.
+fn files_metadata(metadata: &FileMetadata, sha256: &str) -> String {
+    let mut map = serde_json::Map::new();
+    for (key, value) in [
+        ("representative_id", &metadata.representative_id),
+        ("requirement_id", &metadata.requirement_id),
+        ("error_code", &metadata.error_code),
+    ] {
+        if let Some(value) = value {
+            map.insert(key.into(), serde_json::Value::String(value.clone()));
+        }
+    }
+    let comment = comment_with_marker(metadata.comment.as_deref(), sha256);
+    map.insert("comment".into(), serde_json::Value::String(comment));
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The sha256 marked in a Moov file's `metadata` (its `comment`), if any.
+fn files_marker(metadata: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(metadata).ok()?;
+    marker_in(json.get("comment")?.as_str()?).map(str::to_string)
+}
+
+/// The alt text of a synced image: its name, then the marker (≤ 125 chars).
+fn image_alt_text(remote_name: &str, sha256: &str) -> String {
+    let marker = format!("[{MARKER_PREFIX}{sha256}]");
+    let room = 125usize.saturating_sub(marker.len() + 1);
+    let name: String = remote_name.chars().take(room).collect();
+    format!("{name} {marker}")
+}
+
+impl Apis {
+    fn moov(&self) -> Result<&moov::Client, RemoteError> {
+        self.moov.as_ref().ok_or(RemoteError::NotConfigured("Moov"))
+    }
+
+    fn attachments(&self) -> Result<&attachments::Client, RemoteError> {
+        self.attachments
+            .as_ref()
+            .ok_or(RemoteError::NotConfigured("attachments"))
+    }
+
+    /// Upload a file to Moov Files or Images. (Attachments go in two steps:
+    /// [`Apis::reserve_attachment`] then [`Apis::put_attachment`].)
+    pub async fn upload(&self, to: &Target, upload: &Upload<'_>) -> Result<Remote, RemoteError> {
+        match to {
+            Target::MoovFiles(target) => {
+                let client = self.moov()?;
+                let account_id = &target.account_id;
+                let purpose: moov::types::FilePurpose = target
+                    .file_purpose
+                    .as_str()
+                    .parse()
+                    .unwrap_or_else(|never| match never {});
+                let metadata = files_metadata(&target.metadata, upload.sha256);
+                let response = RetryPolicy::none()
+                    .run(|| async {
+                        let body = moov::types::FileUploadRequestMultiPart {
+                            file: open(upload)
+                                .await
+                                .map_err(|e| progenitor_client_error(e.to_string()))?,
+                            file_purpose: purpose.clone(),
+                            metadata: Some(metadata.clone()),
+                        };
+                        client.upload_file(account_id, None, body).await
+                    })
+                    .await?;
+                let rid = request_id(&response);
+                let details = response.into_inner();
+                Ok(Remote {
+                    decision: file_decision(&details.file_status, details.decision_reason.as_ref()),
+                    remote_id: details.file_id,
+                    request_id: rid,
+                })
+            }
+            Target::MoovImages(target) => {
+                let client = self.moov()?;
+                let account_id = &target.account_id;
+                let alt_text = alt_text_value(upload)?;
+                let response = RetryPolicy::none()
+                    .run(|| async {
+                        let body = moov::types::ImageUploadRequestMultiPart {
+                            image: open(upload)
+                                .await
+                                .map_err(|e| progenitor_client_error(e.to_string()))?,
+                            metadata: Some(ImageMetadataRequest {
+                                alt_text: Some(alt_text.clone()),
+                            }),
+                        };
+                        client.upload_image(account_id, None, body).await
+                    })
+                    .await?;
+                let rid = request_id(&response);
+                Ok(Remote {
+                    remote_id: response.into_inner().image_id,
+                    decision: Decision::Approved,
+                    request_id: rid,
+                })
+            }
+            Target::Attachments(_) => Err(RemoteError::NotConfigured(
+                "single-step attachments (use reserve_attachment + put_attachment)",
+            )),
+        }
+    }
+
+    /// Replace a synced image's bytes (its metadata is kept).
+    pub async fn replace_image(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        upload: &Upload<'_>,
+    ) -> Result<Remote, RemoteError> {
+        let client = self.moov()?;
+        let alt_text = alt_text_value(upload)?;
+        let response = RetryPolicy::none()
+            .run(|| async {
+                let body = moov::types::ImageUploadRequestMultiPart {
+                    image: open(upload)
+                        .await
+                        .map_err(|e| progenitor_client_error(e.to_string()))?,
+                    metadata: Some(ImageMetadataRequest {
+                        alt_text: Some(alt_text.clone()),
+                    }),
+                };
+                client.update_image(account_id, image_id, None, body).await
+            })
+            .await?;
+        let rid = request_id(&response);
+        Ok(Remote {
+            remote_id: response.into_inner().image_id,
+            decision: Decision::Approved,
+            request_id: rid,
+        })
+    }
+
+    /// Disable a synced image (it stays reachable at its public URL).
+    pub async fn disable_image(
+        &self,
+        account_id: &str,
+        image_id: &str,
+    ) -> Result<Option<String>, RemoteError> {
+        let client = self.moov()?;
+        let response = client
+            .retry_policy()
+            .run(|| client.delete_image(account_id, image_id, None))
+            .await?;
+        Ok(request_id(&response))
+    }
+
+    /// Reserve a signed upload URL for an attachment. Record `file_id` before
+    /// calling [`Apis::put_attachment`].
+    pub async fn reserve_attachment(
+        &self,
+        user_id: &str,
+        persist: bool,
+        remote_name: &str,
+    ) -> Result<(SignedUpload, Option<String>), RemoteError> {
+        let client = self.attachments()?;
+        let filename: attachments::types::GetSignedUrlFilename = remote_name
+            .parse()
+            .map_err(|e| invalid(format!("attachment name `{remote_name}`: {e}")))?;
+        let user: attachments::types::UserId = user_id
+            .parse()
+            .map_err(|e| invalid(format!("user id `{user_id}`: {e}")))?;
+        let response = client
+            .retry_policy()
+            .run(|| client.get_signed_url(&filename, Some(persist), &user))
+            .await?;
+        let rid = request_id(&response);
+        let signed = response.into_inner();
+        Ok((
+            SignedUpload {
+                file_id: signed.file_id.to_string(),
+                file_url: signed.file_url,
+                max_size: signed.file_limits.max_size,
+            },
+            rid,
+        ))
+    }
+
+    /// PUT an attachment's bytes to its signed URL.
+    pub async fn put_attachment(
+        &self,
+        signed: &SignedUpload,
+        upload: &Upload<'_>,
+    ) -> Result<Remote, RemoteError> {
+        let client = self.attachments()?;
+        let response = RetryPolicy::none()
+            .run(|| async {
+                let part = open(upload)
+                    .await
+                    .map_err(|e| progenitor_client_error(e.to_string()))?;
+                client.upload_to_file_url(&signed.file_url, part).await
+            })
+            .await?;
+        Ok(Remote {
+            remote_id: signed.file_id.clone(),
+            decision: Decision::Pending,
+            request_id: request_id(&response),
+        })
+    }
+
+    /// The processing state of one attachment.
+    pub async fn attachment_status(
+        &self,
+        user_id: &str,
+        file_id: &str,
+    ) -> Result<Remote, RemoteError> {
+        let client = self.attachments()?;
+        let id: uuid::Uuid = file_id
+            .parse()
+            .map_err(|_| invalid(format!("attachment id `{file_id}` is not a UUID")))?;
+        let user: attachments::types::UserId = user_id
+            .parse()
+            .map_err(|e| invalid(format!("user id `{user_id}`: {e}")))?;
+        let response = client
+            .retry_policy()
+            .run(|| client.get_file_status(&id, &user))
+            .await?;
+        let rid = request_id(&response);
+        let status = response.into_inner();
+        Ok(Remote {
+            remote_id: file_id.to_string(),
+            decision: attachment_decision(&status),
+            request_id: rid,
+        })
+    }
+
+    /// Every file of a Moov account with its decision: one list call.
+    pub async fn list_files(
+        &self,
+        account_id: &str,
+    ) -> Result<(Vec<(String, Decision)>, Option<String>), RemoteError> {
+        let client = self.moov()?;
+        let response = client
+            .retry_policy()
+            .run(|| client.list_files(account_id, None))
+            .await?;
+        let rid = request_id(&response);
+        let files = response
+            .into_inner()
+            .into_iter()
+            .map(|f| {
+                let decision = file_decision(&f.file_status, f.decision_reason.as_ref());
+                (f.file_id, decision)
+            })
+            .collect();
+        Ok((files, rid))
+    }
+
+    /// Find an upload of this content on the server by its marker (crash
+    /// reconciliation). `None`: the server has no such upload.
+    pub async fn find_by_marker(
+        &self,
+        to: &Target,
+        sha256: &str,
+    ) -> Result<Option<Remote>, RemoteError> {
+        match to {
+            Target::MoovFiles(target) => {
+                let client = self.moov()?;
+                let account_id = &target.account_id;
+                let response = client
+                    .retry_policy()
+                    .run(|| client.list_files(account_id, None))
+                    .await?;
+                let rid = request_id(&response);
+                Ok(response
+                    .into_inner()
+                    .into_iter()
+                    .find(|f| files_marker(&f.metadata).as_deref() == Some(sha256))
+                    .map(|f| Remote {
+                        decision: file_decision(&f.file_status, f.decision_reason.as_ref()),
+                        remote_id: f.file_id,
+                        request_id: rid.clone(),
+                    }))
+            }
+            Target::MoovImages(target) => {
+                let client = self.moov()?;
+                let account_id = &target.account_id;
+                let page = 200u32;
+                let mut skip = 0i32;
+                loop {
+                    let count = std::num::NonZeroU32::new(page);
+                    let response = client
+                        .retry_policy()
+                        .run(|| client.list_image_metadata(account_id, count, Some(skip), None))
+                        .await?;
+                    let rid = request_id(&response);
+                    let images = response.into_inner();
+                    let found = images
+                        .iter()
+                        .find(|i| i.alt_text.as_deref().and_then(marker_in) == Some(sha256));
+                    if let Some(image) = found {
+                        return Ok(Some(Remote {
+                            remote_id: image.image_id.clone(),
+                            decision: Decision::Approved,
+                            request_id: rid,
+                        }));
+                    }
+                    if images.len() < page as usize {
+                        return Ok(None);
+                    }
+                    skip = skip.saturating_add(page as i32);
+                }
+            }
+            // Attachments are found by their reserved file id instead.
+            Target::Attachments(_) => Ok(None),
+        }
+    }
+}
+
+fn invalid(message: String) -> RemoteError {
+    ApiError::InvalidRequest(message).into()
+}
+
+fn alt_text_value(
+    upload: &Upload<'_>,
+) -> Result<moov::types::ImageMetadataRequestAltText, RemoteError> {
+    image_alt_text(upload.remote_name, upload.sha256)
+        .parse()
+        .map_err(|e| invalid(format!("alt text for {}: {e}", upload.remote_name)))
+}
+
+/// A local failure inside a retried call (the file could not be opened):
+/// not retryable, reported with its message.
+fn progenitor_client_error(message: String) -> progenitor_client::Error<()> {
+    progenitor_client::Error::Custom(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_metadata_carries_the_marker_and_the_configured_keys() {
+        let sha = "a".repeat(64);
+        let mut keys = FileMetadata {
+            requirement_id: Some("doc.kyc".into()),
+            ..FileMetadata::default()
+        };
+        let sent = files_metadata(&keys, &sha);
+        let json: serde_json::Value = serde_json::from_str(&sent).unwrap();
+        assert_eq!(json["requirement_id"], "doc.kyc");
+        assert_eq!(files_marker(&sent).as_deref(), Some(sha.as_str()));
+
+        keys.comment = Some("from the scanner".into());
+        let sent = files_metadata(&keys, &sha);
+        let json: serde_json::Value = serde_json::from_str(&sent).unwrap();
+        assert!(json["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("from the scanner ["));
+        assert_eq!(files_marker(&sent).as_deref(), Some(sha.as_str()));
+        assert_eq!(files_marker("{}"), None);
+        assert_eq!(files_marker("not json"), None);
+    }
+
+    #[test]
+    fn image_alt_text_fits_the_limit_and_keeps_the_marker() {
+        let sha = "f".repeat(64);
+        let alt = image_alt_text(&"n".repeat(300), &sha);
+        assert!(alt.chars().count() <= 125, "{}", alt.len());
+        assert_eq!(marker_in(&alt), Some(sha.as_str()));
+    }
+}
