@@ -25,7 +25,11 @@ async fn sandbox() -> docsync_sandbox::SandboxHandle {
     .unwrap()
 }
 
-fn config(dir: &Path, url: &str, sandbox: &docsync_sandbox::SandboxHandle) -> docsync::config::Config {
+fn config(
+    dir: &Path,
+    url: &str,
+    sandbox: &docsync_sandbox::SandboxHandle,
+) -> docsync::config::Config {
     let text = format!(
         r#"
 state_dir = "{state}"
@@ -51,9 +55,17 @@ target = {{ kind = "moov-files", account_id = "acct-1", file_purpose = "business
 async fn sync_once(config: docsync::config::Config) -> docsync::daemon::Report {
     let apis = docsync::connect::apis(&config).unwrap();
     let (tx, _rx) = watch::channel(Snapshot::default());
-    run(config, apis, Mode::Once { timeout: Duration::from_secs(60) }, CancellationToken::new(), tx)
-        .await
-        .unwrap()
+    run(
+        config,
+        apis,
+        Mode::Once {
+            timeout: Duration::from_secs(60),
+        },
+        CancellationToken::new(),
+        tx,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +77,11 @@ async fn dropped_files_are_uploaded_once_and_decided() {
     std::fs::write(inbox.join("passport.pdf"), PDF).unwrap();
     std::fs::write(inbox.join("ledger.csv"), b"id,amount\n1,10\n").unwrap();
     std::fs::write(inbox.join("please-reject-me.pdf"), [PDF, b"%2"].concat()).unwrap();
-    std::fs::write(inbox.join("program.pdf"), [0x7f, b'E', b'L', b'F', 2, 1, 1, 0]).unwrap();
+    std::fs::write(
+        inbox.join("program.pdf"),
+        [0x7f, b'E', b'L', b'F', 2, 1, 1, 0],
+    )
+    .unwrap();
 
     let report = sync_once(config(dir.path(), sandbox.url(), &sandbox)).await;
     assert!(!report.timed_out, "{report:?}");
@@ -77,14 +93,27 @@ async fn dropped_files_are_uploaded_once_and_decided() {
     let store = Store::open_read_only(&dir.path().join("state/docsync.db")).unwrap();
     let rejected = store.in_state(State::Rejected, 10).unwrap();
     assert_eq!(rejected[0].path, b"please-reject-me.pdf");
-    assert!(rejected[0].decision_reason.as_deref().is_some_and(|r| !r.is_empty()));
+    assert!(rejected[0]
+        .decision_reason
+        .as_deref()
+        .is_some_and(|r| !r.is_empty()));
     let uploads = |log: &[docsync_sandbox::RequestLogEntry]| {
-        log.iter().filter(|e| e.operation_id.as_deref() == Some("uploadFile")).count()
+        log.iter()
+            .filter(|e| e.operation_id.as_deref() == Some("uploadFile"))
+            .count()
     };
-    assert_eq!(uploads(&sandbox.request_log()), 3, "the invalid file is never sent");
+    assert_eq!(
+        uploads(&sandbox.request_log()),
+        3,
+        "the invalid file is never sent"
+    );
 
     // A restart uploads nothing again.
     let report = sync_once(config(dir.path(), sandbox.url(), &sandbox)).await;
     assert_eq!(report.counts.get(&State::Approved), Some(&2), "{report:?}");
-    assert_eq!(uploads(&sandbox.request_log()), 3, "nothing is uploaded twice");
+    assert_eq!(
+        uploads(&sandbox.request_log()),
+        3,
+        "nothing is uploaded twice"
+    );
 }
