@@ -7,6 +7,9 @@
 //! scan_interval = "5m"                # full rescans
 //! quiet_window = "1s"                 # size+mtime still this long = complete
 //! poll_interval = "2s"                # decision polling (backs off to 60s while nothing changes)
+//! retry_initial = "5s"                # first wait before retrying a failed upload (doubles, at most 15m;
+//!                                     # a server's Retry-After is always honoured: the wait is the longer)
+//! max_requests_per_second = 10        # cap on every request sent (uploads, lists, statuses); default: none
 //!
 //! [api]
 //! url = "https://api.moov.io"         # absent: the embedded sandbox
@@ -33,7 +36,7 @@
 //! Environment overrides: `DOCSYNC_API_URL`, `DOCSYNC_ATTACHMENTS_URL`,
 //! `DOCSYNC_API_VERSION`, `DOCSYNC_AUTH`, `DOCSYNC_STATE_DIR`, `DOCSYNC_CONCURRENCY`,
 //! `DOCSYNC_SCAN_INTERVAL`, `DOCSYNC_QUIET_WINDOW`, `DOCSYNC_POLL_INTERVAL`,
-//! `DOCSYNC_CREDENTIALS_FILE`; secrets: `DOCSYNC_PUBLIC_KEY`, `DOCSYNC_SECRET_KEY`,
+//! `DOCSYNC_RETRY_INITIAL`, `DOCSYNC_MAX_RPS`, `DOCSYNC_CREDENTIALS_FILE`; secrets: `DOCSYNC_PUBLIC_KEY`, `DOCSYNC_SECRET_KEY`,
 //! `DOCSYNC_ATTACHMENTS_API_KEY`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,8 +63,32 @@ pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_QUIET_WINDOW: Duration = Duration::from_secs(1);
 /// Default time between decision polls.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Default first wait before retrying a failed upload.
+pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(5);
+/// The highest `max_requests_per_second` accepted.
+pub const MAX_RPS_LIMIT: f64 = 10_000.0;
 /// Default interval of the polling watcher.
 pub const DEFAULT_WATCHER_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A request rate: a positive, finite number of requests per second (so it
+/// compares like an integer: never NaN).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct RequestRate(f64);
+
+impl Eq for RequestRate {}
+
+impl RequestRate {
+    /// `per_second` if it is positive, finite and at most [`MAX_RPS_LIMIT`].
+    pub fn new(per_second: f64) -> Option<RequestRate> {
+        (per_second.is_finite() && per_second > 0.0 && per_second <= MAX_RPS_LIMIT)
+            .then_some(RequestRate(per_second))
+    }
+
+    /// Requests per second.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
 
 /// The configuration file's environment-variable names.
 pub mod env_vars {
@@ -74,6 +101,8 @@ pub mod env_vars {
     pub const SCAN_INTERVAL: &str = "DOCSYNC_SCAN_INTERVAL";
     pub const QUIET_WINDOW: &str = "DOCSYNC_QUIET_WINDOW";
     pub const POLL_INTERVAL: &str = "DOCSYNC_POLL_INTERVAL";
+    pub const RETRY_INITIAL: &str = "DOCSYNC_RETRY_INITIAL";
+    pub const MAX_RPS: &str = "DOCSYNC_MAX_RPS";
     pub const CREDENTIALS_FILE: &str = "DOCSYNC_CREDENTIALS_FILE";
     pub const PUBLIC_KEY: &str = "DOCSYNC_PUBLIC_KEY";
     pub const SECRET_KEY: &str = "DOCSYNC_SECRET_KEY";
@@ -505,6 +534,11 @@ pub struct Config {
     pub scan_interval: Duration,
     pub quiet_window: Duration,
     pub poll_interval: Duration,
+    /// First wait before retrying a failed upload (doubling per attempt, at
+    /// most 15 min; a server's Retry-After wins when it is longer).
+    pub retry_initial: Duration,
+    /// The most requests per second sent to the APIs (`None`: no limit).
+    pub max_requests_per_second: Option<RequestRate>,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -762,6 +796,8 @@ struct RawConfig {
     scan_interval: Option<Spanned<String>>,
     quiet_window: Option<Spanned<String>>,
     poll_interval: Option<Spanned<String>>,
+    retry_initial: Option<Spanned<String>>,
+    max_requests_per_second: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -850,6 +886,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "scan_interval",
     "quiet_window",
     "poll_interval",
+    "retry_initial",
+    "max_requests_per_second",
 ];
 
 /// After the typed parse stopped at its first schema error (at `first`), check the
@@ -1191,6 +1229,40 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         env_vars::POLL_INTERVAL,
         DEFAULT_POLL_INTERVAL,
     );
+    let retry_initial = duration(
+        raw.retry_initial,
+        "retry_initial",
+        env_vars::RETRY_INITIAL,
+        DEFAULT_RETRY_INITIAL,
+    );
+    let rps = match env.get(env_vars::MAX_RPS) {
+        Some(v) => Some((
+            None,
+            format!("env {}", env_vars::MAX_RPS),
+            v.trim().parse::<f64>().map_err(|_| v.to_owned()),
+        )),
+        None => raw.max_requests_per_second.map(|r| {
+            (
+                Some(r.span()),
+                "max_requests_per_second".to_owned(),
+                Ok(*r.get_ref()),
+            )
+        }),
+    };
+    let mut max_requests_per_second = None;
+    if let Some((span, key, value)) = rps {
+        let fix = format!("use a number of requests per second above 0 and at most {MAX_RPS_LIMIT}, such as 10, or remove it for no limit");
+        match value {
+            Ok(n) if RequestRate::new(n).is_some() => max_requests_per_second = RequestRate::new(n),
+            Ok(n) => p.error(
+                span,
+                key,
+                format!("{n} requests per second is out of range"),
+                fix,
+            ),
+            Err(v) => p.error(span, key, format!("`{v}` is not a number"), fix),
+        }
+    }
 
     let state_dir = match (env.get(env_vars::STATE_DIR), &raw.state_dir) {
         (Some(v), _) => PathBuf::from(v),
@@ -1393,6 +1465,8 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         scan_interval,
         quiet_window,
         poll_interval,
+        retry_initial,
+        max_requests_per_second,
         source: origin.map(Path::to_owned),
     };
 

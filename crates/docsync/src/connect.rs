@@ -41,7 +41,14 @@ pub fn apis(config: &Config) -> Result<Apis> {
         }
         _ => None,
     };
-    Ok(Apis { moov, attachments })
+    let limiter = config
+        .max_requests_per_second
+        .and_then(|rate| crate::ratelimit::RateLimiter::per_second(rate.get()));
+    Ok(Apis {
+        moov,
+        attachments,
+        limiter,
+    })
 }
 
 fn moov_client(config: &Config, url: &str) -> Result<moov::Client> {

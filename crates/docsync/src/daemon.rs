@@ -90,6 +90,7 @@ pub struct Ctx {
     pub store: SharedStore,
     pub apis: Apis,
     folders: Arc<HashMap<String, Folder>>,
+    retry_initial: Duration,
 }
 
 impl Ctx {
@@ -99,7 +100,19 @@ impl Ctx {
             store,
             apis,
             folders: Arc::new(folders),
+            retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
         }
+    }
+
+    /// The first wait before retrying a failed upload (see [`crate::uploader::backoff`]).
+    pub fn with_retry_initial(mut self, initial: Duration) -> Self {
+        self.retry_initial = initial;
+        self
+    }
+
+    /// The first wait before retrying a failed upload.
+    pub fn retry_initial(&self) -> Duration {
+        self.retry_initial
     }
 
     /// The configured folder with this key.
@@ -132,7 +145,7 @@ pub async fn run(
     create_state_dir(&config.state_dir)?;
     let _lock = InstanceLock::acquire(&config.state_dir)?;
     let store = SharedStore::new(Store::open_in_state_dir(&config.state_dir)?);
-    let ctx = Ctx::new(store, apis, &config.folders);
+    let ctx = Ctx::new(store, apis, &config.folders).with_retry_initial(config.retry_initial);
 
     let in_flight = Arc::new(Mutex::new(HashSet::new()));
     let found = reconcile::reconcile_uploading(&ctx, &in_flight).await?;

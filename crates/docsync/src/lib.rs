@@ -10,6 +10,7 @@
 //! - [`hasher`]: streaming sha256 and type sniffing;
 //! - [`validate`]: the target's local rules;
 //! - [`pipeline`]: the local steps from stable to a committed upload intent;
+//! - [`ratelimit`]: the shared request-rate limit (`max_requests_per_second`);
 //! - [`store`]: the SQLite state (files, events, the state machine, the instance lock).
 //!
 //! Nothing here talks to the network: the uploader and poller are built on top.
@@ -48,6 +49,7 @@ pub mod ignore;
 pub mod intake;
 pub mod pipeline;
 pub mod poller;
+pub mod ratelimit;
 pub mod reconcile;
 pub mod remote;
 pub mod scanner;

@@ -93,6 +93,16 @@ pub fn check_file(folder: &Folder, row: &FileRow, quota_used: u64) -> Result<Che
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Checked::Gone)
         }
+        // Recorded, not retried blindly every round: a person has to act.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Ok(Checked::Invalid {
+                hashed: None,
+                reason: format!(
+                    "the file cannot be read ({source}); give the user docsync runs as \
+                     read permission, then run `docsync retry`"
+                ),
+            })
+        }
         Err(e) => return Err(e),
     };
     if hashed.size != row.size || hashed.mtime_ns != row.mtime_ns {

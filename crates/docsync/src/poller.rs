@@ -117,11 +117,34 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
 async fn record(ctx: &Ctx, row: &FileRow, remote: &Remote) -> Result<bool> {
     let (to, change) = match &remote.decision {
         Decision::Pending => return Ok(false),
+        Decision::Unknown(word) => {
+            // Not a decision: keep polling. Record the server's word once, so
+            // `status` shows why the file still waits.
+            if row.remote_status.as_deref() != Some(word.as_str()) {
+                warn!(path = %row.path_display(), status = %word, "the server reports a status this docsync does not know; still waiting for a decision");
+                let change = Change {
+                    remote_status: Some(word.clone()),
+                    request_id: remote.request_id.clone(),
+                    last_error: Some(unknown_status(word)),
+                    ..Change::because(unknown_status(word))
+                };
+                let id = row.id;
+                if let Err(e) = ctx
+                    .store
+                    .call(move |s| s.update_remote(id, State::Pending, &change))
+                    .await
+                {
+                    warn!(path = %row.path_display(), error = %e, "recording the unknown status failed");
+                }
+            }
+            return Ok(false);
+        }
         Decision::Approved => (
             State::Approved,
             Change {
                 remote_status: Some(status_word(&remote.decision).into()),
                 request_id: remote.request_id.clone(),
+                last_error: Some(String::new()),
                 ..Change::because("approved by the server")
             },
         ),
@@ -131,6 +154,7 @@ async fn record(ctx: &Ctx, row: &FileRow, remote: &Remote) -> Result<bool> {
                 remote_status: Some(status_word(&remote.decision).into()),
                 decision_reason: reason.clone(),
                 request_id: remote.request_id.clone(),
+                last_error: Some(String::new()),
                 ..Change::because(format!(
                     "rejected by the server: {}",
                     reason.as_deref().unwrap_or("no reason given")
@@ -146,6 +170,13 @@ async fn record(ctx: &Ctx, row: &FileRow, remote: &Remote) -> Result<bool> {
     info!(path = %decided.path_display(), state = decided.state.as_str(), reason = decided.decision_reason.as_deref().unwrap_or(""), "decided");
     move_if_configured(ctx, &decided).await;
     Ok(true)
+}
+
+fn unknown_status(word: &str) -> String {
+    format!(
+        "the server reports status `{word}`, which this docsync does not know; \
+         still waiting for approved or rejected (upgrade docsync if this persists)"
+    )
 }
 
 /// `after_decision = "move"`: into `approved/` or `rejected/` beside the file.

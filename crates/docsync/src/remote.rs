@@ -7,6 +7,9 @@
 //! Retry-After). Uploads are sent once: an ambiguous failure may have reached
 //! the server, so the uploader records it as `retrying` and asks the server
 //! (by the content marker) before sending again.
+//!
+//! Every request, each retry of a read included, first waits its turn at the
+//! shared [`RateLimiter`] (`max_requests_per_second`), if one is configured.
 
 use std::path::Path;
 
@@ -15,6 +18,7 @@ use docsync_client::{attachments, moov, ApiError, FilePart, ResponseValue, Retry
 
 use crate::config::{FileMetadata, Target};
 use crate::pipeline::{comment_with_marker, marker_in, MARKER_PREFIX};
+use crate::ratelimit::RateLimiter;
 
 /// One file to send.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +39,9 @@ pub enum Decision {
     Approved,
     /// Rejected (Moov files) or failed processing (attachments), with the reason.
     Rejected(Option<String>),
+    /// A status this build does not know (the server's word): not a decision,
+    /// so polling goes on; recorded so that `status` shows what the server says.
+    Unknown(String),
 }
 
 /// What the server answered to an upload or a lookup.
@@ -58,6 +65,9 @@ pub struct SignedUpload {
 pub struct Apis {
     pub moov: Option<moov::Client>,
     pub attachments: Option<attachments::Client>,
+    /// `max_requests_per_second`: every request waits its turn here, retries
+    /// included (`None`: no limit).
+    pub limiter: Option<RateLimiter>,
 }
 
 /// An error of the remote layer: the API's, or a local file that could not be read.
@@ -112,8 +122,9 @@ fn file_decision(status: &FileStatus, reason: Option<&String>) -> Decision {
     match status {
         FileStatus::Approved => Decision::Approved,
         FileStatus::Rejected => Decision::Rejected(reason.cloned()),
-        // pending, or a status this build does not know yet: keep polling
-        FileStatus::Pending | FileStatus::Unknown(_) => Decision::Pending,
+        FileStatus::Pending => Decision::Pending,
+        // a status this build does not know yet: keep polling
+        FileStatus::Unknown(word) => Decision::Unknown(word.clone()),
     }
 }
 
@@ -122,7 +133,8 @@ fn attachment_decision(status: &attachments::types::FileStatus) -> Decision {
     match &status.status {
         ProcessingState::Ready => Decision::Approved,
         ProcessingState::Failed => Decision::Rejected(status.reason.clone()),
-        ProcessingState::Processing | ProcessingState::Unknown(_) => Decision::Pending,
+        ProcessingState::Processing => Decision::Pending,
+        ProcessingState::Unknown(word) => Decision::Unknown(word.clone()),
     }
 }
 
@@ -159,6 +171,13 @@ fn image_alt_text(remote_name: &str, sha256: &str) -> String {
 }
 
 impl Apis {
+    /// Wait until the rate limit allows one more request.
+    async fn wait_turn(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire().await;
+        }
+    }
+
     fn moov(&self) -> Result<&moov::Client, RemoteError> {
         self.moov.as_ref().ok_or(RemoteError::NotConfigured("Moov"))
     }
@@ -191,6 +210,7 @@ impl Apis {
                             file_purpose: purpose.clone(),
                             metadata: Some(metadata.clone()),
                         };
+                        self.wait_turn().await;
                         client.upload_file(account_id, None, body).await
                     })
                     .await?;
@@ -216,6 +236,7 @@ impl Apis {
                                 alt_text: Some(alt_text.clone()),
                             }),
                         };
+                        self.wait_turn().await;
                         client.upload_image(account_id, None, body).await
                     })
                     .await?;
@@ -251,6 +272,7 @@ impl Apis {
                         alt_text: Some(alt_text.clone()),
                     }),
                 };
+                self.wait_turn().await;
                 client.update_image(account_id, image_id, None, body).await
             })
             .await?;
@@ -271,7 +293,10 @@ impl Apis {
         let client = self.moov()?;
         let response = client
             .retry_policy()
-            .run(|| client.delete_image(account_id, image_id, None))
+            .run(|| async {
+                self.wait_turn().await;
+                client.delete_image(account_id, image_id, None).await
+            })
             .await?;
         Ok(request_id(&response))
     }
@@ -293,7 +318,10 @@ impl Apis {
             .map_err(|e| invalid(format!("user id `{user_id}`: {e}")))?;
         let response = client
             .retry_policy()
-            .run(|| client.get_signed_url(&filename, Some(persist), &user))
+            .run(|| async {
+                self.wait_turn().await;
+                client.get_signed_url(&filename, Some(persist), &user).await
+            })
             .await?;
         let rid = request_id(&response);
         let signed = response.into_inner();
@@ -319,6 +347,7 @@ impl Apis {
                 let part = open(upload)
                     .await
                     .map_err(|e| progenitor_client_error(e.to_string()))?;
+                self.wait_turn().await;
                 client.upload_to_file_url(&signed.file_url, part).await
             })
             .await?;
@@ -344,7 +373,10 @@ impl Apis {
             .map_err(|e| invalid(format!("user id `{user_id}`: {e}")))?;
         let response = client
             .retry_policy()
-            .run(|| client.get_file_status(&id, &user))
+            .run(|| async {
+                self.wait_turn().await;
+                client.get_file_status(&id, &user).await
+            })
             .await?;
         let rid = request_id(&response);
         let status = response.into_inner();
@@ -363,7 +395,10 @@ impl Apis {
         let client = self.moov()?;
         let response = client
             .retry_policy()
-            .run(|| client.list_files(account_id, None))
+            .run(|| async {
+                self.wait_turn().await;
+                client.list_files(account_id, None).await
+            })
             .await?;
         let rid = request_id(&response);
         let files = response
@@ -390,7 +425,10 @@ impl Apis {
                 let account_id = &target.account_id;
                 let response = client
                     .retry_policy()
-                    .run(|| client.list_files(account_id, None))
+                    .run(|| async {
+                        self.wait_turn().await;
+                        client.list_files(account_id, None).await
+                    })
                     .await?;
                 let rid = request_id(&response);
                 Ok(response
@@ -412,7 +450,12 @@ impl Apis {
                     let count = std::num::NonZeroU32::new(page);
                     let response = client
                         .retry_policy()
-                        .run(|| client.list_image_metadata(account_id, count, Some(skip), None))
+                        .run(|| async {
+                            self.wait_turn().await;
+                            client
+                                .list_image_metadata(account_id, count, Some(skip), None)
+                                .await
+                        })
                         .await?;
                     let rid = request_id(&response);
                     let images = response.into_inner();

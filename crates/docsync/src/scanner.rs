@@ -234,6 +234,9 @@ fn follow_link(
 ) {
     let target = match std::fs::canonicalize(&abs) {
         Ok(t) => t,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return skip(scan, abs, "symlink loop (it leads back to itself)")
+        }
         Err(_) => return skip(scan, abs, "dangling symlink"),
     };
     let Ok(target_rel) = target.strip_prefix(canon_root) else {

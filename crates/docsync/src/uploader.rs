@@ -254,6 +254,21 @@ fn classify(error: RemoteError) -> Outcome {
         RemoteError::Api(e) => {
             let e = *e;
             let request_id = e.request_id().map(str::to_string);
+            if let ApiError::InvalidResponse { .. } = e {
+                // A success status with a body that cannot be read: the upload
+                // may well have arrived. Not `failed` (a `docsync retry` of a
+                // failed row would send it blind, making a second copy) but
+                // `retrying`, whose next attempt asks the server by the marker
+                // first.
+                return Outcome::Transient {
+                    reason: format!(
+                        "the server's answer could not be read ({e}); \
+                         checking whether the upload arrived before trying again"
+                    ),
+                    request_id,
+                    retry_after: None,
+                };
+            }
             if e.is_retryable() {
                 Outcome::Transient {
                     reason: e.to_string(),
@@ -267,9 +282,16 @@ fn classify(error: RemoteError) -> Outcome {
     }
 }
 
-/// Exponential backoff with jitter: 5 s, 10 s, 20 s ... at most 15 min.
+/// Exponential backoff with jitter (±10 %) from the default first wait:
+/// 5 s, 10 s, 20 s ... at most 15 min.
 pub fn backoff(attempts: u32) -> Duration {
-    let base = Duration::from_secs(5).saturating_mul(1u32 << attempts.min(12));
+    backoff_from(crate::config::DEFAULT_RETRY_INITIAL, attempts)
+}
+
+/// Exponential backoff with jitter (±10 %): `initial`, twice that, four times
+/// ... at most 15 min (`retry_initial` in the configuration).
+pub fn backoff_from(initial: Duration, attempts: u32) -> Duration {
+    let base = initial.saturating_mul(1u32 << attempts.min(12));
     let capped = base.min(MAX_BACKOFF);
     let jitter = rand::random::<f64>() * 0.2 + 0.9;
     capped.mul_f64(jitter)
@@ -319,7 +341,9 @@ async fn finish(
             request_id,
             retry_after,
         }) => {
-            let wait = backoff(row.attempts).max(retry_after.unwrap_or_default());
+            // Never sooner than the server asked (Retry-After).
+            let wait = backoff_from(ctx.retry_initial(), row.attempts)
+                .max(retry_after.unwrap_or_default());
             warn!(path, request_id = request_id.as_deref().unwrap_or("-"), %reason, retry_in_s = wait.as_secs(), "upload failed; will retry");
             let next =
                 crate::daemon::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
@@ -354,7 +378,7 @@ async fn finish(
 /// an attachment's status comes later).
 fn decided_change(remote: &Remote) -> Option<(State, Change)> {
     match &remote.decision {
-        Decision::Pending => None,
+        Decision::Pending | Decision::Unknown(_) => None,
         Decision::Approved => Some((State::Approved, Change::because("accepted by the server"))),
         Decision::Rejected(reason) => Some((
             State::Rejected,
@@ -373,6 +397,7 @@ fn decided_change(remote: &Remote) -> Option<(State, Change)> {
 pub fn status_word(decision: &Decision) -> &'static str {
     match decision {
         Decision::Pending => "pending",
+        Decision::Unknown(_) => "unknown",
         Decision::Approved => "approved",
         Decision::Rejected(_) => "rejected",
     }
@@ -391,6 +416,12 @@ mod tests {
         );
         assert!(backoff(3) > backoff(1));
         assert!(backoff(40) <= MAX_BACKOFF.mul_f64(1.1));
+        let fast = backoff_from(Duration::from_millis(50), 0);
+        assert!(
+            fast >= Duration::from_millis(45) && fast <= Duration::from_millis(55),
+            "{fast:?}"
+        );
+        assert!(backoff_from(Duration::from_millis(50), 40) <= MAX_BACKOFF.mul_f64(1.1));
     }
 
     #[test]
@@ -413,5 +444,13 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
         assert!(matches!(gone, Outcome::Vanished(_)));
+        // 2xx with an unreadable body: ambiguous, so retried (marker check first)
+        let unreadable = classify(RemoteError::from(ApiError::InvalidResponse {
+            detail: "missing field `fileID`".into(),
+        }));
+        assert!(
+            matches!(unreadable, Outcome::Transient { ref reason, .. } if reason.contains("missing field `fileID`")),
+            "{unreadable:?}"
+        );
     }
 }

@@ -134,6 +134,18 @@ pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
         rename_reason.push("the name is not valid UTF-8".to_owned());
     }
     let mut name = local.clone().into_owned();
+    if name.chars().any(char::is_control) {
+        // A newline or tab cannot travel in a multipart header: the server
+        // would refuse the whole request.
+        rename_reason.push(
+            "the name contains control characters (such as a newline or tab), sent as `_`"
+                .to_owned(),
+        );
+        name = name
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect();
+    }
     if name.chars().count() > MAX_NAME_CHARS {
         rename_reason.push(format!(
             "the name is longer than {MAX_NAME_CHARS} characters"
@@ -397,6 +409,16 @@ mod tests {
         assert_ne!(a, b);
         // deterministic
         assert_eq!(a, shorten_name(&format!("{}a.pdf", "x".repeat(80)), 64));
+    }
+
+    #[test]
+    fn control_characters_are_replaced_and_recorded() {
+        let Verdict::Upload(plan) = check(&files(), "line\nbreak\t.pdf", 3, FileKind::Pdf, 0)
+        else {
+            panic!()
+        };
+        assert_eq!(plan.file_name, "line_break_.pdf");
+        assert!(plan.rename.unwrap().reason.contains("control characters"));
     }
 
     #[cfg(unix)]

@@ -597,3 +597,77 @@ target = { kind = "attachments", user_id = "u" }
     assert_eq!(shade.location.line_col, Some((2, 1)));
     assert_eq!(problems.len(), 6, "{summary:?}");
 }
+
+#[test]
+fn retry_initial_and_request_rate() {
+    let config = parse("[[folder]]\npath = \"/in\"\n", None, &env()).unwrap();
+    assert_eq!(config.retry_initial, DEFAULT_RETRY_INITIAL);
+    assert_eq!(config.max_requests_per_second, None);
+
+    let text =
+        "retry_initial = \"50ms\"\nmax_requests_per_second = 20\n[[folder]]\npath = \"/in\"\n";
+    let config = parse(text, None, &env()).unwrap();
+    assert_eq!(config.retry_initial, Duration::from_millis(50));
+    assert_eq!(config.max_requests_per_second, RequestRate::new(20.0));
+
+    let env = Env::from_pairs([("DOCSYNC_RETRY_INITIAL", "2s"), ("DOCSYNC_MAX_RPS", "2.5")]);
+    let config = parse(text, None, &env).unwrap();
+    assert_eq!(config.retry_initial, Duration::from_secs(2));
+    assert_eq!(
+        config.max_requests_per_second.map(RequestRate::get),
+        Some(2.5)
+    );
+
+    for (text, env, key, needle) in [
+        (
+            "retry_initial = \"0s\"\n",
+            Env::default(),
+            "retry_initial",
+            "more than zero",
+        ),
+        (
+            "retry_initial = \"soon\"\n",
+            Env::default(),
+            "retry_initial",
+            "not a duration",
+        ),
+        (
+            "max_requests_per_second = 0\n",
+            Env::default(),
+            "max_requests_per_second",
+            "out of range",
+        ),
+        (
+            "max_requests_per_second = -3.5\n",
+            Env::default(),
+            "max_requests_per_second",
+            "out of range",
+        ),
+        (
+            "max_requests_per_second = \"ten\"\n",
+            Env::default(),
+            "",
+            "invalid type",
+        ),
+        (
+            "",
+            Env::from_pairs([("DOCSYNC_MAX_RPS", "lots")]),
+            "env DOCSYNC_MAX_RPS",
+            "not a number",
+        ),
+        (
+            "",
+            Env::from_pairs([("DOCSYNC_RETRY_INITIAL", "5")]),
+            "env DOCSYNC_RETRY_INITIAL",
+            "no unit",
+        ),
+    ] {
+        let text = format!("{text}[[folder]]\npath = \"/in\"\n");
+        let problems = errors(parse(&text, None, &env).unwrap_err());
+        assert!(
+            problems.iter().any(|p| p.message.contains(needle)
+                && (key.is_empty() || p.location.key.as_deref() == Some(key))),
+            "{text:?}: {problems:#?}"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The `docsync` commands (binary only): argument definitions here, one module per
+//! command group. Commands return the process exit code; an `Err` is a setup error
+//! (printed as `error: ...` by `main`, exit code [`EXIT_SETUP`]).
+
+/// `println!` that does not panic when stdout is closed (`docsync status | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(&format!($($arg)*))
+    };
+}
+
+pub mod check;
+pub mod logging;
+pub mod progress;
+pub mod run;
+pub mod sandbox;
+pub mod setup;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use docsync::store::State;
+
+/// The command ran and everything is fine.
+pub const EXIT_OK: u8 = 0;
+/// The command ran and found something wrong (rejected files, config problems...).
+pub const EXIT_PROBLEMS: u8 = 1;
+/// Setup failed: arguments, configuration, lock, database.
+pub const EXIT_SETUP: u8 = 2;
+// 3: `sync --once` stopped at its timeout with work left (`Report::exit_code`).
+/// Stopped by SIGINT/SIGTERM before `sync --once` finished.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Keeps local folders in step with a document-upload API.
+#[derive(Debug, Parser)]
+#[command(name = "docsync", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging flags, accepted before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// More logs (-v debug, -vv trace). Without -v/-q, RUST_LOG decides (default info).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Fewer logs (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the folders and sync until stopped (SIGINT/SIGTERM).
+    Run(RunArgs),
+    /// Scan, upload and wait for decisions once; the exit code says how it went.
+    Sync(SyncArgs),
+    /// List files and their states from the state database (read-only).
+    Status(StatusArgs),
+    /// Every recorded step of one file.
+    History(HistoryArgs),
+    /// Queue failed (and invalid) files again.
+    Retry(RetryArgs),
+    /// Run the local sandbox API in the foreground and print its URL and credentials.
+    Sandbox(SandboxArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and explain every problem with its location and a fix.
+    Check(CheckArgs),
+}
+
+/// Where the configuration and the state are.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// The configuration file (default: docsync.toml in the working directory, if present).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The state directory (database, lock, embedded sandbox data); wins over the
+    /// configuration and DOCSYNC_STATE_DIR.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The configuration plus the API override (commands that talk to the API).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The Moov API base URL (wins over the configuration and DOCSYNC_API_URL).
+    /// Without any, docsync starts the embedded sandbox.
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The folder to sync with the <accountID>/<filePurpose>/<file> layout, when
+    /// there is no configuration file.
+    #[arg(value_name = "FOLDER", conflicts_with = "config")]
+    pub folder: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Run once: scan, upload, wait for decisions, stop (the only mode for now).
+    #[arg(long, required = true)]
+    pub once: bool,
+    /// Stop waiting after this long (e.g. 90s, 5m); exit code 3 if work was left.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The folder to sync with the <accountID>/<filePurpose>/<file> layout, when
+    /// there is no configuration file.
+    #[arg(value_name = "FOLDER", conflicts_with = "config")]
+    pub folder: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print a JSON array (keys: path, state, remote_id, remote_status, reason,
+    /// updated; path_bytes_hex for names that are not UTF-8).
+    #[arg(long)]
+    pub json: bool,
+    /// Only files in this state (repeatable).
+    #[arg(long = "state", value_name = "STATE", value_parser = parse_state)]
+    pub states: Vec<State>,
+    /// Only files of this synced folder (its root path).
+    #[arg(long, value_name = "FOLDER")]
+    pub folder: Option<PathBuf>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+    /// Include superseded and deleted rows.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The file: relative to its synced folder, or any path inside one.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["path", "all_failed"]))]
+pub struct RetryArgs {
+    /// The file: relative to its synced folder, or any path inside one.
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Every failed and invalid file.
+    #[arg(long)]
+    pub all_failed: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Data directory (database and bytes); default: a temp dir removed on exit.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Write one line to stdout; a closed pipe ends the output quietly.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match docsync::config::parse_duration(s)? {
+        d if d.is_zero() => Err("the timeout must be more than zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_state(s: &str) -> Result<State, String> {
+    s.parse::<State>().map_err(|e| {
+        let all: Vec<_> = State::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{e}; use one of {}", all.join(", "))
+    })
+}

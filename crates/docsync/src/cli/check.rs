@@ -1,0 +1,42 @@
+//! `docsync config check`: every problem with its location, message and fix.
+
+use docsync::config::{self, Severity};
+
+use super::{setup, CheckArgs, EXIT_OK, EXIT_PROBLEMS};
+
+/// Exit 0 if there are no errors (warnings are printed but allowed), 1 otherwise.
+pub fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let env = setup::env(&args.api.config, args.api.api_url.as_deref())?;
+    let path = match setup::config_file(&args.api.config)? {
+        Some(path) => path,
+        None => setup::absolute(std::path::Path::new(setup::DEFAULT_CONFIG))?,
+    };
+    let problems = config::check(&path, &env);
+    for p in &problems {
+        outln!("{p}");
+    }
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        outln!(
+            "{}: {errors} error{}",
+            path.display(),
+            if errors == 1 { "" } else { "s" }
+        );
+        return Ok(EXIT_PROBLEMS);
+    }
+    match config::load(&path, &env) {
+        Ok(config) => {
+            let n = config.folders.len();
+            outln!("ok: {n} folder{}", if n == 1 { "" } else { "s" });
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            // check and load agree; should they not, the load's error is the truth
+            outln!("{e}");
+            Ok(EXIT_PROBLEMS)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The progress bar of `run` and `sync`: shown on a terminal only, driven by the
+//! daemon's [`Snapshot`]s. On anything else (a pipe, a log file, systemd) nothing
+//! is drawn.
+
+use std::io::IsTerminal;
+
+use docsync::daemon::Snapshot;
+use docsync::store::State;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::logging::Logs;
+
+/// A progress bar task; [`Progress::finish`] clears it.
+#[derive(Debug)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    task: Option<JoinHandle<()>>,
+    logs: Logs,
+}
+
+impl Progress {
+    /// Follow `rx` with a bar on stderr if stderr is a terminal; do nothing otherwise.
+    pub fn start(mut rx: watch::Receiver<Snapshot>, logs: &Logs) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: None,
+                task: None,
+                logs: logs.clone(),
+            };
+        }
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed}] {bar:25} {pos}/{len} decided  {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        logs.set_bar(Some(bar.clone()));
+        let task_bar = bar.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let snapshot = rx.borrow_and_update().clone();
+                draw(&task_bar, &snapshot);
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        Progress {
+            bar: Some(bar),
+            task: Some(task),
+            logs: logs.clone(),
+        }
+    }
+
+    /// Remove the bar (before printing a summary).
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some(bar) = self.bar.take() {
+            self.logs.set_bar(None);
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn count(s: &Snapshot, state: State) -> u64 {
+    s.counts.get(&state).copied().unwrap_or(0)
+}
+
+fn draw(bar: &ProgressBar, s: &Snapshot) {
+    let done = [
+        State::Approved,
+        State::Rejected,
+        State::Invalid,
+        State::Failed,
+        State::Duplicate,
+    ];
+    let live: u64 = State::ALL
+        .iter()
+        .filter(|st| st.is_live())
+        .map(|st| count(s, *st))
+        .sum();
+    let decided: u64 = done.iter().map(|st| count(s, *st)).sum();
+    bar.set_length(live);
+    bar.set_position(decided);
+    // only the states that have files, so the line fits a terminal
+    let parts: Vec<String> = [
+        (
+            "waiting",
+            count(s, State::Discovered) + count(s, State::Stable),
+        ),
+        ("uploading", count(s, State::Uploading)),
+        ("pending", count(s, State::Pending)),
+        ("retrying", count(s, State::Retrying)),
+        ("approved", count(s, State::Approved)),
+        ("rejected", count(s, State::Rejected)),
+        ("invalid", count(s, State::Invalid)),
+        ("failed", count(s, State::Failed)),
+        ("duplicate", count(s, State::Duplicate)),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{n} {what}"))
+    .collect();
+    bar.set_message(parts.join(", "));
+}

@@ -1,0 +1,134 @@
+//! `docsync run` (watch until stopped) and `docsync sync --once`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use docsync::config::Config;
+use docsync::daemon::{self, Mode, Report, Snapshot};
+use docsync::store::{InstanceLock, State};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::logging::Logs;
+use super::progress::Progress;
+use super::{setup, ApiArgs, RunArgs, SyncArgs, EXIT_INTERRUPTED, EXIT_OK};
+
+/// `docsync run [FOLDER]`: exit 0 on a clean stop.
+pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
+    let (report, _) = daemon(&args.api, args.folder.as_deref(), Mode::Watch, logs).await?;
+    tracing::info!(summary = %summary(&report), "stopped");
+    Ok(EXIT_OK)
+}
+
+/// `docsync sync --once`: exit code from the report (0 all accepted, 1 something
+/// rejected/failed/invalid, 3 timed out), 130 if interrupted.
+pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
+    let mode = Mode::Once {
+        timeout: args.timeout,
+    };
+    let (report, interrupted) = daemon(&args.api, args.folder.as_deref(), mode, logs).await?;
+    let mut line = format!("sync: {}", summary(&report));
+    if interrupted {
+        line.push_str("; interrupted");
+    } else if report.timed_out {
+        line.push_str(&format!(
+            "; timed out after {} with work left",
+            humantime(args.timeout)
+        ));
+    }
+    outln!("{line}");
+    if interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Ok(u8::try_from(report.exit_code()).unwrap_or(super::EXIT_PROBLEMS))
+}
+
+/// Load, connect, run until done or signalled. Returns the report and whether a
+/// signal stopped it.
+async fn daemon(
+    api: &ApiArgs,
+    folder: Option<&Path>,
+    mode: Mode,
+    logs: &Logs,
+) -> anyhow::Result<(Report, bool)> {
+    let mut config = setup::load(api, folder)?;
+    // Fail fast, before starting anything, if another docsync holds the state
+    // directory (the daemon takes the lock again for its whole run).
+    drop(InstanceLock::acquire(&config.state_dir)?);
+    let _sandbox = setup::embedded_sandbox(&mut config).await?;
+    log_start(&config);
+    let apis = docsync::connect::apis(&config).context("connecting to the API")?;
+
+    let shutdown = CancellationToken::new();
+    let signals = listen_for_signals(shutdown.clone())?;
+    let (tx, rx) = watch::channel(Snapshot::default());
+    let progress = Progress::start(rx, logs);
+    let result = daemon::run(config, apis, mode, shutdown.clone(), tx).await;
+    progress.finish();
+    signals.abort();
+    let report = result?;
+    Ok((report, shutdown.is_cancelled()))
+}
+
+fn log_start(config: &Config) {
+    for folder in &config.folders {
+        tracing::info!(folder = %folder.path.display(), "syncing");
+    }
+    tracing::info!(state_dir = %config.state_dir.display(), api = config.api.url.as_deref().unwrap_or(""), "started");
+}
+
+/// SIGINT/SIGTERM cancel `token` (a graceful stop); a second one exits at once.
+fn listen_for_signals(token: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!(
+            "stopping: in-flight uploads get {}s to finish (signal again to quit at once)",
+            daemon::GRACE.as_secs()
+        );
+        token.cancel();
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("docsync: stopped at once; interrupted uploads are reconciled on the next start");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    }))
+}
+
+/// `5 files: 3 approved, 1 rejected, 1 invalid` (states with no rows left out).
+pub fn summary(report: &Report) -> String {
+    let live: u64 = report
+        .counts
+        .iter()
+        .filter(|(s, _)| s.is_live())
+        .map(|(_, n)| n)
+        .sum();
+    let parts: Vec<String> = State::ALL
+        .iter()
+        .filter(|s| s.is_live())
+        .filter_map(|s| match report.counts.get(s) {
+            Some(&n) if n > 0 => Some(format!("{n} {s}")),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        format!("{live} files")
+    } else {
+        format!("{live} files: {}", parts.join(", "))
+    }
+}
+
+fn humantime(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
