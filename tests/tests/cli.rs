@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docsync_e2e::{wait_until, Workspace};
 
@@ -298,13 +298,9 @@ fn a_second_daemon_on_a_locked_state_dir_fails_fast() {
     w.write_config("");
     let config_state = w.path().join("state");
     let _lock = docsync::store::InstanceLock::acquire(&config_state).unwrap();
-    let started = Instant::now();
+    // No timed assertion: `run` returning at all (the harness kills commands
+    // that outlive its deadline) shows it did not start a daemon.
     let out = w.run(["run"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(
         out.stderr.contains(&format!(
