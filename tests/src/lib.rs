@@ -246,9 +246,16 @@ target = {{ kind = "moov-files", account_id = "acct-e2e", file_purpose = "busine
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(docsync_bin());
-        cmd.args(args)
-            .current_dir(self.path())
+        let mut cmd = self.program(docsync_bin());
+        cmd.args(args);
+        cmd
+    }
+
+    /// `program` with the environment of [`Workspace::cmd`] (e.g. `script`, which
+    /// runs docsync on a pseudo-terminal).
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(self.path())
             .env_clear()
             .env("HOME", self.path())
             .env("DOCSYNC_STATE_DIR", &self.state)

@@ -261,3 +261,144 @@ fn run_folder_uses_the_embedded_sandbox_and_the_zero_config_layout() {
     let status = daemon.stop(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "run did not stop cleanly");
 }
+
+/// `status --folder` and `--state` filter the rows; a name that is not UTF-8 is
+/// uploaded, shown with its exact bytes in `status --json`, and found by
+/// `history` when given as the same bytes on the command line.
+#[test]
+fn status_filters_by_folder_and_state_and_keeps_non_utf8_names() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    std::fs::create_dir_all(w.path().join("second")).unwrap();
+    w.write_config(
+        r#"
+[[folder]]
+path = "second"
+target = { kind = "moov-files", account_id = "acct-two", file_purpose = "business_verification" }
+"#,
+    );
+    w.drop_file("first.pdf", &pdf("first"));
+    w.drop_file("reject-first.pdf", &pdf("first, rejected"));
+    // "café.pdf" in Latin-1: not valid UTF-8
+    let latin1 = b"caf\xe9.pdf";
+    std::fs::write(w.inbox.join(OsStr::from_bytes(latin1)), pdf("latin-1")).unwrap();
+    let second = w.path().join("second").join("second.pdf");
+    std::fs::write(&second, pdf("second")).unwrap();
+
+    let out = w.run(["sync", "--once", "--timeout", "60s"]);
+    assert_eq!(out.code(), Some(1), "one file is rejected\n{out}");
+    assert_eq!(sandbox.count("uploadFile"), 4, "{out}");
+
+    let json = |args: &[&str]| -> Vec<Value> {
+        let out = w.run([&["status", "--json"], args].concat());
+        assert_eq!(out.code(), Some(0), "{out}");
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let paths = |rows: &[Value]| -> Vec<String> {
+        let mut p: Vec<_> = rows
+            .iter()
+            .map(|r| r["path"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        p.sort();
+        p
+    };
+
+    let only_second = json(&["--folder", "second"]);
+    assert_eq!(paths(&only_second), ["second.pdf"], "{only_second:#?}");
+    let rejected = json(&["--state", "rejected"]);
+    assert_eq!(paths(&rejected), ["reject-first.pdf"], "{rejected:#?}");
+    let first_approved = json(&["--folder", "inbox", "--state", "approved"]);
+    assert_eq!(
+        paths(&first_approved),
+        ["caf\u{fffd}.pdf", "first.pdf"],
+        "{first_approved:#?}"
+    );
+
+    let odd = first_approved
+        .iter()
+        .find(|r| r.get("path_bytes_hex").is_some())
+        .expect("the Latin-1 name has its bytes in path_bytes_hex");
+    assert_eq!(odd["path_bytes_hex"], "636166e92e706466", "{odd}");
+    assert!(odd["remote_id"].is_string(), "{odd}");
+
+    let out = w.run([OsStr::new("history"), OsStr::from_bytes(latin1)]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stdout.contains("approved"), "{out}");
+
+    // an unknown state is refused with the list of states
+    let out = w.run(["status", "--state", "lost"]);
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert!(out.stderr.contains("pending"), "{out}");
+}
+
+/// The progress bar is drawn on a terminal and never into a pipe or a log file.
+#[test]
+fn the_progress_bar_shows_on_a_terminal_only() {
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    w.write_config("");
+    for i in 0..3 {
+        w.drop_file(&format!("p{i}.pdf"), &pdf(&format!("progress {i}")));
+    }
+    // `script` runs the command on a pseudo-terminal and copies what it drew
+    let bin = docsync_e2e::docsync_bin().display().to_string();
+    let mut on_tty = w.program("script");
+    on_tty.env("PATH", "/usr/bin:/bin").args([
+        "-qefc",
+        &format!("{bin} sync --once --timeout 60s"),
+        "/dev/null",
+    ]);
+    let out = docsync_e2e::run_command(on_tty, docsync_e2e::COMMAND_TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(draws_a_bar(&out.stdout), "no bar on a terminal\n{out}");
+    assert!(out.stdout.contains("3 approved"), "{out}");
+
+    w.drop_file("p3.pdf", &pdf("progress 3"));
+    let out = w.run(["sync", "--once", "--timeout", "60s"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(
+        !draws_a_bar(&out.stderr) && !draws_a_bar(&out.stdout),
+        "a bar was drawn into a pipe\n{out}"
+    );
+}
+
+/// Whether `text` holds the bar's `N/M decided` counter.
+fn draws_a_bar(text: &str) -> bool {
+    text.match_indices(" decided").any(|(at, _)| {
+        let counter = text[..at].rsplit(' ').next().unwrap_or_default();
+        counter.split_once('/').is_some_and(|(n, m)| {
+            !n.is_empty() && !m.is_empty() && (n.to_owned() + m).bytes().all(|b| b.is_ascii_digit())
+        })
+    })
+}
+
+/// A symlink out of the folder is never followed, and the log says why it was not
+/// synced (once), so a user is not left guessing.
+#[test]
+fn a_symlink_out_of_the_folder_is_not_synced_and_the_log_says_why() {
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    w.write_config("");
+    let outside = w.write_file("outside/secret.pdf", "%PDF-1.4\n% outside\n%%EOF\n");
+    std::os::unix::fs::symlink(&outside, w.inbox.join("link.pdf")).unwrap();
+    w.drop_file("inside.pdf", &pdf("inside"));
+
+    let out = w.run(["sync", "--once", "--timeout", "60s"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert_eq!(sandbox.count("uploadFile"), 1, "{out}");
+    let notes: Vec<_> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("not synced"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{out}");
+    assert!(
+        notes[0].contains("link.pdf") && notes[0].contains("symlink points outside the folder"),
+        "{out}"
+    );
+    let rows = rows(&w);
+    assert!(!rows.contains_key("link.pdf"), "{}", show(&rows));
+}

@@ -11,8 +11,11 @@
 //! Every method takes `now`, so tests (and `tokio::time::pause`, via
 //! `tokio::time::Instant::into_std`) drive the quiet window without sleeping.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use tracing::info;
 
 use crate::config::Folder;
 use crate::error::Result;
@@ -33,6 +36,9 @@ struct Watched {
     folder: Folder,
     key: String,
     ignore: IgnoreSet,
+    /// What the last scan skipped (symlinks out of the root, loops, sockets...), so
+    /// each is logged once, not on every scan.
+    skipped: HashSet<PathBuf>,
 }
 
 /// What the caller should do after a hint.
@@ -60,6 +66,7 @@ impl Intake {
                     key: f.key(),
                     ignore: f.ignore_set()?,
                     folder: f.clone(),
+                    skipped: HashSet::new(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -93,9 +100,16 @@ impl Intake {
         scan: &Scan,
         now: Instant,
     ) -> Result<ReconcileSummary> {
-        let Some(w) = self.folders.get(n) else {
+        let Some(w) = self.folders.get_mut(n) else {
             return Ok(ReconcileSummary::default());
         };
+        let skipped = scan.skipped.iter().map(|s| s.path.clone()).collect();
+        for s in &scan.skipped {
+            if !w.skipped.contains(&s.path) {
+                info!(path = %s.path.display(), reason = %s.reason, "not synced");
+            }
+        }
+        w.skipped = skipped;
         let summary = reconcile_folder(store, &w.folder, scan)?;
         for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
             if waits_for_window(obs) && !summary.invalid.contains(&obs.id()) {
