@@ -402,3 +402,33 @@ fn a_symlink_out_of_the_folder_is_not_synced_and_the_log_says_why() {
     let rows = rows(&w);
     assert!(!rows.contains_key("link.pdf"), "{}", show(&rows));
 }
+
+/// With `auth = "oauth"`, the daemon trades its key pair for a token with the
+/// least scopes its folders need (fixed targets and accounts of the
+/// `<accountID>/<filePurpose>/` layout alike) and uploads with it.
+#[test]
+fn oauth_uses_tokens_scoped_to_the_folders_accounts() {
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    std::fs::create_dir_all(w.path().join("by-account")).unwrap();
+    w.write_config(
+        r#"
+[[folder]]
+path = "by-account"
+
+[api]
+auth = "oauth"
+"#,
+    );
+    w.drop_file("fixed.pdf", &pdf("fixed target"));
+    let conv = w.path().join("by-account/acct-conv/business_verification");
+    std::fs::create_dir_all(&conv).unwrap();
+    std::fs::write(conv.join("conv.pdf"), pdf("convention target")).unwrap();
+
+    let out = w.run(["sync", "--once", "--timeout", "60s"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stdout.contains("2 approved"), "{out}");
+    let log = sandbox.request_log();
+    assert!(sandbox.count("createAccessToken") >= 1, "{log:#?}");
+    assert_eq!(sandbox.count("uploadFile"), 2, "{log:#?}");
+}

@@ -114,6 +114,14 @@ pub fn images_scopes(account_id: &str) -> [String; 2] {
     ]
 }
 
+/// The OAuth token cache of a client: the token in use, and the scopes added with
+/// `moov::Client::ensure_scopes` after the client was built.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache {
+    pub token: Option<CachedToken>,
+    pub added_scopes: Vec<String>,
+}
+
 /// An access token and when to stop using it.
 #[derive(Clone, Debug)]
 pub(crate) struct CachedToken {

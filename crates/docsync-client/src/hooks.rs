@@ -15,7 +15,7 @@ use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use tokio::sync::Mutex;
 
-use crate::auth::{CachedToken, MoovCredentials, Secret};
+use crate::auth::{CachedToken, MoovCredentials, Secret, TokenCache};
 use crate::error::Api;
 use crate::retry::RetryPolicy;
 use crate::{attachments, moov};
@@ -34,7 +34,7 @@ pub struct MoovContext {
     pub(crate) credentials: MoovCredentials,
     pub(crate) version: String,
     pub(crate) retry: RetryPolicy,
-    pub(crate) token: Arc<Mutex<Option<CachedToken>>>,
+    pub(crate) token: Arc<Mutex<TokenCache>>,
     pub(crate) token_source: Option<TokenSource>,
 }
 
@@ -96,21 +96,50 @@ impl moov::Client {
         &self.inner().retry
     }
 
-    /// A bearer token for the configured scopes, fetched or refreshed as needed.
+    /// With OAuth credentials, make the tokens of this client (and its clones) carry
+    /// `scopes` too: for accounts found at run time, e.g. the account folders of
+    /// the `<accountID>/<filePurpose>/` layout. A scope not held yet drops the
+    /// cached token, so the next request fetches one that has it. No effect with
+    /// other credentials.
+    pub async fn ensure_scopes(&self, scopes: &[String]) {
+        let MoovCredentials::OAuth { scopes: built, .. } = &self.inner().credentials else {
+            return;
+        };
+        let mut cache = self.inner().token.lock().await;
+        let mut added = false;
+        for scope in scopes {
+            if !built.contains(scope) && !cache.added_scopes.contains(scope) {
+                cache.added_scopes.push(scope.clone());
+                added = true;
+            }
+        }
+        if added {
+            cache.token = None;
+        }
+    }
+
+    /// A bearer token for the configured (and added) scopes, fetched or refreshed
+    /// as needed.
     async fn access_token<E>(
         &self,
         public_key: &str,
         scopes: &[String],
     ) -> Result<Secret, Error<E>> {
-        let mut cached = self.inner().token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| t.is_fresh()) {
+        let mut cache = self.inner().token.lock().await;
+        if let Some(token) = cache.token.as_ref().filter(|t| t.is_fresh()) {
             return Ok(token.token.clone());
         }
+        let scope = scopes
+            .iter()
+            .chain(&cache.added_scopes)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
         let body = moov::types::AuthTokenRequest {
             grant_type: moov::types::GrantType::ClientCredentials,
             client_id: Some(public_key.to_string()),
             client_secret: None,
-            scope: Some(scopes.join(" ")),
+            scope: Some(scope.clone()),
             refresh_token: None,
         };
         let source =
@@ -119,14 +148,13 @@ impl moov::Client {
             })?;
         let token = (source.0)(body).await.map_err(|e| {
             Error::Custom(format!(
-                "fetching an access token for scopes `{}` failed: {e}",
-                scopes.join(" ")
+                "fetching an access token for scopes `{scope}` failed: {e}"
             ))
         })?;
         let expires_in = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
         let fresh = CachedToken::new(Secret::new(token.access_token), expires_in);
         let secret = fresh.token.clone();
-        *cached = Some(fresh);
+        cache.token = Some(fresh);
         Ok(secret)
     }
 }

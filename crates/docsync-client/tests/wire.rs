@@ -227,6 +227,44 @@ async fn oauth_fetches_a_token_with_basic_auth_then_sends_bearer() {
     insta::assert_snapshot!("oauth_listFiles", rendered(&requests[1]));
 }
 
+/// `ensure_scopes`: a scope the token lacks means one new token carrying it; a
+/// scope it has already costs nothing.
+#[tokio::test]
+async fn ensure_scopes_fetches_one_new_token_only_for_new_scopes() {
+    let server = Server::start(|request, _| {
+        if request.path == "/oauth2/token" {
+            success_reply("createAccessToken")
+        } else {
+            success_reply("listFiles")
+        }
+    })
+    .await;
+    let scopes = files_scopes(ACCOUNT_ID).to_vec();
+    let client = server.moov(MoovCredentials::OAuth {
+        public_key: PUBLIC_KEY.into(),
+        secret_key: Secret::new(SECRET_KEY),
+        scopes: scopes.clone(),
+    });
+    client.list_files(ACCOUNT_ID, None).await.unwrap();
+    client.ensure_scopes(&scopes).await;
+    client.list_files(ACCOUNT_ID, None).await.unwrap();
+    let other = files_scopes("acct-other").to_vec();
+    client.ensure_scopes(&other).await;
+    client.list_files("acct-other", None).await.unwrap();
+    client.ensure_scopes(&other).await;
+    client.list_files("acct-other", None).await.unwrap();
+
+    let requests = server.requests();
+    let tokens: Vec<serde_json::Value> = requests
+        .iter()
+        .filter(|r| r.path == "/oauth2/token")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 2, "{requests:#?}");
+    assert_eq!(tokens[0]["scope"], scopes.join(" "));
+    assert_eq!(tokens[1]["scope"], [scopes, other].concat().join(" "));
+}
+
 #[tokio::test]
 async fn bearer_credentials_are_sent_as_is() {
     let server = Server::fixed(success_reply("getFileDetails")).await;

@@ -557,24 +557,21 @@ impl Config {
         })
     }
 
-    /// The OAuth scopes the configured folders need, least privilege: for each
+    /// The OAuth scopes the configured targets need, least privilege: for each
     /// moov-files account `files.read` and `files.write`, for each moov-images
-    /// account `images.read` and `images.write`. Convention folders discover
-    /// accounts at run time: pass them as `convention_accounts`.
-    pub fn oauth_scopes(&self, convention_accounts: &[&str]) -> Vec<String> {
-        let mut scopes = BTreeSet::new();
-        let mut add = |account: &str, what: &str| {
-            scopes.insert(format!("/accounts/{account}/{what}.read"));
-            scopes.insert(format!("/accounts/{account}/{what}.write"));
-        };
-        for folder in &self.folders {
-            match &folder.mapping {
-                Mapping::Fixed(Target::MoovFiles(t)) => add(&t.account_id, "files"),
-                Mapping::Fixed(Target::MoovImages(t)) => add(&t.account_id, "images"),
-                Mapping::Fixed(Target::Attachments(_)) => {}
-                Mapping::Convention => convention_accounts.iter().for_each(|a| add(a, "files")),
-            }
-        }
+    /// account `images.read` and `images.write`. The accounts of convention
+    /// folders are found at run time; `remote` adds theirs as it meets them.
+    pub fn oauth_scopes(&self) -> Vec<String> {
+        use docsync_client::auth::{files_scopes, images_scopes};
+        let scopes: BTreeSet<String> = self
+            .folders
+            .iter()
+            .flat_map(|folder| match &folder.mapping {
+                Mapping::Fixed(Target::MoovFiles(t)) => files_scopes(&t.account_id).to_vec(),
+                Mapping::Fixed(Target::MoovImages(t)) => images_scopes(&t.account_id).to_vec(),
+                Mapping::Fixed(Target::Attachments(_)) | Mapping::Convention => Vec::new(),
+            })
+            .collect();
         scopes.into_iter().collect()
     }
 

@@ -75,7 +75,7 @@ fn moov_client(config: &Config, url: &str) -> Result<moov::Client> {
         AuthMode::Oauth => MoovCredentials::OAuth {
             public_key: public_key.expose().to_string(),
             secret_key: Secret::new(secret_key.expose()),
-            scopes: config.oauth_scopes(&[]),
+            scopes: config.oauth_scopes(),
         },
     };
     moov::Client::builder(url, credentials)

@@ -170,6 +170,13 @@ fn image_alt_text(remote_name: &str, sha256: &str) -> String {
     format!("{name} {marker}")
 }
 
+/// The part of a Moov account a call touches (its OAuth scopes).
+#[derive(Debug, Clone, Copy)]
+enum Area {
+    Files,
+    Images,
+}
+
 impl Apis {
     /// Wait until the rate limit allows one more request.
     async fn wait_turn(&self) {
@@ -178,8 +185,20 @@ impl Apis {
         }
     }
 
-    fn moov(&self) -> Result<&moov::Client, RemoteError> {
-        self.moov.as_ref().ok_or(RemoteError::NotConfigured("Moov"))
+    /// The Moov client, for a call on `area` of `account_id`: with OAuth, its
+    /// tokens then carry that account's scopes (accounts of the
+    /// `<accountID>/<filePurpose>/` layout are known only at run time).
+    async fn moov_for(&self, area: Area, account_id: &str) -> Result<&moov::Client, RemoteError> {
+        let client = self
+            .moov
+            .as_ref()
+            .ok_or(RemoteError::NotConfigured("Moov"))?;
+        let scopes = match area {
+            Area::Files => docsync_client::auth::files_scopes(account_id),
+            Area::Images => docsync_client::auth::images_scopes(account_id),
+        };
+        client.ensure_scopes(&scopes).await;
+        Ok(client)
     }
 
     fn attachments(&self) -> Result<&attachments::Client, RemoteError> {
@@ -193,7 +212,7 @@ impl Apis {
     pub async fn upload(&self, to: &Target, upload: &Upload<'_>) -> Result<Remote, RemoteError> {
         match to {
             Target::MoovFiles(target) => {
-                let client = self.moov()?;
+                let client = self.moov_for(Area::Files, &target.account_id).await?;
                 let account_id = &target.account_id;
                 let purpose: moov::types::FilePurpose = target
                     .file_purpose
@@ -223,7 +242,7 @@ impl Apis {
                 })
             }
             Target::MoovImages(target) => {
-                let client = self.moov()?;
+                let client = self.moov_for(Area::Images, &target.account_id).await?;
                 let account_id = &target.account_id;
                 let alt_text = alt_text_value(upload)?;
                 let response = RetryPolicy::none()
@@ -260,7 +279,7 @@ impl Apis {
         image_id: &str,
         upload: &Upload<'_>,
     ) -> Result<Remote, RemoteError> {
-        let client = self.moov()?;
+        let client = self.moov_for(Area::Images, account_id).await?;
         let alt_text = alt_text_value(upload)?;
         let response = RetryPolicy::none()
             .run(|| async {
@@ -290,7 +309,7 @@ impl Apis {
         account_id: &str,
         image_id: &str,
     ) -> Result<Option<String>, RemoteError> {
-        let client = self.moov()?;
+        let client = self.moov_for(Area::Images, account_id).await?;
         let response = client
             .retry_policy()
             .run(|| async {
@@ -392,7 +411,7 @@ impl Apis {
         &self,
         account_id: &str,
     ) -> Result<(Vec<(String, Decision)>, Option<String>), RemoteError> {
-        let client = self.moov()?;
+        let client = self.moov_for(Area::Files, account_id).await?;
         let response = client
             .retry_policy()
             .run(|| async {
@@ -421,7 +440,7 @@ impl Apis {
     ) -> Result<Option<Remote>, RemoteError> {
         match to {
             Target::MoovFiles(target) => {
-                let client = self.moov()?;
+                let client = self.moov_for(Area::Files, &target.account_id).await?;
                 let account_id = &target.account_id;
                 let response = client
                     .retry_policy()
@@ -442,7 +461,7 @@ impl Apis {
                     }))
             }
             Target::MoovImages(target) => {
-                let client = self.moov()?;
+                let client = self.moov_for(Area::Images, &target.account_id).await?;
                 let account_id = &target.account_id;
                 let page = 200u32;
                 let mut skip = 0i32;
