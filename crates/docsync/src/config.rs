@@ -112,38 +112,9 @@ pub mod env_vars {
 // ---------------------------------------------------------------------------------
 // secrets
 
-/// A secret string: `Debug` and `Display` print `Secret(***)`, and it has no
-/// `Serialize`, so it is never written back or logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself, for building an Authorization header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
-}
+/// Passwords, tokens and keys: the client's [`docsync_client::Secret`], which never
+/// prints its value and has no `Serialize`, so it is never written back or logged.
+pub use docsync_client::Secret;
 
 /// Where credentials came from (for messages).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

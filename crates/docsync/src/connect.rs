@@ -1,10 +1,10 @@
 //! Clients for the configured APIs, built from the configuration.
 //!
-//! The configuration's secrets are handed to the client's own `Secret` type
-//! here and nowhere else.
+//! The configuration holds its secrets in the client's own `Secret` type, so they
+//! are handed over as they are.
 
 use docsync_client::auth::MoovCredentials;
-use docsync_client::{attachments, moov, Secret};
+use docsync_client::{attachments, moov};
 
 use crate::config::{AuthMode, Config};
 use crate::error::{Error, Result};
@@ -31,7 +31,7 @@ pub fn apis(config: &Config) -> Result<Apis> {
                     "an attachments folder is configured but no API key is: set DOCSYNC_ATTACHMENTS_API_KEY or `attachments_api_key` in the credentials file".into(),
                 )
             })?;
-            let client = attachments::Client::builder(url.as_str(), Secret::new(key.expose()))
+            let client = attachments::Client::builder(url.as_str(), key.clone())
                 .build()
                 .map_err(|e| Error::Client {
                     api: "attachments",
@@ -69,12 +69,10 @@ fn moov_client(config: &Config, url: &str) -> Result<moov::Client> {
         .as_ref()
         .ok_or_else(|| missing("secret key", "DOCSYNC_SECRET_KEY"))?;
     let credentials = match config.api.auth {
-        AuthMode::Basic => {
-            MoovCredentials::basic(public_key.expose(), Secret::new(secret_key.expose()))
-        }
+        AuthMode::Basic => MoovCredentials::basic(public_key.expose(), secret_key.clone()),
         AuthMode::Oauth => MoovCredentials::OAuth {
             public_key: public_key.expose().to_string(),
-            secret_key: Secret::new(secret_key.expose()),
+            secret_key: secret_key.clone(),
             scopes: config.oauth_scopes(),
         },
     };
