@@ -682,10 +682,7 @@ impl Store {
     /// binary's.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         use rusqlite::OpenFlags;
-        let db = |what: &'static str| {
-            let path = path.to_owned();
-            move |source| Error::Db { path, what, source }
-        };
+        let db = |what| sql(path, what);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -722,19 +719,12 @@ impl Store {
     /// A private in-memory database (tests, dry runs).
     pub fn open_in_memory() -> Result<Store> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| Error::Db {
-            path: path.clone(),
-            what: "opening",
-            source,
-        })?;
+        let conn = Connection::open_in_memory().map_err(sql(&path, "opening"))?;
         Self::setup(conn, path)
     }
 
     fn setup(mut conn: Connection, path: PathBuf) -> Result<Store> {
-        let db = |what: &'static str| {
-            let path = path.clone();
-            move |source| Error::Db { path, what, source }
-        };
+        let db = |what| sql(&path, what);
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db("setting busy_timeout"))?;
         // in-memory databases answer "memory"; that is fine
@@ -768,12 +758,8 @@ impl Store {
         &self.path
     }
 
-    fn db(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
-        move |source| Error::Db {
-            path: self.path.clone(),
-            what,
-            source,
-        }
+    fn db(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        sql(&self.path, what)
     }
 }
 
@@ -793,14 +779,41 @@ fn map_transition(db_path: &Path, row: &FileRow, e: TransitionError) -> Error {
     }
 }
 
+/// A `map_err` argument: an [`Error::Db`] on the database at `path` while doing `what`.
+fn sql(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Db { path, what, source }
+}
+
+/// Row `id` read inside `tx`; [`Error::StaleState`] (naming `expected`) unless its
+/// state passes `ok`.
+fn row_in(
+    tx: &Transaction<'_>,
+    db_path: &Path,
+    id: i64,
+    expected: State,
+    ok: impl Fn(State) -> bool,
+) -> Result<FileRow> {
+    let row = get_row(tx, id)
+        .map_err(sql(db_path, "reading a file"))?
+        .ok_or(Error::NoSuchFile { id })?;
+    if ok(row.state) {
+        Ok(row)
+    } else {
+        Err(Error::StaleState {
+            id,
+            expected,
+            actual: row.state,
+        })
+    }
+}
+
 impl Store {
     fn tx(&mut self) -> Result<Transaction<'_>> {
         let path = self.path.clone();
-        self.conn.transaction().map_err(|source| Error::Db {
-            path,
-            what: "starting a transaction",
-            source,
-        })
+        self.conn
+            .transaction()
+            .map_err(sql(&path, "starting a transaction"))
     }
 
     /// Move row `id` from `expected` to `to`, in one transaction with its event.
@@ -815,29 +828,11 @@ impl Store {
         change: &Change,
     ) -> Result<FileRow> {
         let path = self.path.clone();
-        let sql = |what: &'static str| {
-            let path = path.clone();
-            move |source| Error::Db { path, what, source }
-        };
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql("starting a transaction"))?;
-        let row = get_row(&tx, id)
-            .map_err(sql("reading a file"))?
-            .ok_or(Error::NoSuchFile { id })?;
-        if row.state != expected {
-            return Err(Error::StaleState {
-                id,
-                expected,
-                actual: row.state,
-            });
-        }
-        let new = match apply_transition(&tx, &row, to, change, now_ms()) {
-            Ok(new) => new,
-            Err(e) => return Err(map_transition(&path, &row, e)),
-        };
-        tx.commit().map_err(sql("committing a transition"))?;
+        let tx = self.tx()?;
+        let row = row_in(&tx, &path, id, expected, |s| s == expected)?;
+        let new = apply_transition(&tx, &row, to, change, now_ms())
+            .map_err(|e| map_transition(&path, &row, e))?;
+        tx.commit().map_err(sql(&path, "committing a transition"))?;
         Ok(new)
     }
 
@@ -900,30 +895,22 @@ impl Store {
     pub fn mark_deleted(&mut self, folder: &str, path: &[u8], reason: &str) -> Result<Option<i64>> {
         let db_path = self.path.clone();
         let tx = self.tx()?;
-        let row = find_live_row(&tx, folder, path).map_err(|source| Error::Db {
-            path: db_path.clone(),
-            what: "finding a file",
-            source,
-        })?;
+        let row = find_live_row(&tx, folder, path).map_err(sql(&db_path, "finding a file"))?;
         let Some(row) = row else { return Ok(None) };
         // an uploading row belongs to the uploader until its request finishes
         if row.state == State::Uploading || !row.state.can_transition_to(State::Deleted) {
             return Ok(None);
         }
-        if let Err(e) = apply_transition(
+        apply_transition(
             &tx,
             &row,
             State::Deleted,
             &Change::because(reason),
             now_ms(),
-        ) {
-            return Err(map_transition(&db_path, &row, e));
-        }
-        tx.commit().map_err(|source| Error::Db {
-            path: db_path,
-            what: "committing a deletion",
-            source,
-        })?;
+        )
+        .map_err(|e| map_transition(&db_path, &row, e))?;
+        tx.commit()
+            .map_err(sql(&db_path, "committing a deletion"))?;
         Ok(Some(row.id))
     }
 
@@ -937,27 +924,11 @@ impl Store {
         intent: &UploadIntent,
     ) -> Result<BeginUpload> {
         let db_path = self.path.clone();
-        let sql = |what: &'static str| {
-            let path = db_path.clone();
-            move |source| Error::Db { path, what, source }
-        };
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql("starting a transaction"))?;
-        let row = get_row(&tx, id)
-            .map_err(sql("reading a file"))?
-            .ok_or(Error::NoSuchFile { id })?;
-        if row.state != expected {
-            return Err(Error::StaleState {
-                id,
-                expected,
-                actual: row.state,
-            });
-        }
+        let tx = self.tx()?;
+        let row = row_in(&tx, &db_path, id, expected, |s| s == expected)?;
         let original = find_uploaded_row(&tx, &row.target, &intent.sha256, Some(id))
-            .map_err(sql("looking for duplicates"))?;
+            .map_err(sql(&db_path, "looking for duplicates"))?;
         let outcome = if let Some(original) = original {
             let change = Change {
                 sha256: Some(intent.sha256.clone()),
@@ -975,9 +946,8 @@ impl Store {
             })
         } else {
             let used = match intent.quota {
-                Some(_) => {
-                    quota_used_in(&tx, &row.target, Some(id)).map_err(sql("counting the quota"))?
-                }
+                Some(_) => quota_used_in(&tx, &row.target, Some(id))
+                    .map_err(sql(&db_path, "counting the quota"))?,
                 None => 0,
             };
             match intent.quota {
@@ -1010,11 +980,9 @@ impl Store {
                 }
             }
         };
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => return Err(map_transition(&db_path, &row, e)),
-        };
-        tx.commit().map_err(sql("committing an upload intent"))?;
+        let outcome = outcome.map_err(|e| map_transition(&db_path, &row, e))?;
+        tx.commit()
+            .map_err(sql(&db_path, "committing an upload intent"))?;
         Ok(outcome)
     }
 
@@ -1028,27 +996,20 @@ impl Store {
         reason: &str,
     ) -> Result<Vec<i64>> {
         let db_path = self.path.clone();
-        let sql = |what: &'static str| {
-            let path = db_path.clone();
-            move |source| Error::Db { path, what, source }
-        };
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql("starting a transaction"))?;
+        let tx = self.tx()?;
         let rows = {
             let mut stmt = tx
                 .prepare(&format!(
                     "SELECT {FILE_COLUMNS} FROM files WHERE state IN ('failed', 'invalid') \
                      AND (?1 IS NULL OR folder = ?1) AND (?2 IS NULL OR path = ?2) ORDER BY id"
                 ))
-                .map_err(sql("finding files to retry"))?;
+                .map_err(sql(&db_path, "finding files to retry"))?;
             let rows = stmt
                 .query_map(params![folder, path], read_file_row)
-                .map_err(sql("finding files to retry"))?
+                .map_err(sql(&db_path, "finding files to retry"))?
                 .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql("finding files to retry"))?;
+                .map_err(sql(&db_path, "finding files to retry"))?;
             rows
         };
         let mut ids = Vec::with_capacity(rows.len());
@@ -1069,7 +1030,7 @@ impl Store {
             }
             ids.push(row.id);
         }
-        tx.commit().map_err(sql("committing a retry"))?;
+        tx.commit().map_err(sql(&db_path, "committing a retry"))?;
         Ok(ids)
     }
 
@@ -1079,33 +1040,19 @@ impl Store {
     /// path (so `history PATH` finds it) and is no longer expected on disk there.
     pub fn record_move(&mut self, id: i64, moved_to: &[u8], reason: &str) -> Result<FileRow> {
         let db_path = self.path.clone();
-        let sql = |what: &'static str| {
-            let path = db_path.clone();
-            move |source| Error::Db { path, what, source }
-        };
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql("starting a transaction"))?;
-        let row = get_row(&tx, id)
-            .map_err(sql("reading a file"))?
-            .ok_or(Error::NoSuchFile { id })?;
-        if !matches!(row.state, State::Approved | State::Rejected) {
-            return Err(Error::StaleState {
-                id,
-                expected: State::Approved,
-                actual: row.state,
-            });
-        }
+        let tx = self.tx()?;
+        let row = row_in(&tx, &db_path, id, State::Approved, |s| {
+            matches!(s, State::Approved | State::Rejected)
+        })?;
         tx.execute(
             "UPDATE files SET moved_to = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, moved_to, now],
         )
-        .map_err(sql("recording a move"))?;
+        .map_err(sql(&db_path, "recording a move"))?;
         insert_event(&tx, id, now, Some(row.state), row.state, reason, None)
-            .map_err(sql("recording a move"))?;
-        tx.commit().map_err(sql("committing a move"))?;
+            .map_err(sql(&db_path, "recording a move"))?;
+        tx.commit().map_err(sql(&db_path, "committing a move"))?;
         Ok(FileRow {
             moved_to: Some(moved_to.to_vec()),
             updated_at: now,
@@ -1119,25 +1066,9 @@ impl Store {
     /// to state. Fails with [`Error::StaleState`] if the row is not in `expected`.
     pub fn update_remote(&mut self, id: i64, expected: State, change: &Change) -> Result<FileRow> {
         let db_path = self.path.clone();
-        let sql = |what: &'static str| {
-            let path = db_path.clone();
-            move |source| Error::Db { path, what, source }
-        };
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql("starting a transaction"))?;
-        let row = get_row(&tx, id)
-            .map_err(sql("reading a file"))?
-            .ok_or(Error::NoSuchFile { id })?;
-        if row.state != expected {
-            return Err(Error::StaleState {
-                id,
-                expected,
-                actual: row.state,
-            });
-        }
+        let tx = self.tx()?;
+        let row = row_in(&tx, &db_path, id, expected, |s| s == expected)?;
         let pick = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
         let new = FileRow {
             remote_id: pick(&change.remote_id, &row.remote_id),
@@ -1161,7 +1092,7 @@ impl Store {
                 now
             ],
         )
-        .map_err(sql("updating remote fields"))?;
+        .map_err(sql(&db_path, "updating remote fields"))?;
         insert_event(
             &tx,
             id,
@@ -1171,8 +1102,9 @@ impl Store {
             &change.reason,
             change.request_id.as_deref(),
         )
-        .map_err(sql("updating remote fields"))?;
-        tx.commit().map_err(sql("committing remote fields"))?;
+        .map_err(sql(&db_path, "updating remote fields"))?;
+        tx.commit()
+            .map_err(sql(&db_path, "committing remote fields"))?;
         Ok(new)
     }
 
