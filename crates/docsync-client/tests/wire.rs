@@ -175,8 +175,8 @@ async fn upload_to_file_url_puts_to_the_url_as_given_without_the_key() {
     insta::assert_snapshot!("uploadToSignedUrl_via_file_url", rendered(put));
 }
 
-#[tokio::test]
-async fn oauth_fetches_a_token_with_basic_auth_then_sends_bearer() {
+/// A server that hands out tokens and lists files, and an OAuth client of it.
+async fn oauth_server(scopes: &[String]) -> (Server, moov::Client) {
     let server = Server::start(|request, _| {
         if request.path == "/oauth2/token" {
             success_reply("createAccessToken")
@@ -185,12 +185,18 @@ async fn oauth_fetches_a_token_with_basic_auth_then_sends_bearer() {
         }
     })
     .await;
-    let scopes = files_scopes(ACCOUNT_ID).to_vec();
     let client = server.moov(MoovCredentials::OAuth {
         public_key: PUBLIC_KEY.into(),
         secret_key: Secret::new(SECRET_KEY),
-        scopes: scopes.clone(),
+        scopes: scopes.to_vec(),
     });
+    (server, client)
+}
+
+#[tokio::test]
+async fn oauth_fetches_a_token_with_basic_auth_then_sends_bearer() {
+    let scopes = files_scopes(ACCOUNT_ID).to_vec();
+    let (server, client) = oauth_server(&scopes).await;
     client.list_files(ACCOUNT_ID, None).await.unwrap();
     client.list_files(ACCOUNT_ID, None).await.unwrap();
 
@@ -231,20 +237,8 @@ async fn oauth_fetches_a_token_with_basic_auth_then_sends_bearer() {
 /// scope it has already costs nothing.
 #[tokio::test]
 async fn ensure_scopes_fetches_one_new_token_only_for_new_scopes() {
-    let server = Server::start(|request, _| {
-        if request.path == "/oauth2/token" {
-            success_reply("createAccessToken")
-        } else {
-            success_reply("listFiles")
-        }
-    })
-    .await;
     let scopes = files_scopes(ACCOUNT_ID).to_vec();
-    let client = server.moov(MoovCredentials::OAuth {
-        public_key: PUBLIC_KEY.into(),
-        secret_key: Secret::new(SECRET_KEY),
-        scopes: scopes.clone(),
-    });
+    let (server, client) = oauth_server(&scopes).await;
     client.list_files(ACCOUNT_ID, None).await.unwrap();
     client.ensure_scopes(&scopes).await;
     client.list_files(ACCOUNT_ID, None).await.unwrap();
