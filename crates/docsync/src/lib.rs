@@ -40,6 +40,7 @@
 //! - No file content is held in memory beyond one 64 KiB chunk.
 //! - Secrets are only in [`config::Secret`], which neither prints nor serialises.
 
+pub mod admin;
 pub mod config;
 pub mod connect;
 pub mod daemon;
@@ -47,6 +48,7 @@ pub mod error;
 pub mod hasher;
 pub mod ignore;
 pub mod intake;
+pub mod metrics;
 pub mod pipeline;
 pub mod poller;
 pub mod ratelimit;

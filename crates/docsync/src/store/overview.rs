@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::{read_file_row, FileRow, State, Store, FILE_COLUMNS};
+use super::{FileRow, State, Store, FILE_COLUMNS};
 use crate::error::Result;
 
 /// One folder's rows by state (states without rows are absent).
