@@ -86,8 +86,17 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script (e.g. `docsync completions bash > /etc/bash_completion.d/docsync`).
     Completions(CompletionsArgs),
-    /// Print the man page (roff), e.g. `docsync man | man -l -`.
-    Man,
+    /// Print the man page (roff), e.g. `docsync man | man -l -`; with --dir, write
+    /// one page per command (docsync.1, docsync-run.1, ...) into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write docsync.1 and one page per subcommand here (created if missing),
+    /// e.g. /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             Command::Sandbox(a) => cli::sandbox::sandbox(a).await,
             Command::Config(ConfigCommand::Check(a)) => cli::check::check(a),
             Command::Completions(a) => cli::docs::completions(a.shell),
-            Command::Man => cli::docs::man(),
+            Command::Man(a) => cli::docs::man(a.dir.as_deref()),
         }
     });
     // Blocking tasks (a store call, a hasher) must not keep the process alive.

@@ -2,6 +2,7 @@
 //! definitions in `cli.rs`, so they never drift from the real arguments.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Context;
 use clap::CommandFactory;
@@ -16,8 +17,17 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
     write_stdout(&script)
 }
 
-/// Print the man page (roff) on stdout: `docsync man | man -l -`.
-pub fn man() -> anyhow::Result<u8> {
+/// Print the man page (roff) on stdout (`docsync man | man -l -`), or with `dir`
+/// write every command's page there.
+pub fn man(dir: Option<&Path>) -> anyhow::Result<u8> {
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the man page directory {}", dir.display()))?;
+        clap_mangen::generate_to(Cli::command(), dir)
+            .with_context(|| format!("writing the man pages into {}", dir.display()))?;
+        outln!("wrote the man pages into {}", dir.display());
+        return Ok(EXIT_OK);
+    }
     let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut page)
