@@ -336,3 +336,30 @@ fn the_man_pages_are_roff_for_every_subcommand() {
     );
     assert!(dir.join("docsync.1").is_file());
 }
+
+#[test]
+fn the_systemd_unit_is_hardened_and_its_command_line_parses() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/docsync.service"),
+    )
+    .unwrap();
+    for line in [
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "ReadWritePaths=/var/lib/docsync",
+        "Environment=DOCSYNC_STATE_DIR=/var/lib/docsync",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks `{line}`");
+    }
+    // ExecStart's arguments are ones this docsync accepts (the parser stops at
+    // --help only after every earlier argument parsed)
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let mut args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    args.push("--help");
+    let out = Workspace::new().run(&args);
+    assert_eq!(out.code(), Some(0), "ExecStart={exec}\n{out}");
+}

@@ -115,7 +115,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .rejected,.failed,.invalid{color:#b00020}.approved{color:#087f23}\
-code{font-size:12px}nav a{margin-right:1em}svg rect{fill:#5b7dbd}";
+a.file-link{white-space:nowrap}code{font-size:12px}nav a{margin-right:1em}svg rect{fill:#5b7dbd}";
 
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
