@@ -926,3 +926,45 @@ fn the_write_check_passes_on_a_writer_and_fails_read_only() {
     let err = reader.check_writable().unwrap_err().to_string();
     assert!(err.contains("readiness check"), "{err}");
 }
+
+#[test]
+fn a_hundred_thousand_files_are_counted_and_paged_without_loading_them() {
+    let mut store = Store::open_in_memory().unwrap();
+    let tx = store.conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, \
+                 state, created_at, updated_at) \
+                 VALUES ('inbox', ?1, 'moov-files', 'acct', 'p', 1, 1, ?2, 0, 0)",
+            )
+            .unwrap();
+        for n in 0..100_000u32 {
+            let state = if n % 10 == 0 { "failed" } else { "approved" };
+            insert
+                .execute(params![format!("f{n}.pdf").into_bytes(), state])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let folders = store.counts_by_folder().unwrap();
+    assert_eq!(folders[0].counts[&State::Failed], 10_000);
+    assert_eq!(folders[0].counts[&State::Approved], 90_000);
+    // walking every page of failed files: each page is 50 rows, none repeats
+    let (mut after, mut seen, mut pages) = (None, 0usize, 0);
+    loop {
+        let page = store
+            .page_in_states(&[State::Failed], Some("inbox"), after, 50)
+            .unwrap();
+        assert!(page.rows.len() <= 50);
+        assert!(page.rows.iter().all(|r| r.state == State::Failed));
+        assert!(page.rows.first().map(|r| r.id) > after);
+        seen += page.rows.len();
+        pages += 1;
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (10_000, 200));
+}
