@@ -210,6 +210,18 @@ fn probes_metrics_and_status_page_over_http() {
         "{history}"
     );
 
+    // the watched folder goes away: not ready, and the body says which check failed
+    let aside = w.path().join("inbox-aside");
+    std::fs::rename(&w.inbox, &aside).unwrap();
+    let (status, _, body) = get(&format!("{url}/readyz"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("watcher: FAIL"), "{body}");
+    assert!(body.contains("no longer a directory"), "{body}");
+    assert!(body.contains("api: ok"), "{body}");
+    std::fs::rename(&aside, &w.inbox).unwrap();
+    let (status, _, body) = get(&format!("{url}/readyz"));
+    assert_eq!(status, 200, "{body}");
+
     // the API goes away: not ready, and the body says which check failed
     drop(sandbox);
     let body = wait_until(WAIT, "/readyz to fail without the API", || {

@@ -64,18 +64,33 @@ pub async fn readyz(AxumState(state): AxumState<AdminState>) -> Response {
 
 /// Every readiness check, in a fixed order: watcher, database, api.
 pub async fn run_checks(state: &AdminState) -> Vec<Check> {
-    let watcher = if state.liveness.watching() {
-        Check {
-            name: "watcher",
-            ok: true,
-            detail: format!("{} folder(s) watched", state.folders.len()),
-        }
-    } else {
+    let gone: Vec<&str> = state
+        .folders
+        .iter()
+        .filter(|f| !std::path::Path::new(f.as_str()).is_dir())
+        .map(String::as_str)
+        .collect();
+    let watcher = if !state.liveness.watching() {
         Check {
             name: "watcher",
             ok: false,
             detail: "the watchers and the intake task are not running (starting, or stopped)"
                 .into(),
+        }
+    } else if !gone.is_empty() {
+        Check {
+            name: "watcher",
+            ok: false,
+            detail: format!(
+                "watched folder(s) no longer a directory: {}; recreate them or fix the configuration",
+                gone.join(", ")
+            ),
+        }
+    } else {
+        Check {
+            name: "watcher",
+            ok: true,
+            detail: format!("{} folder(s) watched, intake running", state.folders.len()),
         }
     };
     let database = match state.writer.call(|s| s.check_writable()).await {

@@ -115,7 +115,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .rejected,.failed,.invalid{color:#b00020}.approved{color:#087f23}\
-a.file-link{white-space:nowrap}code{font-size:12px}nav a{margin-right:1em}svg rect{fill:#5b7dbd}";
+a.file-link,td.t{white-space:nowrap}code{font-size:12px}nav a{margin-right:1em}svg rect{fill:#5b7dbd}";
 
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
@@ -170,7 +170,7 @@ fn rows_table(rows: &[(FileRow, String)], show_folder: bool) -> Markup {
                     td class=(row.state.as_str()) { (row.state.as_str()) }
                     td { (why) }
                     td { code { (row.last_request_id.as_deref().unwrap_or("")) } }
-                    td { (when(row.updated_at)) }
+                    td.t { (when(row.updated_at)) }
                 }
             }
         }
@@ -366,7 +366,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
             tr { th { "at" } th { "from" } th { "to" } th { "reason" } th { "request id" } }
             @for e in shown {
                 tr {
-                    td { (when(e.at)) }
+                    td.t { (when(e.at)) }
                     td { (e.from_state.map(|s| s.as_str()).unwrap_or("(new)")) }
                     td class=(e.to_state.as_str()) { (e.to_state.as_str()) }
                     td { (e.reason) }
