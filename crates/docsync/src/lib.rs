@@ -12,6 +12,8 @@
 //! - [`pipeline`]: the local steps from stable to a committed upload intent;
 //! - [`ratelimit`]: the shared request-rate limit (`max_requests_per_second`);
 //! - [`store`]: the SQLite state (files, events, the state machine, the instance lock).
+//! - [`metrics`]: what the daemon counts, rendered for Prometheus;
+//! - [`admin`]: the optional admin listener (probes, `/metrics`, the status page).
 //!
 //! Nothing here talks to the network: the uploader and poller are built on top.
 //!
