@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 pub mod check;
+pub mod docs;
 pub mod logging;
 pub mod progress;
 pub mod run;
@@ -83,6 +84,26 @@ pub enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script (e.g. `docsync completions bash > /etc/bash_completion.d/docsync`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `docsync man | man -l -`; with --dir, write
+    /// one page per command (docsync.1, docsync-run.1, ...) into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write docsync.1 and one page per subcommand here (created if missing),
+    /// e.g. /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +143,14 @@ pub struct RunArgs {
     pub folder: Option<PathBuf>,
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Serve the status page, /metrics, /healthz and /readyz on this address
+    /// (e.g. 127.0.0.1:8384; port 0: any free port, logged). Off by default.
+    #[arg(long, value_name = "ADDR", env = "DOCSYNC_ADMIN")]
+    pub admin: Option<SocketAddr>,
+    /// Let --admin listen on a non-loopback address. The page has no login: put it
+    /// behind a firewall or an authenticating proxy.
+    #[arg(long, requires = "admin", env = "DOCSYNC_ADMIN_ALLOW_REMOTE")]
+    pub admin_allow_remote: bool,
 }
 
 #[derive(Debug, Args)]

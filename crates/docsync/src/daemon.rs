@@ -20,12 +20,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::admin::{self, AdminState, Liveness};
 use crate::config::{Config, Folder, WatcherKind};
 use crate::error::{Error, Result};
 use crate::intake::{Followup, Intake};
+use crate::metrics::Metrics;
 use crate::remote::Apis;
 use crate::scanner::scan_folder;
-use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store};
+use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
 use crate::watcher::{hint_channel, FolderWatcher};
 use crate::{poller, reconcile, uploader};
 
@@ -89,6 +91,8 @@ impl Report {
 pub struct Ctx {
     pub store: SharedStore,
     pub apis: Apis,
+    /// What the tasks count, for `/metrics`.
+    pub metrics: Arc<Metrics>,
     folders: Arc<HashMap<String, Folder>>,
     retry_initial: Duration,
 }
@@ -99,6 +103,7 @@ impl Ctx {
         Ctx {
             store,
             apis,
+            metrics: Arc::new(Metrics::default()),
             folders: Arc::new(folders),
             retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
         }
@@ -142,6 +147,18 @@ pub async fn run(
     shutdown: CancellationToken,
     progress: watch::Sender<Snapshot>,
 ) -> Result<Report> {
+    run_with_admin(config, apis, mode, shutdown, progress, None).await
+}
+
+/// [`run`], serving the admin listener ([`crate::admin`]) on `admin` while it runs.
+pub async fn run_with_admin(
+    config: Config,
+    apis: Apis,
+    mode: Mode,
+    shutdown: CancellationToken,
+    progress: watch::Sender<Snapshot>,
+    admin: Option<admin::Listener>,
+) -> Result<Report> {
     create_state_dir(&config.state_dir)?;
     let _lock = InstanceLock::acquire(&config.state_dir)?;
     let store = SharedStore::new(Store::open_in_state_dir(&config.state_dir)?);
@@ -160,6 +177,13 @@ pub async fn run(
 
     let stop = shutdown.child_token();
     let tracker = TaskTracker::new();
+    let liveness = Arc::new(Liveness::default());
+    if let Some(listener) = admin {
+        let state = admin_state(&config, &ctx, &liveness)?;
+        tracker.spawn(
+            admin::serve(listener, state, stop.clone()).instrument(tracing::info_span!("admin")),
+        );
+    }
     let stable = Arc::new(Notify::new());
     let intake = Arc::new(Mutex::new(Intake::new(
         &config.folders,
@@ -197,18 +221,24 @@ pub async fn run(
         scan(&ctx, &intake, n).await?;
     }
 
+    let intake_run = intake_task(
+        ctx.clone(),
+        intake.clone(),
+        config.folders.len(),
+        rx,
+        config.scan_interval,
+        stable.clone(),
+        stop.clone(),
+    );
+    let intake_done = liveness.clone();
     tracker.spawn(
-        intake_task(
-            ctx.clone(),
-            intake.clone(),
-            config.folders.len(),
-            rx,
-            config.scan_interval,
-            stable.clone(),
-            stop.clone(),
-        )
+        async move {
+            intake_run.await;
+            intake_done.set_watching(false);
+        }
         .instrument(tracing::info_span!("intake")),
     );
+    liveness.set_watching(true);
     tracker.spawn(
         uploader_task(
             ctx.clone(),
@@ -272,6 +302,26 @@ pub async fn run(
         counts: counts.clone(),
     });
     Ok(Report { counts, timed_out })
+}
+
+/// What the admin listener reads: its own read-only connection, the writer for
+/// retries, the metrics and the configured folders and APIs.
+fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<AdminState> {
+    let reader = Store::open_read_only(&config.state_dir.join(DB_FILE))?;
+    let api_urls = [&config.api.url, &config.api.attachments_url]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Ok(AdminState {
+        reader: SharedStore::new(reader),
+        writer: ctx.store.clone(),
+        metrics: ctx.metrics.clone(),
+        liveness: liveness.clone(),
+        folders: Arc::new(config.folders.iter().map(Folder::key).collect()),
+        api_urls: Arc::new(api_urls),
+        form_token: Arc::new(AdminState::new_form_token()),
+    })
 }
 
 /// Rows that still need the daemon: not yet uploaded, or waiting for a decision.
@@ -357,7 +407,10 @@ async fn intake_task(
                         let mut i = intake2.lock().map_err(|_| poisoned())?;
                         i.on_hint(s, &hint, now)
                     }).await {
-                        Ok(Followup::Rescan(n)) => scan(&ctx, &intake, n).await,
+                        Ok(Followup::Rescan(n)) => {
+                            ctx.metrics.rescan();
+                            scan(&ctx, &intake, n).await
+                        }
                         Ok(Followup::Nothing) => Ok(()),
                         Err(e) => Err(e),
                     }
@@ -491,7 +544,10 @@ async fn poller_task(ctx: Ctx, base: Duration, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        match poller::poll_once(&ctx).await {
+        let started = std::time::Instant::now();
+        let polled = poller::poll_once(&ctx).await;
+        ctx.metrics.polled(started.elapsed());
+        match polled {
             Ok(cycle) if cycle.decided > 0 || cycle.requests == 0 => interval = base,
             Ok(cycle) => {
                 debug!(

@@ -46,6 +46,25 @@ pub enum Error {
     #[error("building the {api} client: {message}")]
     Client { api: &'static str, message: String },
 
+    /// `--admin` names an address other machines can reach, without permission.
+    #[error(
+        "the admin address {addr} is not a loopback address: the status page can retry files \
+         and shows file names, so it listens on 127.0.0.1 or [::1] only; use e.g. \
+         127.0.0.1:{port}, or pass --admin-allow-remote (DOCSYNC_ADMIN_ALLOW_REMOTE=true) \
+         behind a firewall or an authenticating proxy", port = addr.port()
+    )]
+    AdminNotLoopback { addr: std::net::SocketAddr },
+
+    /// The admin listener could not bind its address.
+    #[error(
+        "listening on the admin address {addr} failed: {source}; pick a free port (or 0 for any)"
+    )]
+    AdminBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Opening or querying the state database failed.
     #[error("database {path}: {what} failed: {source}")]
     Db {

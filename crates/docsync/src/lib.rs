@@ -12,6 +12,8 @@
 //! - [`pipeline`]: the local steps from stable to a committed upload intent;
 //! - [`ratelimit`]: the shared request-rate limit (`max_requests_per_second`);
 //! - [`store`]: the SQLite state (files, events, the state machine, the instance lock).
+//! - [`metrics`]: what the daemon counts, rendered for Prometheus;
+//! - [`admin`]: the optional admin listener (probes, `/metrics`, the status page).
 //!
 //! Nothing here talks to the network: the uploader and poller are built on top.
 //!
@@ -40,6 +42,7 @@
 //! - No file content is held in memory beyond one 64 KiB chunk.
 //! - Secrets are only in [`config::Secret`], which neither prints nor serialises.
 
+pub mod admin;
 pub mod config;
 pub mod connect;
 pub mod daemon;
@@ -47,6 +50,7 @@ pub mod error;
 pub mod hasher;
 pub mod ignore;
 pub mod intake;
+pub mod metrics;
 pub mod pipeline;
 pub mod poller;
 pub mod ratelimit;

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
             Command::Retry(a) => cli::status::retry(a),
             Command::Sandbox(a) => cli::sandbox::sandbox(a).await,
             Command::Config(ConfigCommand::Check(a)) => cli::check::check(a),
+            Command::Completions(a) => cli::docs::completions(a.shell),
+            Command::Man(a) => cli::docs::man(a.dir.as_deref()),
         }
     });
     // Blocking tasks (a store call, a hasher) must not keep the process alive.

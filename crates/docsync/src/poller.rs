@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::config::{Target, TargetKind};
 use crate::daemon::Ctx;
 use crate::error::Result;
+use crate::metrics::Stage;
 use crate::pipeline::{decision_destination, move_decided_file};
 use crate::remote::{Decision, Remote};
 use crate::store::{Change, FileRow, State};
@@ -43,6 +44,7 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
                 let listed = match ctx.apis.list_files(&group.account).await {
                     Ok(listed) => listed,
                     Err(e) => {
+                        ctx.metrics.failure(Stage::Poll, &e);
                         warn!(account = %group.account, error = %e, "listing files failed; will poll again");
                         cycle.waiting += group.rows.len() as u32;
                         continue;
@@ -89,6 +91,7 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
                             }
                         }
                         Err(e) => {
+                            ctx.metrics.failure(Stage::Poll, &e);
                             warn!(path = %row.path_display(), error = %e, "reading the attachment status failed; will poll again");
                             cycle.waiting += 1;
                         }

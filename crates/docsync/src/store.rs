@@ -36,7 +36,10 @@ use crate::config::TargetKind;
 use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only.
-const MIGRATION_LIST: &[M<'static>] = &[M::up(include_str!("../migrations/0001_init.sql"))];
+const MIGRATION_LIST: &[M<'static>] = &[
+    M::up(include_str!("../migrations/0001_init.sql")),
+    M::up(include_str!("../migrations/0002_status_page_indexes.sql")),
+];
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
 /// The schema version this binary writes.
@@ -400,6 +403,8 @@ pub struct Store {
 const FILE_COLUMNS: &str = "id, folder, path, target, account, purpose, size, mtime_ns, sha256, \
      state, remote_id, remote_status, decision_reason, attempts, next_attempt_at, last_error, \
      last_request_id, remote_name, supersedes, moved_to, created_at, updated_at";
+
+const COUNTS_BY_STATE: &str = "SELECT state, COUNT(*) FROM files GROUP BY state";
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -1240,7 +1245,7 @@ impl Store {
     pub fn counts_by_state(&self) -> Result<BTreeMap<State, u64>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT state, COUNT(*) FROM files GROUP BY state")
+            .prepare_cached(COUNTS_BY_STATE)
             .map_err(self.db("counting states"))?;
         let pairs = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -1568,6 +1573,9 @@ impl SharedStore {
         }
     }
 }
+
+mod overview;
+pub use overview::{ActivityBucket, FolderCounts, Page};
 
 #[cfg(test)]
 mod tests;

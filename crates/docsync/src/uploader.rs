@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::config::{Folder, Target};
 use crate::daemon::Ctx;
 use crate::error::{Error, Result};
+use crate::metrics::Stage;
 use crate::pipeline::{check_file, file_path, record_check, Prepared};
 use crate::remote::{Decision, Remote, RemoteError, Upload};
 use crate::store::{Attempts, Change, FileRow, State};
@@ -109,10 +110,14 @@ async fn send(
                 .await
             }
             Ok(None) => {}
-            Err(e) => return finish(ctx, &row, Err(classify(e))).await,
+            Err(e) => {
+                ctx.metrics.failure(Stage::Upload, &e);
+                return finish(ctx, &row, Err(classify(e))).await;
+            }
         }
     }
 
+    let started = std::time::Instant::now();
     let result = match &target {
         Target::MoovImages(images) => {
             match replaced_image(ctx, &row, images.replace_on_change).await? {
@@ -137,6 +142,10 @@ async fn send(
             .await
             .map(|r| (r, "uploaded")),
     };
+    match &result {
+        Ok(_) => ctx.metrics.uploaded(row.size, started.elapsed()),
+        Err(e) => ctx.metrics.upload_failed(e, started.elapsed()),
+    }
     finish(ctx, &row, result.map_err(classify)).await
 }
 
@@ -341,6 +350,7 @@ async fn finish(
             request_id,
             retry_after,
         }) => {
+            ctx.metrics.retry_scheduled();
             // Never sooner than the server asked (Retry-After).
             let wait = backoff_from(ctx.retry_initial(), row.attempts)
                 .max(retry_after.unwrap_or_default());

@@ -1,5 +1,6 @@
 //! `docsync run` (watch until stopped) and `docsync sync --once`.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
@@ -16,7 +17,8 @@ use super::{setup, ApiArgs, RunArgs, SyncArgs, EXIT_INTERRUPTED, EXIT_OK};
 
 /// `docsync run [FOLDER]`: exit 0 on a clean stop.
 pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
-    let (report, _) = daemon(&args.api, args.folder.as_deref(), Mode::Watch, logs).await?;
+    let admin = args.admin.map(|addr| (addr, args.admin_allow_remote));
+    let (report, _) = daemon(&args.api, args.folder.as_deref(), Mode::Watch, admin, logs).await?;
     tracing::info!(summary = %summary(&report), "stopped");
     Ok(EXIT_OK)
 }
@@ -27,7 +29,7 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
     let mode = Mode::Once {
         timeout: args.timeout,
     };
-    let (report, interrupted) = daemon(&args.api, args.folder.as_deref(), mode, logs).await?;
+    let (report, interrupted) = daemon(&args.api, args.folder.as_deref(), mode, None, logs).await?;
     let mut line = format!("sync: {}", summary(&report));
     if interrupted {
         line.push_str("; interrupted");
@@ -50,12 +52,17 @@ async fn daemon(
     api: &ApiArgs,
     folder: Option<&Path>,
     mode: Mode,
+    admin: Option<(SocketAddr, bool)>,
     logs: &Logs,
 ) -> anyhow::Result<(Report, bool)> {
     let mut config = setup::load(api, folder)?;
     // Fail fast, before starting anything, if another docsync holds the state
     // directory (the daemon takes the lock again for its whole run).
     drop(InstanceLock::acquire(&config.state_dir)?);
+    // Bind before starting anything: a taken port is a setup error.
+    let admin = admin
+        .map(|(addr, allow_remote)| docsync::admin::Listener::bind(addr, allow_remote))
+        .transpose()?;
     let _sandbox = setup::embedded_sandbox(&mut config).await?;
     log_start(&config);
     let apis = docsync::connect::apis(&config).context("connecting to the API")?;
@@ -64,7 +71,7 @@ async fn daemon(
     let signals = listen_for_signals(shutdown.clone())?;
     let (tx, rx) = watch::channel(Snapshot::default());
     let progress = Progress::start(rx, logs);
-    let result = daemon::run(config, apis, mode, shutdown.clone(), tx).await;
+    let result = daemon::run_with_admin(config, apis, mode, shutdown.clone(), tx, admin).await;
     progress.finish();
     signals.abort();
     let report = result?;

@@ -548,7 +548,7 @@ fn pending_groups_counts_list_history() {
 #[test]
 fn migrations_are_valid() {
     MIGRATIONS.validate().unwrap();
-    assert_eq!(SCHEMA_VERSION, 1);
+    assert_eq!(SCHEMA_VERSION, 2);
 }
 
 #[test]
@@ -591,7 +591,7 @@ fn refuses_a_newer_schema() {
             err,
             Error::SchemaTooNew {
                 found: 7,
-                known: 1,
+                known: SCHEMA_VERSION,
                 ..
             }
         ),
@@ -814,4 +814,157 @@ fn remote_updates_without_a_transition() {
         .deleted_with_remote(TargetKind::MoovImages, "disabled")
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn status_page_queries_read_through_indexes() {
+    let store = Store::open_in_memory().unwrap();
+    for sql in overview::queries() {
+        let plan = store.query_plan(&sql);
+        for step in &plan {
+            // `SCAN x USING (COVERING) INDEX` walks an index; a bare `SCAN x` reads
+            // the whole table, which is what 100,000 files must never cost
+            let table_scan = step.starts_with("SCAN") && !step.contains("INDEX");
+            assert!(!table_scan, "{sql}\nreads a whole table: {plan:?}");
+            // a keyset page sorted after the fact would read every row of a state
+            assert!(
+                !step.contains("TEMP B-TREE FOR ORDER BY"),
+                "{sql}\nsorts instead of walking an index: {plan:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn counts_per_folder_and_keyset_pages_match_the_rows() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        ids.push(new_row(&mut store, format!("f{n}.pdf").as_bytes()));
+    }
+    let other = store
+        .observe_batch("other", &[obs(b"x.pdf", 1, 1)], false)
+        .unwrap()
+        .observations[0]
+        .id();
+    for &id in &ids[..3] {
+        force_state(&store, id, State::Failed);
+    }
+    force_state(&store, ids[3], State::Rejected);
+    force_state(&store, other, State::Failed);
+
+    let folders = store.counts_by_folder().unwrap();
+    assert_eq!(folders.len(), 2);
+    assert_eq!(folders[0].folder, "inbox");
+    assert_eq!(folders[0].counts.get(&State::Failed), Some(&3));
+    assert_eq!(folders[0].counts.get(&State::Rejected), Some(&1));
+    assert_eq!(folders[0].counts.get(&State::Discovered), Some(&3));
+    assert_eq!(folders[1].counts.get(&State::Failed), Some(&1));
+
+    // pages of 2 over failed + rejected in inbox: 4 rows, then nothing repeats
+    let states = [State::Failed, State::Rejected];
+    let first = store
+        .page_in_states(&states, Some("inbox"), None, 2)
+        .unwrap();
+    assert_eq!(
+        first.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[..2]
+    );
+    let second = store
+        .page_in_states(&states, Some("inbox"), first.next_after, 2)
+        .unwrap();
+    assert_eq!(
+        second.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[2..4]
+    );
+    assert_eq!(second.next_after, None, "the last page says so");
+    let everywhere = store
+        .page_in_states(&[State::Failed], None, None, 10)
+        .unwrap();
+    assert_eq!(everywhere.rows.len(), 4);
+}
+
+#[test]
+fn activity_counts_events_per_folder_in_their_bucket() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = new_row(&mut store, b"a.pdf");
+    let b = new_row(&mut store, b"b.pdf");
+    store
+        .conn
+        .execute("UPDATE events SET at = 1000 WHERE file_id = ?1", [a])
+        .unwrap();
+    store
+        .conn
+        .execute("UPDATE events SET at = 5500 WHERE file_id = ?1", [b])
+        .unwrap();
+    // 10 buckets of 1 s ending at 10 s: a is in bucket 1, b in bucket 5
+    let activity = store.activity(10_000, 1000, 10).unwrap();
+    let inbox = &activity["inbox"];
+    assert_eq!(
+        inbox,
+        &vec![
+            ActivityBucket {
+                bucket: 1,
+                events: 1
+            },
+            ActivityBucket {
+                bucket: 5,
+                events: 1
+            }
+        ]
+    );
+    // events before the window are not read
+    assert!(store.activity(100_000, 1000, 10).unwrap().is_empty());
+}
+
+#[test]
+fn the_write_check_passes_on_a_writer_and_fails_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Store::open_in_state_dir(dir.path()).unwrap();
+    writer.check_writable().unwrap();
+    let mut reader = Store::open_read_only(&dir.path().join(DB_FILE)).unwrap();
+    let err = reader.check_writable().unwrap_err().to_string();
+    assert!(err.contains("readiness check"), "{err}");
+}
+
+#[test]
+fn a_hundred_thousand_files_are_counted_and_paged_without_loading_them() {
+    let mut store = Store::open_in_memory().unwrap();
+    let tx = store.conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, \
+                 state, created_at, updated_at) \
+                 VALUES ('inbox', ?1, 'moov-files', 'acct', 'p', 1, 1, ?2, 0, 0)",
+            )
+            .unwrap();
+        for n in 0..100_000u32 {
+            let state = if n % 10 == 0 { "failed" } else { "approved" };
+            insert
+                .execute(params![format!("f{n}.pdf").into_bytes(), state])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let folders = store.counts_by_folder().unwrap();
+    assert_eq!(folders[0].counts[&State::Failed], 10_000);
+    assert_eq!(folders[0].counts[&State::Approved], 90_000);
+    // walking every page of failed files: each page is 50 rows, none repeats
+    let (mut after, mut seen, mut pages) = (None, 0usize, 0);
+    loop {
+        let page = store
+            .page_in_states(&[State::Failed], Some("inbox"), after, 50)
+            .unwrap();
+        assert!(page.rows.len() <= 50);
+        assert!(page.rows.iter().all(|r| r.state == State::Failed));
+        assert!(page.rows.first().map(|r| r.id) > after);
+        seen += page.rows.len();
+        pages += 1;
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (10_000, 200));
 }
