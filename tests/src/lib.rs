@@ -501,6 +501,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The file its stderr goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Its pid.
     pub fn id(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
