@@ -73,6 +73,17 @@ impl TestSandbox {
 
     /// A sandbox whose files stay pending for `delay`.
     pub fn with_decision_delay(delay: Duration) -> TestSandbox {
+        TestSandbox::with_config(SandboxConfig {
+            decision: DecisionRule {
+                delay,
+                ..DecisionRule::default()
+            },
+            ..SandboxConfig::default()
+        })
+    }
+
+    /// A sandbox on `config` (its data dir: a temp dir of the harness).
+    pub fn with_config(config: SandboxConfig) -> TestSandbox {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -82,11 +93,7 @@ impl TestSandbox {
         let handle = runtime
             .block_on(Sandbox::start(SandboxConfig {
                 data_dir: Some(data.path().to_owned()),
-                decision: DecisionRule {
-                    delay,
-                    ..DecisionRule::default()
-                },
-                ..SandboxConfig::default()
+                ..config
             }))
             .expect("starting the sandbox");
         TestSandbox {

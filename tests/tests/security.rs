@@ -1,0 +1,387 @@
+//! Secrets and paths through the real binary.
+//!
+//! - [`canary_secrets_never_leak`]: canary values configured as the secret key
+//!   (HTTP Basic password), the OAuth tokens the sandbox issues for it, and the
+//!   attachments api-key, from environment variables and from a credentials
+//!   file, never appear in the logs (`-vv`: every level, text and JSON), in any
+//!   file of the state directory (database, `-wal`, `-shm`, lock), in
+//!   `status`/`history`/`config check` output (text and JSON), in `Debug`
+//!   output (what a panic message would show), nor with wrong credentials that
+//!   the sandbox refuses. The state directory is 0700 and its files 0600.
+//! - [`names_from_the_server_never_become_local_paths`]: the server renames
+//!   the uploaded files to `../../…`, absolute paths and the like; with
+//!   `after_decision = "move"` every file still lands in `approved/` or
+//!   `rejected/` beside its own local path, and nothing appears anywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use docsync_e2e::{pdf, run_command, wait_until, TestSandbox, Workspace, COMMAND_TIMEOUT};
+use docsync_sandbox::{Credentials, DecisionRule, SandboxConfig};
+
+const PUBLIC_KEY: &str = "pk_canary_public";
+const SECRET_KEY: &str = "sk_CANARY_5e3c1a9f7d2b4e6a8c0f1d3b5a7e9c2d";
+const API_KEY: &str = "ak_CANARY_0b2d4f6a8c1e3a5c7e9b0d2f4a6c8e1b";
+const WRONG_SECRET_KEY: &str = "sk_CANARY_WRONG_93b1f5d7a2c4e6b8d0f2a4";
+const WRONG_API_KEY: &str = "ak_CANARY_WRONG_8d6b4f2a0c9e7a5c3e1b";
+
+fn sandbox() -> TestSandbox {
+    TestSandbox::with_config(SandboxConfig {
+        credentials: Some(Credentials {
+            public_key: PUBLIC_KEY.to_owned(),
+            secret_key: SECRET_KEY.to_owned(),
+            attachments_api_key: API_KEY.to_owned(),
+        }),
+        decision: DecisionRule {
+            delay: Duration::from_millis(200),
+            ..DecisionRule::default()
+        },
+        attachment_processing_delay: Duration::from_millis(200),
+        ..SandboxConfig::default()
+    })
+}
+
+/// `user:password` as an HTTP Basic header carries it.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Texts and bytes to search, with where they came from.
+#[derive(Default)]
+struct Haystack {
+    items: Vec<(String, Vec<u8>)>,
+}
+
+impl Haystack {
+    fn add(&mut self, what: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        self.items.push((what.into(), bytes.into()));
+    }
+
+    /// Every file of the state directory, as it is now.
+    fn add_state_dir(&mut self, w: &Workspace, when: &str) {
+        for path in files_under(&w.state) {
+            let bytes = std::fs::read(&path).unwrap();
+            self.add(format!("{} ({when})", path.display()), bytes);
+        }
+    }
+
+    /// Panics naming every place where a needle was found.
+    fn assert_free_of(&self, needles: &[(&str, String)]) {
+        let mut found = Vec::new();
+        for (what, bytes) in &self.items {
+            for (name, needle) in needles {
+                if bytes
+                    .windows(needle.len())
+                    .any(|window| window == needle.as_bytes())
+                {
+                    found.push(format!("{name} in {what}"));
+                }
+            }
+        }
+        if !found.is_empty() {
+            for (what, bytes) in &self.items {
+                let text = String::from_utf8_lossy(bytes);
+                for line in text.lines() {
+                    if needles.iter().any(|(_, n)| line.contains(n.as_str())) {
+                        eprintln!("LEAK {what}: {line}");
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "secrets leaked: {found:#?}");
+        for (what, bytes) in &self.items {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(!text.contains("panicked"), "a panic in {what}:\n{text}");
+        }
+    }
+}
+
+/// The modes of the state directory and of every file in it.
+fn assert_private(w: &Workspace, when: &str) -> Vec<String> {
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&w.state), 0o700, "{} ({when})", w.state.display());
+    let mut seen = Vec::new();
+    for path in files_under(&w.state) {
+        assert_eq!(
+            mode(&path),
+            0o600,
+            "{} is {:04o} ({when})",
+            path.display(),
+            mode(&path)
+        );
+        seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    seen
+}
+
+fn write_config(w: &Workspace) {
+    w.write_file(
+        "docsync.toml",
+        r#"state_dir = "state"
+quiet_window = "200ms"
+poll_interval = "200ms"
+retry_initial = "200ms"
+
+[api]
+auth = "oauth"
+
+[credentials]
+file = "creds.toml"
+
+[[folder]]
+path = "files"
+target = { kind = "moov-files", account_id = "acct-sec", file_purpose = "business_verification" }
+
+[[folder]]
+path = "attach"
+target = { kind = "attachments", user_id = "user-sec" }
+"#,
+    );
+    let creds = w.write_file(
+        "creds.toml",
+        &format!(
+            "public_key = \"{PUBLIC_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\nattachments_api_key = \"{API_KEY}\"\n"
+        ),
+    );
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Drop `name` into the workspace folder `folder` (written elsewhere, renamed in).
+fn drop_into(w: &Workspace, folder: &str, name: &str, bytes: &[u8]) {
+    let staging = w.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::create_dir_all(w.path().join(folder)).unwrap();
+    std::fs::write(staging.join(name), bytes).unwrap();
+    std::fs::rename(staging.join(name), w.path().join(folder).join(name)).unwrap();
+}
+
+fn states(w: &Workspace) -> Vec<(String, String)> {
+    w.status_json()
+        .into_iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap_or_default().to_owned(),
+                r["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn canary_secrets_never_leak() {
+    let sandbox = sandbox();
+    let w = Workspace::with_sandbox(&sandbox);
+    write_config(&w);
+    let mut hay = Haystack::default();
+
+    // 1. keys from the environment; text logs at trace level, while files flow
+    // through a sandbox that fails a third of the requests (the error paths)
+    sandbox.set_faults(docsync_sandbox::FaultConfig {
+        seed: 0x5ec,
+        error_rate: 0.15,
+        rate_limit_rate: 0.05,
+        retry_after_secs: Some(1),
+        reset_rate: 0.15,
+        ..docsync_sandbox::FaultConfig::default()
+    });
+    drop_into(&w, "files", "passport.pdf", &pdf("passport"));
+    drop_into(&w, "files", "reject-me.pdf", &pdf("rejected"));
+    for n in 0..4 {
+        drop_into(
+            &w,
+            "attach",
+            &format!("ledger-{n}.csv"),
+            format!("id,amount\n{n},10\n").as_bytes(),
+        );
+    }
+    let daemon = w.spawn(["-vv", "--log-format", "text", "run"]);
+    wait_until(Duration::from_secs(60), "the first files decided", || {
+        let s = states(&w);
+        let decided = s
+            .iter()
+            .filter(|(_, st)| st == "approved" || st == "rejected")
+            .count();
+        if decided == 6 {
+            Ok(())
+        } else {
+            Err(format!("{s:?}\n--- log\n{}", daemon.log()))
+        }
+    });
+    // while it runs: the WAL and its index exist, and are private too
+    let files = assert_private(&w, "while running");
+    for name in ["docsync.db", "docsync.db-wal", "docsync.db-shm", "lock"] {
+        assert!(files.iter().any(|f| f == name), "no {name}: {files:?}");
+    }
+    hay.add_state_dir(&w, "while running");
+    let faulted = sandbox
+        .request_log()
+        .iter()
+        .filter(|e| e.fault.is_some())
+        .count();
+    assert!(faulted > 0, "no fault was injected");
+    sandbox.set_faults(docsync_sandbox::FaultConfig::default());
+    let status = daemon.stop(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    let trace = std::fs::read_to_string(w.path().join("daemon-0.log")).unwrap();
+    assert!(trace.contains("TRACE"), "-vv logs at trace level:\n{trace}");
+    hay.add("run -vv --log-format text", trace);
+
+    // 2. keys from the credentials file only; JSON logs at trace level
+    drop_into(&w, "files", "statement.pdf", &pdf("statement"));
+    drop_into(&w, "attach", "notes.txt", b"plain notes\n");
+    let mut cmd = w.cmd(["-vv", "--log-format", "json", "sync", "--once"]);
+    for var in [
+        "DOCSYNC_PUBLIC_KEY",
+        "DOCSYNC_SECRET_KEY",
+        "DOCSYNC_ATTACHMENTS_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = run_command(cmd, COMMAND_TIMEOUT);
+    assert_eq!(out.code(), Some(1), "one file is rejected\n{out}");
+    assert!(
+        out.stdout.contains("sync: 8 files: 7 approved, 1 rejected"),
+        "{out}"
+    );
+    let json_lines = out.stderr.lines().filter(|l| l.starts_with('{')).count();
+    assert!(json_lines > 10, "{out}");
+    assert!(out.stderr.contains("\"level\":\"TRACE\""), "{out}");
+    hay.add(
+        "sync -vv --log-format json (credentials file)",
+        format!("{out}"),
+    );
+
+    // 3. wrong keys: refused by the sandbox, recorded, and not printed either
+    drop_into(&w, "files", "refused.pdf", &pdf("refused"));
+    drop_into(&w, "attach", "refused.csv", b"id\n2\n");
+    for format in ["text", "json"] {
+        let mut cmd = w.cmd([
+            "-vv",
+            "--log-format",
+            format,
+            "sync",
+            "--once",
+            "--timeout",
+            "3s",
+        ]);
+        cmd.env("DOCSYNC_SECRET_KEY", WRONG_SECRET_KEY)
+            .env("DOCSYNC_ATTACHMENTS_API_KEY", WRONG_API_KEY);
+        let out = run_command(cmd, COMMAND_TIMEOUT);
+        assert_ne!(out.code(), Some(0), "{out}");
+        hay.add(format!("sync with wrong keys ({format})"), format!("{out}"));
+    }
+    let refused = w.status_of("refused.pdf").unwrap();
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("401") || reason.to_lowercase().contains("unauthori"),
+        "{refused}"
+    );
+    let refused = w.status_of("refused.csv").unwrap();
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("401") || reason.to_lowercase().contains("unauthori"),
+        "{refused}"
+    );
+
+    // 4. what people read
+    for args in [
+        &["status"][..],
+        &["status", "--json", "--all"],
+        &["-vv", "status"],
+        &["history", "files/passport.pdf"],
+        &["history", "files/reject-me.pdf", "--json"],
+        &["history", "attach/ledger-0.csv", "--json"],
+        &["history", "files/refused.pdf"],
+        &["config", "check"],
+        &["-vv", "--log-format", "json", "config", "check"],
+    ] {
+        let out = w.run(args);
+        assert_eq!(out.code(), Some(0), "{args:?}\n{out}");
+        hay.add(format!("docsync {}", args.join(" ")), format!("{out}"));
+    }
+    assert_private(&w, "after the runs");
+    hay.add_state_dir(&w, "after the runs");
+
+    // 5. what a panic message would show: the Debug of the configuration and
+    // of the clients built from it
+    let env = docsync::config::Env::from_pairs([
+        ("DOCSYNC_API_URL", sandbox.url()),
+        ("DOCSYNC_PUBLIC_KEY", PUBLIC_KEY),
+        ("DOCSYNC_SECRET_KEY", SECRET_KEY),
+        ("DOCSYNC_ATTACHMENTS_API_KEY", API_KEY),
+    ]);
+    let config = docsync::config::load(&w.path().join("docsync.toml"), &env).unwrap();
+    hay.add("Debug of the configuration", format!("{config:?}"));
+    let apis = docsync::connect::apis(&config).unwrap();
+    hay.add("Debug of the API clients", format!("{apis:?}"));
+
+    // the OAuth tokens the sandbox issued, and the signed upload URLs' tokens
+    let issued = sandbox_secrets(
+        &sandbox,
+        "SELECT access_token || ' ' || refresh_token FROM tokens",
+    );
+    assert!(!issued.is_empty(), "auth = \"oauth\" issued no token");
+    let signed = sandbox_secrets(&sandbox, "SELECT token FROM attachments");
+    assert!(!signed.is_empty(), "no attachment was uploaded");
+    let mut needles: Vec<(&str, String)> = vec![
+        ("the secret key", SECRET_KEY.to_owned()),
+        ("the api key", API_KEY.to_owned()),
+        ("the Basic header", basic(PUBLIC_KEY, SECRET_KEY)),
+        ("the wrong secret key", WRONG_SECRET_KEY.to_owned()),
+        ("the wrong api key", WRONG_API_KEY.to_owned()),
+        (
+            "the wrong Basic header",
+            basic(PUBLIC_KEY, WRONG_SECRET_KEY),
+        ),
+    ];
+    for pair in &issued {
+        for token in pair.split(' ') {
+            needles.push(("an OAuth token", token.to_owned()));
+        }
+    }
+    for token in &signed {
+        needles.push(("a signed upload URL's token", token.clone()));
+    }
+    hay.assert_free_of(&needles);
+    eprintln!(
+        "security: {faulted} faults injected in the first run; {} needles ({} OAuth tokens, {} signed-URL tokens) searched in {} outputs, \
+         logs and state files: none found",
+        needles.len(),
+        issued.len() * 2,
+        signed.len(),
+        hay.items.len()
+    );
+}
+
+/// One column of the sandbox's database (its own record of what it issued).
+fn sandbox_secrets(sandbox: &TestSandbox, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        sandbox.data_dir().join("sandbox.sqlite3"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
