@@ -385,3 +385,42 @@ fn sandbox_secrets(sandbox: &TestSandbox, sql: &str) -> Vec<String> {
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.collect::<Result<_, _>>().unwrap()
 }
+
+/// With no API configured, the embedded sandbox keeps its database (OAuth and
+/// signed-URL tokens) and the uploaded documents in `<state_dir>/sandbox`:
+/// that directory is private (0700) and its database files are 0600, like
+/// docsync's own.
+#[test]
+fn the_embedded_sandbox_keeps_its_data_private() {
+    let w = Workspace::new();
+    let daemon = w.spawn(["run", "inbox"]);
+    w.drop_file("acct-emb/business_verification/id.pdf", &pdf("embedded"));
+    let path = "acct-emb/business_verification/id.pdf";
+    wait_until(Duration::from_secs(60), "the PDF uploaded", || {
+        match w.status_of(path) {
+            Some(row) if row["remote_id"].is_string() => Ok(()),
+            row => Err(format!("{row:?}\n--- log\n{}", daemon.log())),
+        }
+    });
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = w.state.join("sandbox");
+    assert_eq!(mode(&w.state), 0o700);
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    for name in [
+        "sandbox.sqlite3",
+        "sandbox.sqlite3-wal",
+        "sandbox.sqlite3-shm",
+    ] {
+        let file = data.join(name);
+        assert!(file.exists(), "{}", file.display());
+        assert_eq!(
+            mode(&file),
+            0o600,
+            "{} is {:04o}",
+            file.display(),
+            mode(&file)
+        );
+    }
+    let status = daemon.stop(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+}
