@@ -424,3 +424,117 @@ fn the_embedded_sandbox_keeps_its_data_private() {
     let status = daemon.stop(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
 }
+
+/// The server's names for the uploaded files are rewritten (in the sandbox's
+/// own database, before the decisions) to `../` climbs, absolute paths and
+/// backslash paths. With `after_decision = "move"` each file still ends in
+/// `approved/` or `rejected/` beside its own local path, and no other file
+/// appears anywhere: the server's names never become local paths.
+#[test]
+fn names_from_the_server_never_become_local_paths() {
+    let sandbox = TestSandbox::with_decision_delay(Duration::from_secs(3));
+    let w = Workspace::with_sandbox(&sandbox);
+    w.write_config("after_decision = \"move\"\n");
+    let absolute = w.path().join("outside").join("absolute-evil.pdf");
+    // local name -> the name the server will report
+    let renames = [
+        ("a.pdf", "../../../../evil-climb.pdf".to_owned()),
+        (
+            "reject-b.pdf",
+            "../rejected/../../reject-evil.pdf".to_owned(),
+        ),
+        ("c.csv", absolute.display().to_string()),
+        ("sub/d.pdf", "..\\..\\evil-backslash.pdf".to_owned()),
+        ("sub/e.pdf", "approved/../../../evil-nested.pdf".to_owned()),
+    ];
+    for (name, _) in &renames {
+        w.drop_file(name, &pdf(name));
+    }
+    let daemon = w.spawn(["run"]);
+    wait_until(Duration::from_secs(60), "every file uploaded", || {
+        let rows = w.status_json();
+        if rows.len() == renames.len() && rows.iter().all(|r| r["remote_id"].is_string()) {
+            Ok(())
+        } else {
+            Err(format!("{rows:#?}\n--- log\n{}", daemon.log()))
+        }
+    });
+    let server = sandbox.server_files();
+    assert_eq!(server.len(), renames.len());
+    {
+        let conn = rusqlite::Connection::open(sandbox.data_dir().join("sandbox.sqlite3")).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        for (local, remote) in &renames {
+            let base = Path::new(local).file_name().unwrap().to_str().unwrap();
+            let changed = conn
+                .execute(
+                    "UPDATE files SET file_name = ?1 WHERE file_name = ?2 AND file_status = 'pending'",
+                    [remote.as_str(), base],
+                )
+                .unwrap();
+            assert_eq!(changed, 1, "{local} was decided before it could be renamed");
+        }
+    }
+    let want = [
+        "inbox/approved/a.pdf",
+        "inbox/rejected/reject-b.pdf",
+        "inbox/approved/c.csv",
+        "inbox/sub/approved/d.pdf",
+        "inbox/sub/approved/e.pdf",
+    ];
+    wait_until(
+        Duration::from_secs(60),
+        "every file decided and moved",
+        || {
+            let missing: Vec<_> = want
+                .iter()
+                .filter(|p| !w.path().join(p).is_file())
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{missing:?}\n{:#?}\n--- log\n{}",
+                    w.status_json(),
+                    daemon.log()
+                ))
+            }
+        },
+    );
+    let status = daemon.stop(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+
+    // the server did report the hostile names
+    let names: Vec<String> = sandbox
+        .server_files()
+        .into_iter()
+        .map(|f| f.file_name)
+        .collect();
+    for (_, remote) in &renames {
+        assert!(names.contains(remote), "{names:?}");
+    }
+    // and nothing but the moved files appeared: in the workspace, above it,
+    // or at the absolute path
+    let mut found: Vec<String> = files_under(w.path())
+        .into_iter()
+        .map(|p| p.strip_prefix(w.path()).unwrap().display().to_string())
+        .filter(|p| !p.starts_with("state/") && !p.starts_with("daemon-") && p != "docsync.toml")
+        .collect();
+    found.sort();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(found, want);
+    assert!(!absolute.exists());
+    let above = w.path().parent().unwrap();
+    for name in [
+        "evil-climb.pdf",
+        "reject-evil.pdf",
+        "evil-backslash.pdf",
+        "evil-nested.pdf",
+    ] {
+        assert!(!above.join(name).exists(), "{name}");
+        assert!(!Path::new("/").join(name).exists(), "{name}");
+    }
+    let out = w.run(["history", "a.pdf"]);
+    assert!(out.stdout.contains("moved to approved/a.pdf"), "{out}");
+}
