@@ -169,17 +169,14 @@ pub struct RestartableSandbox {
 }
 
 impl RestartableSandbox {
-    /// Started on a free port; files stay pending for `decision_delay`.
-    pub fn start(decision_delay: Duration) -> RestartableSandbox {
+    /// Started on a free port, on `config` (its data dir: a temp dir of the
+    /// harness; its credentials: random ones, kept across restarts).
+    pub fn start(config: SandboxConfig) -> RestartableSandbox {
         let data = tempfile::tempdir().expect("a sandbox data dir");
         let config = SandboxConfig {
             data_dir: Some(data.path().to_owned()),
             credentials: Some(Credentials::random()),
-            decision: DecisionRule {
-                delay: decision_delay,
-                ..DecisionRule::default()
-            },
-            ..SandboxConfig::default()
+            ..config
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("binding 127.0.0.1:0 for the sandbox");

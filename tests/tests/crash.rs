@@ -252,6 +252,11 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let started = Instant::now();
 
     let sandbox = TestSandbox::with_decision_delay(Duration::from_millis(300));
+    // answers take 20 ms, so that a kill finds uploads in flight more often
+    sandbox.set_faults(docsync_sandbox::FaultConfig {
+        latency_ms: 20,
+        ..docsync_sandbox::FaultConfig::default()
+    });
     let w = Workspace::with_sandbox(&sandbox);
     write_config(&w);
     let files = local_files("crash", accounts, per_account);
@@ -284,8 +289,9 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             std::thread::sleep(Duration::from_millis(ms));
             format!("{ms} ms after start")
         } else {
-            // in the middle of the uploads
-            let k = rng.gen_range(1..=40);
+            // in the middle of the uploads (of those still to be made)
+            let left = dropped.saturating_sub(sandbox.server_files().len()).max(2);
+            let k = rng.gen_range(1..=40.min(left - 1));
             let extra = rng.gen_range(0..25);
             wait_until(
                 Duration::from_secs(60),
@@ -452,7 +458,18 @@ fn wait_all_decided(w: &Workspace, files: &[LocalFile], log: impl Fn() -> String
 
 #[test]
 fn sandbox_killed_mid_upload_and_restarted_on_the_same_port() {
-    let mut sandbox = docsync_e2e::RestartableSandbox::start(Duration::from_millis(200));
+    // answers take 40 ms, so that uploads are still in flight at every outage
+    let mut sandbox = docsync_e2e::RestartableSandbox::start(docsync_sandbox::SandboxConfig {
+        decision: docsync_sandbox::DecisionRule {
+            delay: Duration::from_millis(200),
+            ..docsync_sandbox::DecisionRule::default()
+        },
+        faults: docsync_sandbox::FaultConfig {
+            latency_ms: 40,
+            ..docsync_sandbox::FaultConfig::default()
+        },
+        ..docsync_sandbox::SandboxConfig::default()
+    });
     let w = Workspace::with_api(&sandbox.url(), sandbox.credentials());
     write_config(&w);
     let files = local_files("outage", 3, 40);
@@ -468,6 +485,10 @@ fn sandbox_killed_mid_upload_and_restarted_on_the_same_port() {
         let arrived = n * files.len() / (outages + 1);
         wait_until(Duration::from_secs(60), "uploads before the outage", || {
             let on_server = sandbox.server_files().len();
+            assert!(
+                on_server < files.len(),
+                "outage {n}: every file arrived before it; nothing was in flight"
+            );
             if on_server >= arrived {
                 Ok(())
             } else {
@@ -482,7 +503,7 @@ fn sandbox_killed_mid_upload_and_restarted_on_the_same_port() {
         let failures_before = resets_seen;
         resets_seen = wait_until(
             Duration::from_secs(30),
-            "the daemon to meet the outage",
+            &format!("the daemon to meet outage {n}"),
             || {
                 let failures = daemon
                     .log()
