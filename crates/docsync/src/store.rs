@@ -688,10 +688,14 @@ impl Store {
             // closing the only connection checkpoints the WAL into the file
             drop(Self::setup(conn, tmp.clone())?);
             match std::fs::hard_link(&tmp, path) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    Err(Error::io("creating database", path, e))
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                // a filesystem without hard links: a rename (which would replace
+                // a database created meanwhile, so only if there is none)
+                Err(_) if !path.exists() => {
+                    std::fs::rename(&tmp, path).map_err(|e| Error::io("creating database", path, e))
                 }
-                _ => Ok(()),
+                Err(_) => Ok(()),
             }
         })();
         for leftover in ["", "-wal", "-shm"] {
