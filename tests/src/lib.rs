@@ -165,7 +165,7 @@ pub struct RestartableSandbox {
     config: SandboxConfig,
     addr: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl RestartableSandbox {
@@ -185,7 +185,7 @@ impl RestartableSandbox {
             config,
             addr,
             runtime: None,
-            _data: data,
+            data,
         };
         sandbox.serve(listener);
         sandbox
@@ -251,7 +251,7 @@ impl RestartableSandbox {
 
     /// Every Moov file it holds, from its own database (works while it is down).
     pub fn server_files(&self) -> Vec<server_store::ServerFile> {
-        server_store::server_files(self._data.path())
+        server_store::server_files(self.data.path())
     }
 }
 
