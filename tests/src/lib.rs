@@ -9,17 +9,25 @@
 //!   `docsync.toml`; it builds [`std::process::Command`]s with a clean environment
 //!   pointing at the sandbox, runs them with a timeout, and spawns daemons that are
 //!   killed on drop.
+//! - [`RestartableSandbox`] is a sandbox that can be killed mid-request (every
+//!   connection dropped at once) and started again on the same port and data.
+//! - [`server_store::server_files`] reads what a sandbox holds from its own database.
 //! - [`wait_until`] polls a condition with a short interval and panics with the last
 //!   thing it saw (no bare sleeps).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod server_store;
+
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use docsync_sandbox::{DecisionRule, RequestLogEntry, Sandbox, SandboxConfig, SandboxHandle};
+use docsync_sandbox::{
+    Credentials, DecisionRule, RequestLogEntry, Sandbox, SandboxConfig, SandboxHandle,
+};
 use serde_json::Value;
 
 /// How long a one-shot command may take before the test fails.
@@ -65,6 +73,17 @@ impl TestSandbox {
 
     /// A sandbox whose files stay pending for `delay`.
     pub fn with_decision_delay(delay: Duration) -> TestSandbox {
+        TestSandbox::with_config(SandboxConfig {
+            decision: DecisionRule {
+                delay,
+                ..DecisionRule::default()
+            },
+            ..SandboxConfig::default()
+        })
+    }
+
+    /// A sandbox on `config` (its data dir: a temp dir of the harness).
+    pub fn with_config(config: SandboxConfig) -> TestSandbox {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -74,11 +93,7 @@ impl TestSandbox {
         let handle = runtime
             .block_on(Sandbox::start(SandboxConfig {
                 data_dir: Some(data.path().to_owned()),
-                decision: DecisionRule {
-                    delay,
-                    ..DecisionRule::default()
-                },
-                ..SandboxConfig::default()
+                ..config
             }))
             .expect("starting the sandbox");
         TestSandbox {
@@ -108,6 +123,23 @@ impl TestSandbox {
         self.handle().clear_request_log()
     }
 
+    /// Where it keeps its database and bytes.
+    pub fn data_dir(&self) -> &Path {
+        self.handle().data_dir()
+    }
+
+    /// Every Moov file it holds, from its own database.
+    pub fn server_files(&self) -> Vec<server_store::ServerFile> {
+        server_store::server_files(self.data_dir())
+    }
+
+    /// Replace its fault settings (see [`docsync_sandbox::FaultConfig`]).
+    pub fn set_faults(&self, faults: docsync_sandbox::FaultConfig) {
+        self.handle()
+            .set_faults(faults)
+            .expect("valid fault settings")
+    }
+
     /// How many requests of this operation (e.g. `uploadFile`) the sandbox answered.
     pub fn count(&self, operation_id: &str) -> usize {
         self.request_log()
@@ -122,6 +154,110 @@ impl Drop for TestSandbox {
         if let Some(handle) = self.handle.take() {
             let _ = self.runtime.block_on(handle.shutdown());
         }
+    }
+}
+
+/// A sandbox on its own runtime that can be killed abruptly and started again on
+/// the same `127.0.0.1` port (the one the OS gave it the first time), with the
+/// same data dir and credentials: clients see their connections reset, then
+/// refused, then the same server with the same files again.
+pub struct RestartableSandbox {
+    config: SandboxConfig,
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+    data: tempfile::TempDir,
+}
+
+impl RestartableSandbox {
+    /// Started on a free port, on `config` (its data dir: a temp dir of the
+    /// harness; its credentials: random ones, kept across restarts).
+    pub fn start(config: SandboxConfig) -> RestartableSandbox {
+        let data = tempfile::tempdir().expect("a sandbox data dir");
+        let config = SandboxConfig {
+            data_dir: Some(data.path().to_owned()),
+            credentials: Some(Credentials::random()),
+            ..config
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("binding 127.0.0.1:0 for the sandbox");
+        let addr = listener.local_addr().expect("the sandbox's address");
+        let mut sandbox = RestartableSandbox {
+            config,
+            addr,
+            runtime: None,
+            data,
+        };
+        sandbox.serve(listener);
+        sandbox
+    }
+
+    fn serve(&mut self, listener: std::net::TcpListener) {
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the sandbox");
+        let config = self.config.clone();
+        runtime.spawn(async move {
+            let listener =
+                tokio::net::TcpListener::from_std(listener).expect("registering the listener");
+            let stop = tokio_util::sync::CancellationToken::new();
+            if let Err(e) = Sandbox::run(config, listener, stop).await {
+                eprintln!("the restartable sandbox stopped: {e}");
+            }
+        });
+        self.runtime = Some(runtime);
+    }
+
+    /// Stop at once: every task dropped, every connection closed (requests in
+    /// flight get a reset, not an answer). Bytes and records already written stay.
+    pub fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Start again on the same port and data (waits while the port is still
+    /// being released).
+    pub fn restart(&mut self) {
+        assert!(self.runtime.is_none(), "the sandbox is still running");
+        let addr = self.addr;
+        let listener = wait_until(
+            Duration::from_secs(10),
+            "the sandbox's port to be free again",
+            || std::net::TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}")),
+        );
+        self.serve(listener);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.runtime.is_some()
+    }
+
+    /// Base URL (the same across restarts).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        self.config
+            .credentials
+            .clone()
+            .expect("the credentials are fixed")
+    }
+
+    /// Every Moov file it holds, from its own database (works while it is down).
+    pub fn server_files(&self) -> Vec<server_store::ServerFile> {
+        server_store::server_files(self.data.path())
+    }
+}
+
+impl Drop for RestartableSandbox {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -185,8 +321,13 @@ impl Workspace {
 
     /// Commands talk to `sandbox` (DOCSYNC_API_URL and the keys in their environment).
     pub fn with_sandbox(sandbox: &TestSandbox) -> Workspace {
+        Workspace::with_api(sandbox.url(), sandbox.credentials())
+    }
+
+    /// Commands talk to the API at `url` with these keys.
+    pub fn with_api(url: &str, credentials: Credentials) -> Workspace {
         let mut w = Workspace::new();
-        w.api = Some((sandbox.url().to_owned(), sandbox.credentials()));
+        w.api = Some((url.to_owned(), credentials));
         w
     }
 
@@ -299,6 +440,18 @@ target = {{ kind = "moov-files", account_id = "acct-e2e", file_purpose = "busine
         }
     }
 
+    /// The state database.
+    pub fn db_path(&self) -> PathBuf {
+        self.state.join(docsync::store::DB_FILE)
+    }
+
+    /// The state database opened read-only (as `docsync status` does).
+    pub fn store(&self) -> docsync::store::Store {
+        let path = self.db_path();
+        docsync::store::Store::open_read_only(&path)
+            .unwrap_or_else(|e| panic!("opening {} read-only: {e}", path.display()))
+    }
+
     /// `docsync status --json`, parsed. Panics (with the output) unless it succeeds.
     pub fn status_json(&self) -> Vec<Value> {
         let out = self.run(["status", "--json"]);
@@ -359,6 +512,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The file its stderr goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Its pid.
     pub fn id(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -369,6 +527,23 @@ impl Daemon {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().expect("polling the daemon"))
+    }
+
+    /// SIGKILL it (no chance to clean up) and reap it. Panics if it had already
+    /// exited: a test that means to kill a running daemon must not pass because
+    /// the daemon died by itself.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("the daemon is running");
+        if let Some(status) = child.try_wait().expect("polling the daemon") {
+            panic!(
+                "the daemon exited ({status}) before it was killed\n--- log\n{}",
+                self.log()
+            );
+        }
+        child.kill().expect("sending SIGKILL");
+        let status = child.wait().expect("reaping the killed daemon");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "not killed by SIGKILL: {status}");
     }
 
     /// Send SIGTERM and wait (up to `timeout`) for a graceful exit.

@@ -318,6 +318,46 @@ fn a_second_daemon_on_a_locked_state_dir_fails_fast() {
     assert!(!out.stderr.contains("embedded sandbox"), "{out}");
 }
 
+/// A state database written by a newer docsync: every command that reads it
+/// refuses it, says which file, which versions and what to do, and leaves it
+/// untouched (no downgrade, no migration).
+#[test]
+fn a_state_db_from_a_newer_schema_is_refused_untouched() {
+    let w = Workspace::new();
+    w.write_config("");
+    drop(docsync::store::Store::open_in_state_dir(&w.state).unwrap());
+    let db = w.db_path();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 7)
+        .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let want = format!(
+        "database {} has schema version 7, newer than the {} this docsync knows; \
+         upgrade docsync or use another state_dir",
+        db.display(),
+        docsync::store::SCHEMA_VERSION
+    );
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["history", "a.pdf"],
+        &["retry", "--all-failed"],
+        &["run"],
+        &["sync", "--once", "--timeout", "5s"],
+    ] {
+        let out = w.run(args);
+        assert_eq!(out.code(), Some(2), "{args:?}\n{out}");
+        assert!(out.stderr.contains(&want), "{args:?}\n{out}");
+        assert!(!out.stderr.contains("panicked"), "{args:?}\n{out}");
+    }
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database was changed"
+    );
+}
+
 /// Setup errors: `error: ...` on stderr and exit code 2.
 #[test]
 fn setup_errors_exit_2_with_a_clear_message() {

@@ -223,6 +223,10 @@ impl ApiError {
         }
         let bytes = match read_limited(response).await {
             Ok(bytes) => bytes,
+            // a signed upload URL is a credential: not kept in the error
+            Err(e) if tag.is_some_and(|t| t.operation == crate::hooks::SIGNED_UPLOAD) => {
+                return Self::Transport(e.without_url())
+            }
             Err(e) => return Self::Transport(e),
         };
         let body = decode_body(tag, status, &bytes);

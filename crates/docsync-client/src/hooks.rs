@@ -231,9 +231,12 @@ impl attachments::Client {
         if let Some(length) = length {
             builder = builder.header(reqwest::header::CONTENT_LENGTH, length);
         }
-        let mut request = builder.body(body.into_body()).build()?;
+        let mut request = builder
+            .body(body.into_body())
+            .build()
+            .map_err(reqwest::Error::without_url)?;
         let info = OperationInfo {
-            operation_id: "upload_to_signed_url",
+            operation_id: SIGNED_UPLOAD,
         };
         self.pre(&mut request, &info).await?;
         let result = self.exec(request, &info).await;
@@ -255,7 +258,7 @@ impl ClientHooks<AttachmentsContext> for attachments::Client {
     ) -> Result<(), Error<E>> {
         strip_spec_version(request);
         // The signed URL is its own credential; never leak the key to it.
-        if info.operation_id == "upload_to_signed_url" {
+        if info.operation_id == SIGNED_UPLOAD {
             return Ok(());
         }
         let key = sensitive(self.inner().api_key.expose()).map_err(Error::InvalidRequest)?;
@@ -272,6 +275,9 @@ impl ClientHooks<AttachmentsContext> for attachments::Client {
     }
 }
 
+/// The operation id of the PUT to a signed upload URL.
+pub(crate) const SIGNED_UPLOAD: &str = "upload_to_signed_url";
+
 /// progenitor adds `api-version: <info.version of the spec>` to every request.
 /// Neither API defines that header (Moov's version travels in X-Moov-Version,
 /// and a signed URL is someone else's storage), so it is not sent.
@@ -286,8 +292,19 @@ async fn execute(
     operation: &'static str,
 ) -> reqwest::Result<reqwest::Response> {
     let method = request.method().clone();
-    let path = request.url().path().to_string();
-    let mut response = client.execute(request).await?;
+    // A signed upload URL is a credential (a token in its path, or a signature
+    // in its query): neither logged nor kept in an error.
+    let signed_url = operation == SIGNED_UPLOAD;
+    let path = if signed_url {
+        "<signed upload URL>".to_string()
+    } else {
+        request.url().path().to_string()
+    };
+    let mut response =
+        client
+            .execute(request)
+            .await
+            .map_err(|e| if signed_url { e.without_url() } else { e })?;
     let request_id = response
         .headers()
         .get(X_REQUEST_ID)

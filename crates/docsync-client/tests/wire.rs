@@ -124,6 +124,37 @@ async fn upload_file_streamed_from_an_open_file() {
     insta::assert_snapshot!("uploadFile_from_open_file", rendered(&requests[0]));
 }
 
+/// A signed upload URL is a credential (its token, or its signature in the
+/// query): a failed PUT to it says what failed without showing the URL.
+#[tokio::test]
+async fn a_failed_put_to_a_signed_url_does_not_show_the_url() {
+    // a server that hangs up on every connection
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hang_up = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let server = Server::start(|_, _| success_reply("uploadToSignedUrl")).await;
+    let clients = Clients::new(&server);
+    let url = format!("http://{addr}/v1/uploads/tok-SECRET-123?X-Sig=SIG-SECRET-456");
+    let error = clients
+        .attachments
+        .upload_to_file_url(&url, FilePart::from_bytes(&b"a,b\n"[..], "a.csv"))
+        .await
+        .unwrap_err();
+    let error = docsync_client::ApiError::from_progenitor(error).await;
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("X-Sig"),
+            "{shown}"
+        );
+    }
+    assert!(error.is_retryable(), "a transport failure: {error}");
+    hang_up.abort();
+}
+
 #[tokio::test]
 async fn upload_to_file_url_puts_to_the_url_as_given_without_the_key() {
     // getSignedUrl hands out a URL with its own path and query (as object

@@ -1,6 +1,7 @@
 //! Metadata in SQLite (WAL). All methods are blocking: call them from
 //! `spawn_blocking` (see `AppState::db`), never while holding an async lock.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -188,6 +189,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        // it holds tokens: readable by its owner only (SQLite gives the -wal
+        // and -shm files the database's mode)
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(Error::io(path))?;
+        }
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::remote::Apis;
 use crate::scanner::scan_folder;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
-use crate::watcher::{hint_channel, FolderWatcher};
+use crate::watcher::{hint_channel, FolderHint, FolderWatcher, Hint};
 use crate::{poller, reconcile, uploader};
 
 /// How long in-flight uploads may take to finish after a stop is asked.
@@ -216,6 +216,8 @@ pub async fn run_with_admin(
             }
         }
     }
+    // the uploader tells the intake about files that changed under it
+    let restarted = tx.clone();
     drop(tx);
     for n in 0..config.folders.len() {
         scan(&ctx, &intake, n).await?;
@@ -243,6 +245,7 @@ pub async fn run_with_admin(
         uploader_task(
             ctx.clone(),
             config.concurrency.max(1),
+            (restarted, config.folders.iter().map(Folder::key).collect()),
             stable.clone(),
             in_flight.clone(),
             tracker.clone(),
@@ -457,9 +460,12 @@ async fn intake_task(
 }
 
 /// Stable and due rows out to the network, at most `concurrency` at a time.
+/// A row whose file changed under it goes back to `discovered`: a hint on
+/// `restarted` (folder keys in hint order) makes the intake look at it again.
 async fn uploader_task(
     ctx: Ctx,
     concurrency: usize,
+    restarted: (tokio::sync::mpsc::Sender<FolderHint>, Vec<String>),
     stable: Arc<Notify>,
     in_flight: Arc<Mutex<HashSet<i64>>>,
     tracker: TaskTracker,
@@ -512,12 +518,24 @@ async fn uploader_task(
                 },
             };
             let (ctx, in_flight) = (ctx.clone(), in_flight.clone());
+            let (hints, keys) = (restarted.0.clone(), restarted.1.clone());
             let span = tracing::info_span!("file", path = %row.path_display(), id = row.id);
             tracker.spawn(
                 async move {
                     let id = row.id;
-                    if let Err(e) = uploader::process(&ctx, row).await {
-                        warn!(error = %e, "recording an upload step failed; the row is picked up again");
+                    let changed = ctx.folder(&row.folder).map(|f| crate::pipeline::file_path(f, &row));
+                    let folder = keys.iter().position(|k| *k == row.folder);
+                    match uploader::process(&ctx, row).await {
+                        Ok(true) => {
+                            if let (Some(path), Some(folder)) = (changed, folder) {
+                                let hint = FolderHint { folder, hint: Hint::Changed(path) };
+                                let _ = hints.send(hint).await;
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!(error = %e, "recording an upload step failed; the row is picked up again");
+                        }
                     }
                     if let Ok(mut set) = in_flight.lock() {
                         set.remove(&id);

@@ -660,13 +660,7 @@ impl Store {
     /// Open (creating if needed, mode 0600) the database at `path` and migrate it.
     pub fn open(path: &Path) -> Result<Store> {
         if !path.exists() {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| Error::io("creating database", path, e))?;
+            Self::create(path)?;
         }
         let conn = Connection::open(path).map_err(|source| Error::Db {
             path: path.to_owned(),
@@ -674,6 +668,47 @@ impl Store {
             source,
         })?;
         Self::setup(conn, path.to_owned())
+    }
+
+    /// Create a migrated database at `path` in one step: built under a temporary
+    /// name (mode 0600) and linked into place only when complete, so a reader
+    /// (`docsync status` while the daemon starts) sees no database or a whole
+    /// one, never an empty one. An existing database is never replaced.
+    fn create(path: &Path) -> Result<()> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+        let built = (|| {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| Error::io("creating database", &tmp, e))?;
+            let conn = Connection::open(&tmp).map_err(|source| Error::Db {
+                path: tmp.clone(),
+                what: "opening",
+                source,
+            })?;
+            // closing the only connection checkpoints the WAL into the file
+            drop(Self::setup(conn, tmp.clone())?);
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                // a filesystem without hard links: a rename (which would replace
+                // a database created meanwhile, so only if there is none)
+                Err(_) if !path.exists() => {
+                    std::fs::rename(&tmp, path).map_err(|e| Error::io("creating database", path, e))
+                }
+                Err(_) => Ok(()),
+            }
+        })();
+        for leftover in ["", "-wal", "-shm"] {
+            let mut file = tmp.clone().into_os_string();
+            file.push(leftover);
+            let _ = std::fs::remove_file(file);
+        }
+        built
     }
 
     /// Open the database in `state_dir` (created 0700), as the daemon does.

@@ -30,10 +30,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// Hash, validate and upload one `stable` or `retrying` row. Errors are
 /// recorded on the row; what comes back is only a store failure.
-pub async fn process(ctx: &Ctx, row: FileRow) -> Result<()> {
+///
+/// `Ok(true)`: the file changed since it held still, and its row is back in
+/// `discovered`; only the intake moves such a row on, so it must be told (as
+/// the watcher would).
+pub async fn process(ctx: &Ctx, row: FileRow) -> Result<bool> {
     let Some(folder) = ctx.folder(&row.folder).cloned() else {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
-        return Ok(());
+        return Ok(false);
     };
     let target = row.target.clone();
     let quota_used = ctx.store.call(move |s| s.quota_used(&target)).await?;
@@ -54,17 +58,20 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<()> {
     };
     match prepared {
         Prepared::Upload { row, plan } => {
-            send(ctx, &folder, row, plan.file_name, plan.content_type).await
+            send(ctx, &folder, row, plan.file_name, plan.content_type)
+                .await
+                .map(|()| false)
         }
         Prepared::Invalid { row } => {
             info!(path = %row.path_display(), "invalid: not sent (see `docsync history`)");
-            Ok(())
+            Ok(false)
         }
         Prepared::Duplicate { row, .. } => {
             info!(path = %row.path_display(), "same content already uploaded: not sent again");
-            Ok(())
+            Ok(false)
         }
-        Prepared::Restarted { .. } | Prepared::Deleted { .. } => Ok(()),
+        Prepared::Restarted { .. } => Ok(true),
+        Prepared::Deleted { .. } => Ok(false),
     }
 }
 
@@ -146,7 +153,32 @@ async fn send(
         Ok(_) => ctx.metrics.uploaded(row.size, started.elapsed()),
         Err(e) => ctx.metrics.upload_failed(e, started.elapsed()),
     }
-    finish(ctx, &row, result.map_err(classify)).await
+    let result = match result.map_err(classify) {
+        Err(Outcome::Vanished(reason)) => Err(Outcome::Vanished(reason)),
+        Err(outcome) => Err(changed_while_sent(&path, &row).unwrap_or(outcome)),
+        ok => ok,
+    };
+    finish(ctx, &row, result).await
+}
+
+/// A failed upload of a file that changed after it was hashed failed because
+/// of the change (the stream ended short, or ran past the declared length):
+/// it is no verdict of the server's. Retried, which reads the file again once
+/// it holds still (the next attempt finds it changed: back to `discovered`).
+fn changed_while_sent(path: &Path, row: &FileRow) -> Option<Outcome> {
+    let now = crate::scanner::FileStat::of_path(path).ok()?;
+    if now.size == row.size && now.mtime_ns == row.mtime_ns {
+        return None;
+    }
+    Some(Outcome::Transient {
+        reason: format!(
+            "the file changed while it was being sent (size {} -> {} bytes); \
+             it is read again once it holds still",
+            row.size, now.size
+        ),
+        request_id: None,
+        retry_after: None,
+    })
 }
 
 /// Signed URL first (its file id recorded before any byte is sent), then the PUT.

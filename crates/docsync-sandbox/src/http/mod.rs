@@ -11,6 +11,7 @@ mod query;
 mod render;
 
 use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,7 +85,12 @@ impl AppState {
     ///
     /// `public_url` is the base of the links the sandbox hands out (no trailing slash).
     pub fn open(config: &SandboxConfig, data_dir: &Path, public_url: String) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(crate::Error::io(data_dir))?;
+        // tokens and documents: private to their owner when we create the dir
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(crate::Error::io(data_dir))?;
         let store = Store::open(&data_dir.join("sandbox.sqlite3"))?;
         let blobs = BlobStore::open(data_dir)?;
         config.faults.validate().map_err(crate::Error::Config)?;

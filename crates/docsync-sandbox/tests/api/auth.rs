@@ -215,3 +215,112 @@ async fn token_endpoint_errors_and_refresh() {
     .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// What the tests above leave out: the wrong half of a key pair, the token
+/// endpoint with a wrong secret, and a token used outside what it was granted:
+/// another account (also one whose id only starts like the granted one), and
+/// operations of the granted account it has no scope for. No refusal echoes
+/// the credential it was given.
+#[tokio::test]
+async fn wrong_keys_and_tokens_out_of_scope_are_refused() {
+    let env = start().await;
+    let c = env.sb.credentials().clone();
+    for (user, pass, what) in [
+        ("pk_not_ours", c.secret_key.as_str(), "unknown public key"),
+        (c.secret_key.as_str(), c.public_key.as_str(), "keys swapped"),
+        (c.public_key.as_str(), "", "empty secret"),
+    ] {
+        for (m, p) in OPS {
+            let r = env
+                .http
+                .request(m.parse().unwrap(), env.url(p))
+                .basic_auth(user, Some(pass))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}: {m} {p}");
+            assert!(r.bytes().await.unwrap().is_empty(), "{what}: {m} {p}");
+        }
+    }
+    // the token endpoint: a wrong secret, as Basic credentials and in the body
+    let scope = "/accounts/a1/files.read";
+    let r = env
+        .http
+        .post(env.url("/oauth2/token"))
+        .basic_auth(&c.public_key, Some("sk_wrong"))
+        .json(&serde_json::json!({"grant_type": "client_credentials", "scope": scope}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = env
+        .http
+        .post(env.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c.public_key.as_str()),
+            ("client_secret", "sk_wrong"),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("sk_wrong"), "{body}");
+
+    // a token that may only upload files of a1
+    let tok = env.token("/accounts/a1/files.write").await;
+    let at = tok["access_token"].as_str().unwrap();
+    let file = || {
+        reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(pdf()).file_name("a.pdf"),
+            )
+            .text("filePurpose", "business_verification")
+    };
+    let cases: &[(&str, &str)] = &[
+        // writing does not grant reading
+        ("GET", "/accounts/a1/files"),
+        ("GET", "/accounts/a1/files/f1"),
+        // files do not grant images
+        ("GET", "/accounts/a1/images"),
+        ("POST", "/accounts/a1/images"),
+        ("PUT", "/accounts/a1/images/i1"),
+        ("DELETE", "/accounts/a1/images/i1"),
+        ("PUT", "/accounts/a1/images/i1/metadata"),
+        // other accounts, also ones whose ids share a prefix with a1
+        ("POST", "/accounts/a2/files"),
+        ("POST", "/accounts/a11/files"),
+        ("POST", "/accounts/a/files"),
+        ("GET", "/accounts/a11/files"),
+    ];
+    for (m, p) in cases {
+        let mut req = env.bearer(m.parse().unwrap(), p, at);
+        if *m == "POST" && p.ends_with("/files") {
+            req = req.multipart(file());
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {p}");
+        has_request_id(&r);
+        assert!(r.bytes().await.unwrap().is_empty(), "{m} {p}");
+    }
+    // ... while what it was granted works
+    let r = env
+        .bearer(Method::POST, "/accounts/a1/files", at)
+        .multipart(file())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // nothing was stored for the refused uploads
+    let listed = json(
+        env.moov(Method::GET, "/accounts/a2/files")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed, serde_json::json!([]));
+}

@@ -576,6 +576,41 @@ fn files_on_disk_have_private_modes_and_reopen() {
     assert_eq!(fk, 1);
 }
 
+/// `docsync status` run while a daemon starts: the database is either not
+/// there yet ("no state database") or complete, never there but empty (which
+/// would read as a schema too old, "run the daemon once to migrate it").
+#[test]
+fn readers_never_see_a_database_being_created() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..30 {
+        let path = dir.path().join(format!("{round}.db"));
+        let created = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (path, created) = (path.clone(), created.clone());
+            std::thread::spawn(move || loop {
+                let done = created.load(Ordering::SeqCst);
+                if path.exists() {
+                    return Store::open_read_only(&path).map(|_| ());
+                }
+                assert!(!done, "the database never appeared");
+            })
+        };
+        drop(Store::open(&path).unwrap());
+        created.store(true, Ordering::SeqCst);
+        if let Err(e) = reader.join().unwrap() {
+            panic!("round {round}: a reader saw the database being created: {e}");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".db") && !n.ends_with("-wal") && !n.ends_with("-shm"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
 #[test]
 fn refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
