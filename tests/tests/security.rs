@@ -196,18 +196,8 @@ fn canary_secrets_never_leak() {
     let mut hay = Haystack::default();
 
     // 1. keys from the environment; text logs at trace level, while files flow
-    // through a sandbox that fails a third of the requests (the error paths).
-    // The faults start once the OAuth token is fetched: a token request that
-    // fails transiently (503) ends the upload `failed`, not `retrying`, a
-    // client bug left to the OAuth work in progress.
-    drop_into(&w, "files", "passport.pdf", &pdf("passport"));
-    let daemon = w.spawn(["-vv", "--log-format", "text", "run"]);
-    wait_until(Duration::from_secs(60), "the first upload", || {
-        match w.status_of("passport.pdf") {
-            Some(row) if row["remote_id"].is_string() => Ok(()),
-            row => Err(format!("{row:?}\n--- log\n{}", daemon.log())),
-        }
-    });
+    // through a sandbox that fails a third of the requests (the error paths),
+    // the OAuth token requests included.
     sandbox.set_faults(docsync_sandbox::FaultConfig {
         seed: 0x5ec,
         error_rate: 0.15,
@@ -215,6 +205,14 @@ fn canary_secrets_never_leak() {
         retry_after_secs: Some(1),
         reset_rate: 0.15,
         ..docsync_sandbox::FaultConfig::default()
+    });
+    drop_into(&w, "files", "passport.pdf", &pdf("passport"));
+    let daemon = w.spawn(["-vv", "--log-format", "text", "run"]);
+    wait_until(Duration::from_secs(60), "the first upload", || {
+        match w.status_of("passport.pdf") {
+            Some(row) if row["remote_id"].is_string() => Ok(()),
+            row => Err(format!("{row:?}\n--- log\n{}", daemon.log())),
+        }
     });
     drop_into(&w, "files", "reject-me.pdf", &pdf("rejected"));
     for n in 0..4 {

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
+use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo, ResponseValue};
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use tokio::sync::Mutex;
 
@@ -38,7 +38,7 @@ pub struct MoovContext {
     pub(crate) token_source: Option<TokenSource>,
 }
 
-type TokenFuture = Pin<Box<dyn Future<Output = Result<moov::types::AuthToken, String>> + Send>>;
+type TokenFuture = Pin<Box<dyn Future<Output = Result<moov::types::AuthToken, Error<()>>> + Send>>;
 
 /// Fetches access tokens through createAccessToken on a Basic-auth client.
 ///
@@ -63,10 +63,10 @@ impl TokenSource {
         Self(Arc::new(move |body| {
             let client = Arc::clone(&client);
             Box::pin(async move {
-                match client.create_access_token(None, &body).await {
-                    Ok(token) => Ok(token.into_inner()),
-                    Err(e) => Err(crate::ApiError::from_progenitor(e).await.to_string()),
-                }
+                client
+                    .create_access_token(None, &body)
+                    .await
+                    .map(ResponseValue::into_inner)
             })
         }))
     }
@@ -146,16 +146,32 @@ impl moov::Client {
             self.inner().token_source.as_ref().ok_or_else(|| {
                 Error::Custom("no token source for OAuth credentials".to_string())
             })?;
-        let token = (source.0)(body).await.map_err(|e| {
-            Error::Custom(format!(
-                "fetching an access token for scopes `{scope}` failed: {e}"
-            ))
-        })?;
+        let token = (source.0)(body).await.map_err(token_error)?;
         let expires_in = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
         let fresh = CachedToken::new(Secret::new(token.access_token), expires_in);
         let secret = fresh.token.clone();
         cache.token = Some(fresh);
         Ok(secret)
+    }
+}
+
+/// A failed token request, as the error of the call that needed the token: the
+/// token endpoint's own response (tagged `create_access_token`, so a 503 is
+/// retried like any 503 and a 401 says to check the credentials) or transport
+/// error is passed on whole.
+fn token_error<E>(e: Error<()>) -> Error<E> {
+    match e {
+        Error::UnexpectedResponse(response) => Error::UnexpectedResponse(response),
+        Error::CommunicationError(e) => Error::CommunicationError(e),
+        Error::ResponseBodyError(e) => Error::ResponseBodyError(e),
+        Error::InvalidUpgrade(e) => Error::InvalidUpgrade(e),
+        Error::InvalidResponsePayload(bytes, e) => Error::InvalidResponsePayload(bytes, e),
+        Error::InvalidRequest(s) => Error::InvalidRequest(s),
+        Error::Custom(s) => Error::Custom(s),
+        Error::ErrorResponse(value) => Error::Custom(format!(
+            "fetching an access token failed with status {}",
+            value.status()
+        )),
     }
 }
 

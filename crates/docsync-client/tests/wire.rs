@@ -9,7 +9,7 @@
 mod common;
 
 use common::{
-    all_operations, expected_basic, render, success_reply, Captured, Clients, Server, Spec,
+    all_operations, expected_basic, render, success_reply, Captured, Clients, Reply, Server, Spec,
     ACCESS_TOKEN, ACCOUNT_ID, API_KEY, PUBLIC_KEY, SECRET_KEY, USER_ID,
 };
 use docsync_client::auth::files_scopes;
@@ -288,6 +288,54 @@ async fn ensure_scopes_fetches_one_new_token_only_for_new_scopes() {
     assert_eq!(tokens.len(), 2, "{requests:#?}");
     assert_eq!(tokens[0]["scope"], scopes.join(" "));
     assert_eq!(tokens[1]["scope"], [scopes, other].concat().join(" "));
+}
+
+/// A token endpoint that fails answers for the call that needed the token: a 503
+/// is retryable (with its Retry-After), a 401 says to check the credentials.
+#[tokio::test]
+async fn a_failed_token_request_keeps_its_status() {
+    // requests: 0 token (503), 1 token (401), 2 token (ok), 3 listFiles
+    let server = Server::start(|request, index| match (request.path.as_str(), index) {
+        ("/oauth2/token", 0) => Reply::json(503, &serde_json::json!({"error": "try later"}))
+            .header("retry-after", "7")
+            .header("x-request-id", "rid-token-503"),
+        ("/oauth2/token", 1) => Reply::json(401, &serde_json::json!({"error": "bad key"})),
+        ("/oauth2/token", _) => success_reply("createAccessToken"),
+        _ => success_reply("listFiles"),
+    })
+    .await;
+    let client = server.moov(MoovCredentials::OAuth {
+        public_key: PUBLIC_KEY.into(),
+        secret_key: Secret::new(SECRET_KEY),
+        scopes: files_scopes(ACCOUNT_ID).to_vec(),
+    });
+    let call = || async {
+        match client.list_files(ACCOUNT_ID, None).await {
+            Ok(_) => None,
+            Err(e) => Some(docsync_client::ApiError::from_progenitor(e).await),
+        }
+    };
+
+    let unavailable = call().await.expect("the token endpoint answered 503");
+    assert!(unavailable.is_retryable(), "{unavailable:?}");
+    assert_eq!(
+        unavailable.retry_after(),
+        Some(std::time::Duration::from_secs(7))
+    );
+    assert_eq!(unavailable.request_id(), Some("rid-token-503"));
+
+    let refused = call().await.expect("the token endpoint answered 401");
+    assert!(!refused.is_retryable(), "{refused:?}");
+    assert!(
+        refused
+            .to_string()
+            .starts_with("unauthorized: check the API credentials"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains(SECRET_KEY), "{refused}");
+
+    assert!(call().await.is_none(), "a token, then the list");
+    assert_eq!(server.requests().len(), 4);
 }
 
 #[tokio::test]
