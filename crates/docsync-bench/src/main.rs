@@ -81,12 +81,21 @@ async fn main() -> Result<()> {
         .prefix("docsync-bench-")
         .tempdir()
         .context("creating a temp dir")?;
+    // DOCSYNC_BENCH_KEEP=1: keep the files, databases and logs of every run
+    let (tmp_path, _removed_on_exit) = if std::env::var_os("DOCSYNC_BENCH_KEEP").is_some() {
+        let kept = tmp.keep();
+        eprintln!("keeping the runs' files in {}", kept.display());
+        (kept, None)
+    } else {
+        (tmp.path().to_owned(), Some(tmp))
+    };
     let bench = Bench {
         bins: Binaries::in_dir(&args.bin_dir)?,
         runs: if args.quick { 1 } else { 5 },
         quick: args.quick,
-        tmp: tmp.path().to_owned(),
+        tmp: tmp_path.clone(),
         xtask: args.xtask.clone(),
+        keep: _removed_on_exit.is_none(),
     };
     let machine = Machine::detect();
     let load_before = load_average();
@@ -110,12 +119,7 @@ async fn main() -> Result<()> {
             "codegen" => figures::codegen::run(&bench).await,
             _ => continue,
         }
-        .with_context(|| {
-            format!(
-                "figure `{name}` (its files are in {})",
-                tmp.path().display()
-            )
-        })?;
+        .with_context(|| format!("figure `{name}` (its files are in {})", tmp_path.display()))?;
         report.rows.extend(fig.rows);
         report.notes.extend(fig.notes);
     }

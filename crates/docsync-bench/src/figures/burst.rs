@@ -186,7 +186,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
             d[run].secs
         );
         drop(sandbox);
-        let _ = std::fs::remove_dir_all(&dir);
+        bench.clean(&dir);
     }
     let secs = |v: &[Timed]| v.iter().map(|t| t.secs).collect::<Vec<_>>();
     let of = |v: &[f64]| Summary::of(v).context("no burst runs");
@@ -237,6 +237,12 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         target: String::new(),
         verdict: Verdict::Info,
     });
+    let bare_vs_curl: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a.secs / b.secs).collect();
+    fig.notes.push(format!(
+        "Burst: the bare uploader is {} faster than curl on this machine, so >= 10x curl \
+         means beating the bare uploader itself.",
+        summary(&of(&bare_vs_curl)?, "x", 1)
+    ));
     fig.notes.push(format!(
         "Burst: {} x {} KiB + {} x {} MiB ({mib:.0} MiB), concurrency {CONCURRENCY} for all three. \
          Sandbox CPU share (100% = one core): during curl {}, bare {}, docsync {}.",

@@ -48,9 +48,9 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         peaks.push(mib);
         drop(daemon);
         drop(sandbox);
-        let _ = std::fs::remove_dir_all(&run_dir);
+        bench.clean(&run_dir);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    bench.clean(&dir);
     let s = Summary::of(&peaks).context("no memory runs")?;
     Ok(Figure {
         rows: vec![Row {

@@ -25,6 +25,8 @@ pub struct Bench {
     pub quick: bool,
     pub tmp: PathBuf,
     pub xtask: Option<PathBuf>,
+    /// Keep every run's files (`DOCSYNC_BENCH_KEEP`).
+    pub keep: bool,
 }
 
 /// What a figure adds to the report.
@@ -45,8 +47,16 @@ impl Bench {
         Ok(dir)
     }
 
+    /// Remove a finished run's files, unless they are to be kept.
+    pub fn clean(&self, dir: &Path) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
     /// A sandbox with its data under `dir`.
     pub fn sandbox(&self, dir: &Path, decision_delay_s: f64) -> Result<SandboxProcess> {
+        std::fs::create_dir_all(dir)?;
         SandboxProcess::start(&self.bins.sandbox, &dir.join("sandbox"), decision_delay_s)
     }
 

@@ -94,7 +94,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         per_cycle.extend(sizes.iter().map(|&n| n as f64));
     }
     drop(sandbox);
-    let _ = std::fs::remove_dir_all(&dir);
+    bench.clean(&dir);
     let s = Summary::of(&per_cycle).context("no poll cycles")?;
     Ok(Figure {
         rows: vec![Row {

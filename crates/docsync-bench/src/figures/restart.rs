@@ -104,7 +104,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         events.push(all as f64);
     }
     drop(sandbox);
-    let _ = std::fs::remove_dir_all(&dir);
+    bench.clean(&dir);
     let of = |v: &[f64]| Summary::of(v).context("no restart runs");
     let (t, u, h) = (of(&secs)?, of(&uploads)?, of(&rehashed)?);
     let runs = bench.runs;
