@@ -2,6 +2,7 @@
 //!
 //! Dependencies stay few: this binary is built on every `cargo xtask` call.
 
+mod bench;
 mod codegen;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,9 @@ usage: cargo xtask <command>
 commands:
   codegen [--check]   regenerate the typed client from openapi/*.yaml
                       (--check: fail if the checked-in code is stale)
+  bench [--quick]     build release binaries, run the benchmarks, write
+                      bench/results.md (--quick: one run per figure, < 2 min;
+                      --only burst,latency,memory,restart,polling,codegen)
 ";
 
 fn main() -> Result<()> {
@@ -22,6 +26,7 @@ fn main() -> Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(&project_root(), codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&project_root(), codegen::Mode::Check),
+        ["bench", rest @ ..] => bench::run(&project_root(), rest),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())

@@ -468,9 +468,19 @@ impl<K: Hash + Eq + Clone> StabilityTracker<K> {
             .collect()
     }
 
-    /// When the next file becomes complete, if nothing changes (sleep until then).
+    /// When the next file becomes complete, if nothing changes (sleep until then):
+    /// a closed file is complete at once, the others after the quiet window.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries.values().map(|t| t.since + self.quiet).min()
+        self.entries
+            .values()
+            .map(|t| {
+                if t.closed {
+                    t.since
+                } else {
+                    t.since + self.quiet
+                }
+            })
+            .min()
     }
 
     pub fn len(&self) -> usize {

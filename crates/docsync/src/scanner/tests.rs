@@ -288,3 +288,20 @@ fn stability_deadline_and_many_files() {
     assert_eq!(tracker.take_ready(t0 + Duration::from_secs(2)).len(), 1);
     assert!(tracker.is_empty());
 }
+
+#[test]
+fn a_closed_file_is_due_at_once() {
+    let t0 = Instant::now();
+    let mut tracker = StabilityTracker::new(Duration::from_secs(1));
+    tracker.observe(("inbox", 1), 1, 1, t0);
+    tracker.close_write(("inbox", 2), 1, 1, t0 + Duration::from_millis(300));
+    // the daemon sleeps until this: the closed file must not wait the window
+    assert_eq!(
+        tracker.next_deadline(),
+        Some(t0 + Duration::from_millis(300))
+    );
+    let ready = tracker.take_ready(t0 + Duration::from_millis(300));
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0].key, ("inbox", 2));
+    assert_eq!(tracker.next_deadline(), Some(t0 + Duration::from_secs(1)));
+}

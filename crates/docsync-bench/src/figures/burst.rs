@@ -1,0 +1,261 @@
+//! Figure 1: a burst of 2,000 x 4 KiB + 200 x 1 MiB files. The daemon's time is
+//! from the first byte written into the watched folder to every row `pending`;
+//! the baselines' from their start to their last answer, on files already on
+//! disk (so the daemon's figure also pays for writing the files).
+//!
+//! Baselines, against the same sandbox in the same run: (a) `curl -F` per file
+//! through `xargs -P`, (b) `bare-uploader` (the generated client, keep-alive,
+//! nothing else). All three at the same concurrency.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use docsync_bench::fixtures::{self, Planned, PURPOSE};
+use docsync_bench::process::{CpuMeter, SandboxProcess};
+use docsync_bench::report::{summary, Row, Verdict};
+use docsync_bench::stats::Summary;
+use docsync_bench::workdir::{Settings, Workdir};
+
+use super::{wait_pending, Bench, Figure};
+
+const CONCURRENCY: usize = 8;
+const SMALL: (usize, usize) = (2_000, 4 * 1024);
+const LARGE: (usize, usize) = (200, 1024 * 1024);
+
+fn files(root: &std::path::Path, prefix: &str) -> Vec<Planned> {
+    let mut all = fixtures::plan(root, &format!("{prefix}s"), SMALL.0, SMALL.1);
+    all.extend(fixtures::plan(
+        root,
+        &format!("{prefix}l"),
+        LARGE.0,
+        LARGE.1,
+    ));
+    all
+}
+
+fn total_bytes() -> f64 {
+    (SMALL.0 * SMALL.1 + LARGE.0 * LARGE.1) as f64
+}
+
+fn count() -> f64 {
+    (SMALL.0 + LARGE.0) as f64
+}
+
+/// Seconds and the sandbox's CPU share of one contender.
+struct Timed {
+    secs: f64,
+    sandbox_cpu: f64,
+}
+
+async fn uploads_answered(sandbox: &SandboxProcess) -> Result<usize> {
+    Ok(sandbox
+        .requests()
+        .await?
+        .iter()
+        .filter(|r| r.operation_id.as_deref() == Some("uploadFile") && r.status == Some(200))
+        .count())
+}
+
+async fn curl(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) -> Result<Timed> {
+    let files = files(&dir.join("curl"), "c");
+    fixtures::create(&files)?;
+    let manifest: String = files
+        .iter()
+        .map(|f| format!("{} {}\n", f.account, f.path.display()))
+        .collect();
+    sandbox.clear_requests().await?;
+    let script = format!(
+        "xargs -P {CONCURRENCY} -L 1 sh -c 'curl -sf -o /dev/null -u \"$PK:$SK\" \
+         -F \"file=@$2\" -F filePurpose={PURPOSE} \"$URL/accounts/$1/files\"' sh"
+    );
+    let cpu = CpuMeter::start(sandbox.pid());
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .env("PK", &sandbox.public_key)
+        .env("SK", &sandbox.secret_key)
+        .env("URL", &sandbox.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the curl baseline (sh, xargs, curl)")?;
+    child
+        .stdin
+        .take()
+        .context("no stdin for xargs")?
+        .write_all(manifest.as_bytes())
+        .context("feeding xargs")?;
+    let status = child.wait().context("waiting for xargs")?;
+    let secs = started.elapsed().as_secs_f64();
+    let sandbox_cpu = cpu.share();
+    let answered = uploads_answered(sandbox).await?;
+    if !status.success() || answered != files.len() {
+        bail!(
+            "the curl baseline failed ({status}): {answered} of {} uploads answered 200",
+            files.len()
+        );
+    }
+    let _ = bench;
+    Ok(Timed { secs, sandbox_cpu })
+}
+
+async fn bare(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) -> Result<Timed> {
+    let files = files(&dir.join("bare"), "b");
+    fixtures::create(&files)?;
+    let manifest_path = dir.join("bare.manifest");
+    let manifest: String = files
+        .iter()
+        .map(|f| format!("{}\t{}\n", f.account, f.path.display()))
+        .collect();
+    std::fs::write(&manifest_path, manifest)?;
+    sandbox.clear_requests().await?;
+    let cpu = CpuMeter::start(sandbox.pid());
+    let started = Instant::now();
+    let out = Command::new(&bench.bins.bare_uploader)
+        .arg(CONCURRENCY.to_string())
+        .arg(&manifest_path)
+        .envs(sandbox.docsync_env())
+        .output()
+        .context("running bare-uploader")?;
+    let secs = started.elapsed().as_secs_f64();
+    let sandbox_cpu = cpu.share();
+    if !out.status.success() {
+        bail!(
+            "bare-uploader failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let answered = uploads_answered(sandbox).await?;
+    if answered != files.len() {
+        bail!(
+            "bare-uploader: {answered} of {} uploads answered",
+            files.len()
+        );
+    }
+    Ok(Timed { secs, sandbox_cpu })
+}
+
+async fn daemon(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) -> Result<Timed> {
+    let w = Workdir::create(
+        &dir.join("daemon"),
+        &Settings {
+            concurrency: CONCURRENCY,
+            ..Settings::default()
+        },
+    )?;
+    let files = files(&w.inbox, "d");
+    let contents: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| fixtures::pdf_bytes(&f.path.to_string_lossy(), f.size))
+        .collect();
+    let _daemon = bench.daemon(&w, sandbox)?;
+    sandbox.clear_requests().await?;
+    let cpu = CpuMeter::start(sandbox.pid());
+    let started = Instant::now();
+    for (f, bytes) in files.iter().zip(&contents) {
+        fixtures::write(&f.path, bytes)?;
+    }
+    wait_pending(
+        &w,
+        files.len() as u64,
+        Duration::from_secs(300),
+        Duration::from_millis(5),
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Timed {
+        secs,
+        sandbox_cpu: cpu.share(),
+    })
+}
+
+pub async fn run(bench: &Bench) -> Result<Figure> {
+    let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..bench.runs {
+        let dir = bench.run_dir("burst", run)?;
+        let sandbox = bench.sandbox(&dir, 3600.0)?;
+        a.push(curl(bench, &dir, &sandbox).await?);
+        b.push(bare(bench, &dir, &sandbox).await?);
+        d.push(daemon(bench, &dir, &sandbox).await?);
+        eprintln!(
+            "  burst run {}: curl {:.2}s, bare {:.2}s, docsync {:.2}s",
+            run + 1,
+            a[run].secs,
+            b[run].secs,
+            d[run].secs
+        );
+        drop(sandbox);
+        bench.clean(&dir);
+    }
+    let secs = |v: &[Timed]| v.iter().map(|t| t.secs).collect::<Vec<_>>();
+    let of = |v: &[f64]| Summary::of(v).context("no burst runs");
+    let ratio_a: Vec<f64> = a.iter().zip(&d).map(|(a, d)| a.secs / d.secs).collect();
+    let ratio_b: Vec<f64> = b.iter().zip(&d).map(|(b, d)| b.secs / d.secs).collect();
+    let (ra, rb) = (of(&ratio_a)?, of(&ratio_b)?);
+    let n = count();
+    let mib = total_bytes() / (1024.0 * 1024.0);
+    let rate = |s: Summary| {
+        format!(
+            "{}; {}",
+            summary(&s.map(|t| n / t), "files/s", 0),
+            summary(&s.map(|t| mib / t), "MiB/s", 1)
+        )
+    };
+    let runs = bench.runs;
+    let cpu = |v: &[Timed]| {
+        Summary::of(&v.iter().map(|t| t.sandbox_cpu * 100.0).collect::<Vec<_>>())
+            .map(|s| summary(&s, "%", 0))
+            .unwrap_or_default()
+    };
+    let mut fig = Figure::default();
+    fig.rows.push(Row {
+        figure: "1. burst: docsync (write -> all pending)".into(),
+        value: rate(of(&secs(&d))?),
+        runs,
+        versus: format!(
+            "{} curl; {} bare",
+            summary(&ra, "x", 1),
+            summary(&rb, "x", 2)
+        ),
+        target: ">= 10x curl, >= 0.7x bare".into(),
+        verdict: Verdict::from_check(ra.median >= 10.0 && rb.median >= 0.7),
+    });
+    fig.rows.push(Row {
+        figure: "1a. baseline: curl -F via xargs -P 8".into(),
+        value: rate(of(&secs(&a))?),
+        runs,
+        versus: String::new(),
+        target: String::new(),
+        verdict: Verdict::Info,
+    });
+    fig.rows.push(Row {
+        figure: "1b. baseline: bare keep-alive uploader".into(),
+        value: rate(of(&secs(&b))?),
+        runs,
+        versus: String::new(),
+        target: String::new(),
+        verdict: Verdict::Info,
+    });
+    let bare_vs_curl: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a.secs / b.secs).collect();
+    fig.notes.push(format!(
+        "Burst: the bare uploader is {} faster than curl on this machine, so >= 10x curl \
+         means beating the bare uploader itself. The daemon runs with scan_interval = \"{}\": \
+         in a burst it loses the watcher hints of a few files (a known bug, not yet fixed), \
+         which only the next full scan finds.",
+        summary(&of(&bare_vs_curl)?, "x", 1),
+        docsync_bench::workdir::SCAN_INTERVAL
+    ));
+    fig.notes.push(format!(
+        "Burst: {} x {} KiB + {} x {} MiB ({mib:.0} MiB), concurrency {CONCURRENCY} for all three. \
+         Sandbox CPU share (100% = one core): during curl {}, bare {}, docsync {}.",
+        SMALL.0,
+        SMALL.1 / 1024,
+        LARGE.0,
+        LARGE.1 / (1024 * 1024),
+        cpu(&a),
+        cpu(&b),
+        cpu(&d)
+    ));
+    Ok(fig)
+}

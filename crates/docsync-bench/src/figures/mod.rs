@@ -1,0 +1,111 @@
+//! One module per figure; each runs its measurement `runs` times and returns
+//! its rows of the table (and notes).
+
+pub mod burst;
+pub mod codegen;
+pub mod latency;
+pub mod memory;
+pub mod polling;
+pub mod restart;
+mod seeded;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use docsync_bench::process::{wait_for, Binaries, DaemonProcess, SandboxProcess};
+use docsync_bench::report::Row;
+use docsync_bench::state_db::StateDb;
+use docsync_bench::workdir::Workdir;
+
+/// What every figure gets.
+pub struct Bench {
+    pub bins: Binaries,
+    pub runs: usize,
+    pub quick: bool,
+    pub tmp: PathBuf,
+    pub xtask: Option<PathBuf>,
+    /// Keep every run's files (`DOCSYNC_BENCH_KEEP`).
+    pub keep: bool,
+}
+
+/// What a figure adds to the report.
+#[derive(Default)]
+pub struct Figure {
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+}
+
+impl Bench {
+    /// A fresh directory for one run of one figure.
+    pub fn run_dir(&self, figure: &str, run: usize) -> Result<PathBuf> {
+        let dir = self.tmp.join(format!("{figure}-{run}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Remove a finished run's files, unless they are to be kept.
+    pub fn clean(&self, dir: &Path) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// A sandbox with its data under `dir`.
+    pub fn sandbox(&self, dir: &Path, decision_delay_s: f64) -> Result<SandboxProcess> {
+        std::fs::create_dir_all(dir)?;
+        SandboxProcess::start(&self.bins.sandbox, &dir.join("sandbox"), decision_delay_s)
+    }
+
+    /// `docsync run` in `w`, returned once its database exists and its first scan
+    /// has had time to finish (the database is created before the watchers start).
+    pub fn daemon(&self, w: &Workdir, sandbox: &SandboxProcess) -> Result<DaemonProcess> {
+        let mut d = DaemonProcess::spawn(
+            &self.bins.docsync,
+            &w.dir,
+            sandbox,
+            &["run", "--config", "docsync.toml"],
+        )?;
+        let db = w.db();
+        wait_for(
+            "the daemon's database",
+            Duration::from_secs(30),
+            Duration::from_millis(5),
+            || {
+                if let Some(status) = d.child.try_wait()? {
+                    anyhow::bail!(
+                        "docsync exited ({status}) before starting: see {}",
+                        w.dir.join("daemon.log").display()
+                    );
+                }
+                Ok(db.is_file() && StateDb::open(&db).and_then(|s| s.count("pending")).is_ok())
+            },
+        )?;
+        // the watchers are installed right after the store opens
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(d)
+    }
+}
+
+/// Wait until `n` rows of `w`'s database are `pending` (failing early, with the
+/// daemon's log, if rows end up invalid or failed).
+pub fn wait_pending(w: &Workdir, n: u64, timeout: Duration, every: Duration) -> Result<()> {
+    let db = StateDb::open(&w.db())?;
+    wait_for(&format!("{n} pending rows"), timeout, every, || {
+        let pending = db.count("pending")?;
+        if pending >= n {
+            return Ok(true);
+        }
+        let bad = db.count("invalid")? + db.count("failed")?;
+        if bad > 0 {
+            anyhow::bail!(
+                "{bad} rows invalid or failed: see `docsync status` in {}",
+                w.dir.display()
+            );
+        }
+        Ok(false)
+    })
+}

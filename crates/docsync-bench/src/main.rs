@@ -1,0 +1,143 @@
+//! `docsync-bench`: the figures of `cargo xtask bench`, run against release
+//! binaries, printed as a markdown table and written to a file.
+//!
+//! ```text
+//! docsync-bench --bin-dir target/release --out bench/results.md [--quick]
+//!               [--xtask PATH] [--only burst,latency,memory,restart,polling,codegen]
+//! ```
+//!
+//! Every figure runs 5 times (once with `--quick`) and reports the median with
+//! min and max; ratios are against baselines measured in the same runs.
+
+mod figures;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use docsync_bench::machine::Machine;
+use docsync_bench::process::Binaries;
+use docsync_bench::report::Report;
+
+use figures::{Bench, Figure};
+
+const FIGURES: [&str; 6] = [
+    "burst", "latency", "memory", "restart", "polling", "codegen",
+];
+
+struct Args {
+    quick: bool,
+    bin_dir: PathBuf,
+    out: Option<PathBuf>,
+    xtask: Option<PathBuf>,
+    only: Vec<String>,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        quick: false,
+        bin_dir: PathBuf::from("target/release"),
+        out: None,
+        xtask: None,
+        only: FIGURES.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--bin-dir" => a.bin_dir = value("--bin-dir")?.into(),
+            "--out" => a.out = Some(value("--out")?.into()),
+            "--xtask" => a.xtask = Some(value("--xtask")?.into()),
+            "--only" => {
+                a.only = value("--only")?.split(',').map(str::to_owned).collect();
+                if let Some(bad) = a.only.iter().find(|f| !FIGURES.contains(&f.as_str())) {
+                    bail!(
+                        "unknown figure `{bad}`; the figures are {}",
+                        FIGURES.join(", ")
+                    );
+                }
+            }
+            other => bail!(
+                "unknown argument `{other}`\nusage: docsync-bench [--quick] [--bin-dir DIR] \
+                 [--out PATH] [--xtask PATH] [--only {}]",
+                FIGURES.join(",")
+            ),
+        }
+    }
+    Ok(a)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = args()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("docsync-bench-")
+        .tempdir()
+        .context("creating a temp dir")?;
+    // DOCSYNC_BENCH_KEEP=1: keep the files, databases and logs of every run
+    let (tmp_path, _removed_on_exit) = if std::env::var_os("DOCSYNC_BENCH_KEEP").is_some() {
+        let kept = tmp.keep();
+        eprintln!("keeping the runs' files in {}", kept.display());
+        (kept, None)
+    } else {
+        (tmp.path().to_owned(), Some(tmp))
+    };
+    let bench = Bench {
+        bins: Binaries::in_dir(&args.bin_dir)?,
+        runs: if args.quick { 1 } else { 5 },
+        quick: args.quick,
+        tmp: tmp_path.clone(),
+        xtask: args.xtask.clone(),
+        keep: _removed_on_exit.is_none(),
+    };
+    let machine = Machine::detect();
+    let load_before = load_average();
+    let started = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut report = Report {
+        machine,
+        quick: bench.quick,
+        runs: bench.runs,
+        started,
+        rows: Vec::new(),
+        notes: Vec::new(),
+    };
+    for name in &args.only {
+        eprintln!("{name}:");
+        let fig: Figure = match name.as_str() {
+            "burst" => figures::burst::run(&bench).await,
+            "latency" => figures::latency::run(&bench).await,
+            "memory" => figures::memory::run(&bench).await,
+            "restart" => figures::restart::run(&bench).await,
+            "polling" => figures::polling::run(&bench).await,
+            "codegen" => figures::codegen::run(&bench).await,
+            _ => continue,
+        }
+        .with_context(|| format!("figure `{name}` (its files are in {})", tmp_path.display()))?;
+        report.rows.extend(fig.rows);
+        report.notes.extend(fig.notes);
+    }
+    report.notes.push(format!(
+        "Noise: the machine is shared ({} cores; other builds may be running): load average \
+         {load_before} at the start, {} at the end. Compare ratios, not absolute numbers.",
+        report.machine.cores,
+        load_average()
+    ));
+    let md = report.to_markdown();
+    print!("{md}");
+    if let Some(out) = &args.out {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("written to {}", out.display());
+    }
+    Ok(())
+}

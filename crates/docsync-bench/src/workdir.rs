@@ -1,0 +1,59 @@
+//! A daemon's working directory: `docsync.toml`, `inbox/`, `state/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The full-scan interval of every benchmark daemon: short, because in a burst
+/// the daemon loses some watcher hints (see bench/results.md) and only a scan
+/// finds those files.
+pub const SCAN_INTERVAL: &str = "2s";
+
+/// The daemon settings a figure varies.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub concurrency: usize,
+    pub quiet_window: &'static str,
+    pub poll_interval: &'static str,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrency: 8,
+            quiet_window: "1s",
+            poll_interval: "2s",
+        }
+    }
+}
+
+pub struct Workdir {
+    pub dir: PathBuf,
+    pub inbox: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Workdir {
+    /// `dir` with a config for the zero-config layout in `inbox/`.
+    pub fn create(dir: &Path, settings: &Settings) -> Result<Workdir> {
+        let inbox = dir.join("inbox");
+        std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.display()))?;
+        let config = format!(
+            "state_dir = \"state\"\nconcurrency = {}\nquiet_window = \"{}\"\npoll_interval = \"{}\"\n\
+             scan_interval = \"{SCAN_INTERVAL}\"\n\n\
+             [[folder]]\npath = \"inbox\"\n",
+            settings.concurrency, settings.quiet_window, settings.poll_interval
+        );
+        let path = dir.join("docsync.toml");
+        std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+        Ok(Workdir {
+            dir: dir.to_owned(),
+            inbox,
+            state: dir.join("state"),
+        })
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.state.join("docsync.db")
+    }
+}
