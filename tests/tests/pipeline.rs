@@ -432,3 +432,54 @@ auth = "oauth"
     assert!(sandbox.count("createAccessToken") >= 1, "{log:#?}");
     assert_eq!(sandbox.count("uploadFile"), 2, "{log:#?}");
 }
+
+/// Files written into directories the moment they are created (a burst) all get
+/// their row at once, not at the next full scan: notify watches a new directory
+/// only after reporting it, and a full hint channel drops hints.
+#[test]
+fn a_burst_into_new_directories_is_seen_without_waiting_for_a_scan() {
+    let sandbox = TestSandbox::with_decision_delay(Duration::from_secs(3600));
+    let w = Workspace::with_sandbox(&sandbox);
+    // no full scan during the test: only hints and what they book can find files
+    w.write_file(
+        "docsync.toml",
+        r#"state_dir = "state"
+scan_interval = "1h"
+quiet_window = "200ms"
+poll_interval = "1s"
+
+[[folder]]
+path = "inbox"
+target = { kind = "moov-files", account_id = "acct-e2e", file_purpose = "business_verification" }
+"#,
+    );
+    let daemon = w.spawn(["run"]);
+    wait_until(DECIDED, "the daemon to start", || {
+        if daemon.log().contains("started") {
+            Ok(())
+        } else {
+            Err(daemon.log())
+        }
+    });
+    let (dirs, per_dir) = (40, 20);
+    for d in 0..dirs {
+        let dir = w.inbox.join(format!("batch-{d}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..per_dir {
+            std::fs::write(dir.join(format!("f{f}.csv")), format!("d,f\n{d},{f}\n")).unwrap();
+        }
+    }
+    let want = dirs * per_dir;
+    wait_until(DECIDED, "a row for every file", || {
+        let rows = w.status_json();
+        if rows.len() == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {want} rows\n--- daemon log\n{}",
+                rows.len(),
+                daemon.log()
+            ))
+        }
+    });
+}

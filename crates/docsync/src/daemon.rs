@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::remote::Apis;
 use crate::scanner::scan_folder;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
-use crate::watcher::{hint_channel, FolderHint, FolderWatcher, Hint};
+use crate::watcher::{hint_channel, FolderHint, FolderWatcher, Hint, RescanQueue};
 use crate::{poller, reconcile, uploader};
 
 /// How long in-flight uploads may take to finish after a stop is asked.
@@ -192,13 +192,22 @@ pub async fn run_with_admin(
 
     // Watchers first, then the initial scan: nothing written meanwhile is missed.
     let (tx, rx) = hint_channel(4096);
+    let rescans = Arc::new(RescanQueue::default());
     let mut watchers = Vec::new();
     if mode == Mode::Watch {
         for (n, folder) in config.folders.iter().enumerate() {
             std::fs::create_dir_all(&folder.path)
                 .map_err(|e| Error::io("creating the folder", &folder.path, e))?;
             let kind = folder.watcher;
-            match FolderWatcher::start(n, &folder.path, kind, folder.ignore_set()?, tx.clone()) {
+            let started = FolderWatcher::start(
+                n,
+                &folder.path,
+                kind,
+                folder.ignore_set()?,
+                tx.clone(),
+                rescans.clone(),
+            );
+            match started {
                 Ok(w) => watchers.push(w),
                 Err(e) => {
                     warn!(folder = %folder.path.display(), error = %e, "watching failed; falling back to polling every 2s");
@@ -211,6 +220,7 @@ pub async fn run_with_admin(
                         poll,
                         folder.ignore_set()?,
                         tx.clone(),
+                        rescans.clone(),
                     )?);
                 }
             }
@@ -228,6 +238,7 @@ pub async fn run_with_admin(
         intake.clone(),
         config.folders.len(),
         rx,
+        rescans,
         config.scan_interval,
         stable.clone(),
         stop.clone(),
@@ -385,6 +396,7 @@ async fn intake_task(
     intake: Arc<Mutex<Intake>>,
     folders: usize,
     mut hints: tokio::sync::mpsc::Receiver<crate::watcher::FolderHint>,
+    rescans: Arc<RescanQueue>,
     scan_interval: Duration,
     stable: Arc<Notify>,
     stop: CancellationToken,
@@ -394,12 +406,8 @@ async fn intake_task(
     rescan.tick().await; // the first tick is now: the initial scan already ran
     loop {
         let deadline = intake.lock().ok().and_then(|i| i.next_deadline());
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(deadline);
+        let rescan_due = sleep_until(rescans.next_due());
         let step: Result<()> = tokio::select! {
             _ = stop.cancelled() => return,
             hint = hints.recv(), if !hints.is_closed() => match hint {
@@ -420,6 +428,18 @@ async fn intake_task(
                 }
                 None => Ok(()),
             },
+            // a rescan was booked: look at when it is due
+            _ = rescans.booked() => Ok(()),
+            _ = rescan_due => {
+                let mut result = Ok(());
+                for n in rescans.take_due(std::time::Instant::now()) {
+                    ctx.metrics.rescan();
+                    if let Err(e) = scan(&ctx, &intake, n).await {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
             _ = rescan.tick() => {
                 let mut result = Ok(());
                 for n in 0..folders {
@@ -456,6 +476,14 @@ async fn intake_task(
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
+    }
+}
+
+/// Sleep until `at`; forever without one.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 

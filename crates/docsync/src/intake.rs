@@ -136,7 +136,7 @@ impl Intake {
             return Ok(Followup::Nothing);
         };
         let (path, closed) = match &hint.hint {
-            Hint::Rescan => return Ok(Followup::Rescan(n)),
+            Hint::Rescan | Hint::DirectoryAppeared(_) => return Ok(Followup::Rescan(n)),
             Hint::Changed(p) | Hint::Removed(p) => (p, false),
             Hint::CloseWrite(p) => (p, true),
         };

@@ -11,13 +11,20 @@
 //! [`Hint::Changed`] sent for every file in it, because files written before the
 //! watch on the new directory was set up produce no event.
 //!
+//! notify adds the watch on a new directory only after it has reported the
+//! directory, so a file written between that walk and the new watch would produce
+//! neither a hint nor an event: each new directory also books a rescan of its folder
+//! a moment later, on the [`RescanQueue`]. Hints dropped on a full channel book one
+//! there too, so it is owed even when no other hint follows.
+//!
 //! The consumer should treat [`Hint::Removed`] for a path without a row as a possible
 //! directory (schedule a rescan). Tests feed synthetic hints through the same channel
 //! (see [`HintSender`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use notify::event::{
     AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode,
@@ -41,6 +48,9 @@ pub enum Hint {
     Removed(PathBuf),
     /// Events were lost: scan the whole folder.
     Rescan,
+    /// A directory appeared (its files are reported as [`Hint::Changed`] too):
+    /// scan the folder again once notify watches it.
+    DirectoryAppeared(PathBuf),
 }
 
 /// A hint for one configured folder (its index in the configuration).
@@ -55,38 +65,90 @@ pub fn hint_channel(capacity: usize) -> (mpsc::Sender<FolderHint>, mpsc::Receive
     mpsc::channel(capacity.max(1))
 }
 
-/// Sends hints for one folder without ever blocking: when the channel is full the hint
-/// is dropped and a [`Hint::Rescan`] is owed, sent before the next hint that fits.
+/// How long after a directory appears its folder is walked again: long enough for
+/// notify to have set up the watch on it.
+pub const NEW_DIRECTORY_RESCAN_DELAY: Duration = Duration::from_millis(250);
+/// A booked rescan is postponed by later bookings at most this long.
+const MAX_RESCAN_POSTPONE: Duration = Duration::from_secs(2);
+
+/// Rescans owed to folders, booked outside the hint channel (which may be full):
+/// by a hint dropped on a full channel, and by a directory that appeared.
+#[derive(Debug, Default)]
+pub struct RescanQueue {
+    /// folder -> (first booked, due)
+    due: Mutex<BTreeMap<usize, (Instant, Instant)>>,
+    booked: tokio::sync::Notify,
+}
+
+impl RescanQueue {
+    /// Owe folder `folder` a rescan at `at` or later. A rescan already booked is
+    /// moved to the later time, but never more than [`MAX_RESCAN_POSTPONE`] after
+    /// it was first booked (a stream of new directories still gets its scans).
+    pub fn book(&self, folder: usize, at: Instant) {
+        if let Ok(mut due) = self.due.lock() {
+            let now = Instant::now();
+            let (first, when) = due.entry(folder).or_insert((now, at));
+            *when = (*when).max(at).min(*first + MAX_RESCAN_POSTPONE);
+        }
+        self.booked.notify_one();
+    }
+
+    /// When the next booked rescan is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due
+            .lock()
+            .ok()
+            .and_then(|due| due.values().map(|(_, when)| *when).min())
+    }
+
+    /// The folders whose rescan is due at `now` (taken off the queue).
+    pub fn take_due(&self, now: Instant) -> Vec<usize> {
+        let Ok(mut due) = self.due.lock() else {
+            return Vec::new();
+        };
+        let ready: Vec<usize> = due
+            .iter()
+            .filter(|(_, (_, when))| *when <= now)
+            .map(|(folder, _)| *folder)
+            .collect();
+        for folder in &ready {
+            due.remove(folder);
+        }
+        ready
+    }
+
+    /// Wait until something is booked (a permit is kept if nobody waits).
+    pub async fn booked(&self) {
+        self.booked.notified().await;
+    }
+}
+
+/// Sends hints for one folder without ever blocking: when the channel is full the
+/// hint is dropped and a rescan of the folder is booked on the [`RescanQueue`].
 #[derive(Debug, Clone)]
 pub struct HintSender {
     tx: mpsc::Sender<FolderHint>,
     folder: usize,
-    owe_rescan: Arc<AtomicBool>,
+    rescans: Arc<RescanQueue>,
 }
 
 impl HintSender {
-    pub fn new(tx: mpsc::Sender<FolderHint>, folder: usize) -> Self {
+    pub fn new(tx: mpsc::Sender<FolderHint>, folder: usize, rescans: Arc<RescanQueue>) -> Self {
         HintSender {
             tx,
             folder,
-            owe_rescan: Arc::new(AtomicBool::new(false)),
+            rescans,
         }
     }
 
-    /// Send `hint`; `false` if it was dropped (a rescan is then owed) or the
-    /// receiver is gone.
+    /// Send `hint`; `false` if it was dropped (a rescan is then booked) or the
+    /// receiver is gone. A [`Hint::DirectoryAppeared`] books a rescan a moment later
+    /// instead of travelling on the channel.
     pub fn send(&self, hint: Hint) -> bool {
-        if self.owe_rescan.load(Ordering::Acquire) {
-            match self.tx.try_send(FolderHint {
-                folder: self.folder,
-                hint: Hint::Rescan,
-            }) {
-                Ok(()) => self.owe_rescan.store(false, Ordering::Release),
-                Err(_) => return false,
-            }
-            if hint == Hint::Rescan {
-                return true;
-            }
+        if let Hint::DirectoryAppeared(_) = hint {
+            self.rescans
+                .book(self.folder, Instant::now() + NEW_DIRECTORY_RESCAN_DELAY);
+            return true;
         }
         match self.tx.try_send(FolderHint {
             folder: self.folder,
@@ -94,7 +156,7 @@ impl HintSender {
         }) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.owe_rescan.store(true, Ordering::Release);
+                self.rescans.book(self.folder, Instant::now());
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -171,6 +233,7 @@ fn walk_new_dir(root: &Path, dir: &Path, ignore: &IgnoreSet, hints: &mut Vec<Hin
     match scan_subtree(root, rel, ignore) {
         Ok(scan) => {
             hints.extend(scan.files.into_iter().map(|f| Hint::Changed(f.abs)));
+            hints.push(Hint::DirectoryAppeared(dir.to_owned()));
             if !scan.errors.is_empty() {
                 hints.push(Hint::Rescan);
             }
@@ -202,8 +265,9 @@ impl FolderWatcher {
         kind: WatcherKind,
         ignore: IgnoreSet,
         tx: mpsc::Sender<FolderHint>,
+        rescans: Arc<RescanQueue>,
     ) -> Result<FolderWatcher> {
-        let sender = HintSender::new(tx, folder);
+        let sender = HintSender::new(tx, folder, rescans);
         let cb_root = root.to_owned();
         let handler = move |res: notify::Result<notify::Event>| {
             let hints = match res {

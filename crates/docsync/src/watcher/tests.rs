@@ -95,7 +95,7 @@ fn events_become_hints() {
             vec![Hint::Removed(gone.clone()), Hint::Changed(file.clone())],
         ),
         (
-            // a new directory is walked at once
+            // a new directory is walked at once, and again once it is watched
             ev(
                 EventKind::Create(CreateKind::Folder),
                 &[&root.join("newdir")],
@@ -103,6 +103,7 @@ fn events_become_hints() {
             vec![
                 Hint::Changed(root.join("newdir/a.pdf")),
                 Hint::Changed(root.join("newdir/inner/b.pdf")),
+                Hint::DirectoryAppeared(root.join("newdir")),
             ],
         ),
         (
@@ -111,7 +112,10 @@ fn events_become_hints() {
                 EventKind::Modify(ModifyKind::Name(RenameMode::To)),
                 &[&root.join("newdir/inner")],
             ),
-            vec![Hint::Changed(root.join("newdir/inner/b.pdf"))],
+            vec![
+                Hint::Changed(root.join("newdir/inner/b.pdf")),
+                Hint::DirectoryAppeared(root.join("newdir/inner")),
+            ],
         ),
         (ev(EventKind::Create(CreateKind::File), &[&part]), vec![]),
         (ev(EventKind::Create(CreateKind::File), &[outside]), vec![]),
@@ -128,27 +132,42 @@ fn events_become_hints() {
 }
 
 #[tokio::test]
-async fn full_channel_owes_a_rescan() {
+async fn full_channel_books_a_rescan_even_when_no_hint_follows() {
     let (tx, mut rx) = hint_channel(2);
-    let sender = HintSender::new(tx, 3);
+    let rescans = Arc::new(RescanQueue::default());
+    let sender = HintSender::new(tx, 3, rescans.clone());
     let a = PathBuf::from("/r/a");
     assert!(sender.send(Hint::Changed(a.clone())));
     assert!(sender.send(Hint::Changed(a.clone())));
+    assert_eq!(rescans.next_due(), None, "nothing dropped yet");
     assert!(!sender.send(Hint::Changed(a.clone())), "dropped");
+    // booked at once, outside the (full) channel: owed without another hint
+    let due = rescans.next_due().expect("a rescan is booked");
+    assert!(due <= Instant::now());
+    rescans.booked().await;
+    assert_eq!(rescans.take_due(Instant::now()), [3]);
+    assert_eq!(rescans.next_due(), None, "taken");
     assert_eq!(rx.recv().await.unwrap().hint, Hint::Changed(a.clone()));
     assert_eq!(rx.recv().await.unwrap().hint, Hint::Changed(a.clone()));
-    assert!(sender.send(Hint::Removed(a.clone())));
-    let got = rx.recv().await.unwrap();
-    assert_eq!(
-        got,
-        FolderHint {
-            folder: 3,
-            hint: Hint::Rescan
-        }
-    );
-    assert_eq!(rx.recv().await.unwrap().hint, Hint::Removed(a));
     drop(rx);
     assert!(!sender.send(Hint::Rescan), "receiver gone");
+}
+
+#[test]
+fn a_new_directory_books_a_later_rescan_and_bookings_postpone_a_bounded_time() {
+    let (tx, _rx) = hint_channel(8);
+    let rescans = Arc::new(RescanQueue::default());
+    let sender = HintSender::new(tx, 1, rescans.clone());
+    let before = Instant::now();
+    assert!(sender.send(Hint::DirectoryAppeared(PathBuf::from("/r/new"))));
+    let due = rescans.next_due().expect("booked");
+    assert!(due >= before + NEW_DIRECTORY_RESCAN_DELAY);
+    assert!(rescans.take_due(before).is_empty(), "not due yet");
+    // a later booking moves it later, but never past the cap
+    rescans.book(1, before + Duration::from_secs(60));
+    let capped = rescans.next_due().expect("still booked");
+    assert!(capped > due && capped <= Instant::now() + Duration::from_secs(2));
+    assert_eq!(rescans.take_due(capped), [1]);
 }
 
 /// Receive hints until one satisfies `want` (the test fails on timeout).
@@ -170,8 +189,16 @@ async fn native_watcher_reports_files_and_new_directories() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     let (tx, mut rx) = hint_channel(1024);
-    let watcher =
-        FolderWatcher::start(0, &root, WatcherKind::Native, IgnoreSet::defaults(), tx).unwrap();
+    let rescans = Arc::new(RescanQueue::default());
+    let watcher = FolderWatcher::start(
+        0,
+        &root,
+        WatcherKind::Native,
+        IgnoreSet::defaults(),
+        tx,
+        rescans.clone(),
+    )
+    .unwrap();
     assert_eq!(watcher.root(), root);
 
     let file = root.join("a.pdf");
@@ -191,6 +218,14 @@ async fn native_watcher_reports_files_and_new_directories() {
     std::fs::rename(staging.path().join("y"), &nested).unwrap();
     let moved = nested.join("b.pdf");
     wait_for(&mut rx, |h| matches!(h, Hint::Changed(p) if *p == moved)).await;
+    // and its folder is owed a second walk, once notify watches the new directory
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while rescans.next_due().is_none() {
+            rescans.booked().await;
+        }
+    })
+    .await
+    .expect("no rescan booked for the new directory");
 
     std::fs::remove_file(&file).unwrap();
     wait_for(&mut rx, |h| matches!(h, Hint::Removed(p) if *p == file)).await;
@@ -209,6 +244,7 @@ async fn poll_watcher_reports_files() {
         },
         IgnoreSet::defaults(),
         tx,
+        Arc::default(),
     )
     .unwrap();
     let file = root.join("img.png");
@@ -221,7 +257,14 @@ fn watching_a_missing_folder_fails_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
     let (tx, _rx) = hint_channel(8);
-    let err = FolderWatcher::start(0, &missing, WatcherKind::Native, IgnoreSet::defaults(), tx)
-        .unwrap_err();
+    let err = FolderWatcher::start(
+        0,
+        &missing,
+        WatcherKind::Native,
+        IgnoreSet::defaults(),
+        tx,
+        Arc::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 }
