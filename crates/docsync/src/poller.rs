@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Target, TargetKind};
 use crate::daemon::Ctx;
@@ -52,6 +52,7 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
                 };
                 let (files, request_id) = listed;
                 let by_id: HashMap<String, Decision> = files.into_iter().collect();
+                let mut unlisted = Vec::new();
                 for row in group.rows {
                     let Some(remote_id) = row.remote_id.clone() else {
                         continue;
@@ -70,10 +71,20 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
                             }
                         }
                         None => {
-                            warn!(path = %row.path_display(), %remote_id, "the server does not list this file (yet)");
+                            debug!(path = %row.path_display(), %remote_id, "the server does not list this file (yet)");
+                            unlisted.push(row.path_display());
                             cycle.waiting += 1;
                         }
                     }
+                }
+                // one line per account and cycle, not one per file
+                if let Some(first) = unlisted.first() {
+                    warn!(
+                        account = %group.account,
+                        count = unlisted.len(),
+                        example = %first,
+                        "the server does not list these uploaded files (yet); still waiting"
+                    );
                 }
             }
             TargetKind::Attachments => {
