@@ -4,11 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// The full-scan interval of every benchmark daemon: short, because in a burst
-/// the daemon loses some watcher hints (see bench/results.md) and only a scan
-/// finds those files.
-pub const SCAN_INTERVAL: &str = "2s";
-
 /// The daemon settings a figure varies.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -39,8 +34,7 @@ impl Workdir {
         let inbox = dir.join("inbox");
         std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.display()))?;
         let config = format!(
-            "state_dir = \"state\"\nconcurrency = {}\nquiet_window = \"{}\"\npoll_interval = \"{}\"\n\
-             scan_interval = \"{SCAN_INTERVAL}\"\n\n\
+            "state_dir = \"state\"\nconcurrency = {}\nquiet_window = \"{}\"\npoll_interval = \"{}\"\n\n\
              [[folder]]\npath = \"inbox\"\n",
             settings.concurrency, settings.quiet_window, settings.poll_interval
         );

