@@ -513,21 +513,25 @@ async fn uploader_task(
             .store
             .call(move |s| {
                 let mut rows = s.due_for_hashing(BATCH)?;
-                rows.extend(s.due_for_retry(now, BATCH)?);
+                let full = rows.len() >= BATCH as usize;
+                let retries = s.due_for_retry(now, BATCH)?;
+                let full = full || retries.len() >= BATCH as usize;
+                rows.extend(retries);
                 let stuck = !s.uploading()?.is_empty();
-                Ok((rows, stuck))
+                Ok((rows, full, stuck))
             })
             .await;
-        let rows = match batch {
-            Ok((rows, stuck)) => {
+        let (rows, full) = match batch {
+            Ok((rows, full, stuck)) => {
                 reconcile_again |= stuck;
-                rows
+                (rows, full)
             }
             Err(e) => {
                 warn!(error = %e, "reading the upload queue failed; will try again");
-                Vec::new()
+                (Vec::new(), false)
             }
         };
+        let mut dispatched = 0usize;
         for row in rows {
             let fresh = in_flight
                 .lock()
@@ -536,6 +540,7 @@ async fn uploader_task(
             if !fresh {
                 continue;
             }
+            dispatched += 1;
             let permit = tokio::select! {
                 _ = stop.cancelled() => return,
                 permit = permits.clone().acquire_owned() => match permit {
@@ -570,6 +575,11 @@ async fn uploader_task(
                 }
                 .instrument(span),
             );
+        }
+        // A full batch leaves rows behind that no notification announces (they were
+        // announced already): take the next batch at once instead of after a second.
+        if full && dispatched > 0 {
+            continue;
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -400,6 +400,9 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Distinct statements kept parsed per connection: all of the store's hot paths fit.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
 const FILE_COLUMNS: &str = "id, folder, path, target, account, purpose, size, mtime_ns, sha256, \
      state, remote_id, remote_status, decision_reason, attempts, next_attempt_at, last_error, \
      last_request_id, remote_name, supersedes, moved_to, created_at, updated_at";
@@ -467,12 +470,33 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
+/// `conn.execute` through the connection's statement cache: the hot paths run the
+/// same few statements for every file, so each is parsed once per connection.
+fn execute_cached(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `conn.query_row` through the connection's statement cache.
+fn query_row_cached<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, read)
+}
+
 fn size_i64(size: u64) -> i64 {
     i64::try_from(size).unwrap_or(i64::MAX)
 }
 
 fn get_row(tx: &Connection, id: i64) -> rusqlite::Result<Option<FileRow>> {
-    tx.query_row(
+    query_row_cached(
+        tx,
         &format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?1"),
         [id],
         read_file_row,
@@ -481,7 +505,8 @@ fn get_row(tx: &Connection, id: i64) -> rusqlite::Result<Option<FileRow>> {
 }
 
 fn find_live_row(tx: &Connection, folder: &str, path: &[u8]) -> rusqlite::Result<Option<FileRow>> {
-    tx.query_row(
+    query_row_cached(
+        tx,
         &format!(
             "SELECT {FILE_COLUMNS} FROM files WHERE folder = ?1 AND path = ?2 \
              AND state NOT IN ('superseded', 'deleted')"
@@ -501,7 +526,8 @@ fn insert_event(
     reason: &str,
     request_id: Option<&str>,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    execute_cached(
+        tx,
         "INSERT INTO events (file_id, at, from_state, to_state, reason, request_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -524,7 +550,8 @@ fn insert_discovered(
     reason: &str,
     now: i64,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
+    execute_cached(
+        tx,
         "INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, state, \
          supersedes, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'discovered', ?8, ?9, ?9)",
@@ -595,7 +622,8 @@ fn apply_transition(
         new.last_error = None;
         new.attempts = 0;
     }
-    tx.execute(
+    execute_cached(
+        tx,
         "UPDATE files SET size = ?2, mtime_ns = ?3, sha256 = ?4, state = ?5, remote_id = ?6, \
          remote_status = ?7, decision_reason = ?8, attempts = ?9, next_attempt_at = ?10, \
          last_error = ?11, last_request_id = ?12, remote_name = ?13, updated_at = ?14 \
@@ -773,6 +801,8 @@ impl Store {
             .map_err(db("enabling WAL"))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(db("setting pragmas"))?;
+        // every statement the daemon runs per file stays parsed (rusqlite keeps 16)
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(db("reading user_version"))?;
@@ -1040,7 +1070,7 @@ impl Store {
         let tx = self.tx()?;
         let rows = {
             let mut stmt = tx
-                .prepare(&format!(
+                .prepare_cached(&format!(
                     "SELECT {FILE_COLUMNS} FROM files WHERE state IN ('failed', 'invalid') \
                      AND (?1 IS NULL OR folder = ?1) AND (?2 IS NULL OR path = ?2) ORDER BY id"
                 ))
@@ -1085,7 +1115,8 @@ impl Store {
         let row = row_in(&tx, &db_path, id, State::Approved, |s| {
             matches!(s, State::Approved | State::Rejected)
         })?;
-        tx.execute(
+        execute_cached(
+            &tx,
             "UPDATE files SET moved_to = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, moved_to, now],
         )
@@ -1119,7 +1150,8 @@ impl Store {
             updated_at: now,
             ..row.clone()
         };
-        tx.execute(
+        execute_cached(
+            &tx,
             "UPDATE files SET remote_id = ?2, remote_status = ?3, decision_reason = ?4, \
              last_error = ?5, last_request_id = ?6, updated_at = ?7 WHERE id = ?1",
             params![
@@ -1220,13 +1252,13 @@ impl Store {
 
     /// The earliest `next_attempt_at` among retrying rows (to sleep until).
     pub fn next_retry_at(&self) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT MIN(next_attempt_at) FROM files WHERE state = 'retrying'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.db("finding the next retry"))
+        query_row_cached(
+            &self.conn,
+            "SELECT MIN(next_attempt_at) FROM files WHERE state = 'retrying'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(self.db("finding the next retry"))
     }
 
     /// Rows left in `uploading` (after a crash: reconcile with the server first).
@@ -1365,7 +1397,8 @@ fn find_uploaded_row(
     sha256: &str,
     exclude: Option<i64>,
 ) -> rusqlite::Result<Option<FileRow>> {
-    conn.query_row(
+    query_row_cached(
+        conn,
         &format!(
             "SELECT {FILE_COLUMNS} FROM files WHERE target = ?1 AND account = ?2 AND purpose = ?3 \
              AND sha256 = ?4 AND id IS NOT ?5 \
@@ -1390,7 +1423,8 @@ fn quota_used_in(
     target: &TargetKey,
     exclude: Option<i64>,
 ) -> rusqlite::Result<u64> {
-    let n: i64 = conn.query_row(
+    let n: i64 = query_row_cached(
+        conn,
         "SELECT COUNT(*) FROM files WHERE target = ?1 AND account = ?2 AND id IS NOT ?3 \
          AND (state IN ('uploading', 'retrying', 'pending', 'approved', 'rejected') \
               OR (remote_id IS NOT NULL AND state <> 'duplicate'))",
@@ -1417,7 +1451,8 @@ fn reconcile(
             // the configuration (or the layout) now maps the file elsewhere: follow it
             // while nothing has been sent
             if row.target != obs.target && !row.state.is_remote() && row.remote_id.is_none() {
-                tx.execute(
+                execute_cached(
+                    tx,
                     "UPDATE files SET target = ?2, account = ?3, purpose = ?4, updated_at = ?5 \
                      WHERE id = ?1",
                     params![
@@ -1444,7 +1479,8 @@ fn reconcile(
             }
             Some(row) => match row.state {
                 State::Discovered => {
-                    tx.execute(
+                    execute_cached(
+                        tx,
                         "UPDATE files SET size = ?2, mtime_ns = ?3, updated_at = ?4 WHERE id = ?1",
                         params![row.id, size_i64(obs.size), obs.mtime_ns, now],
                     )
