@@ -137,7 +137,7 @@ impl Metrics {
         );
         registry.register(
             "watcher_rescans",
-            "Full rescans of a folder asked by its watcher (event queue overflow, unreliable events)",
+            "Full rescans of a folder asked by its watcher (event queue overflow, a new directory, unreliable events)",
             m.rescans.clone(),
         );
         registry.register(

@@ -638,31 +638,43 @@ fn unsafe_free_geteuid() -> u32 {
 // ---------------------------------------------------------------------------------
 // files changing under the daemon
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_changing_under_the_daemon() {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox().await;
-    let inbox = dir.path().join("inbox");
+/// A daemon configuration with one moov-files folder `inbox` (created) in `dir` for
+/// `account`, talking to `sandbox`; fast polls and retries.
+fn one_folder_config(
+    dir: &Path,
+    sandbox: &SandboxHandle,
+    account: &str,
+    quiet_window: &str,
+) -> (PathBuf, docsync::config::Config) {
+    let inbox = dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let text = format!(
         r#"
 state_dir = "{state}"
-quiet_window = "800ms"
+quiet_window = "{quiet_window}"
 poll_interval = "100ms"
 retry_initial = "50ms"
 [api]
 url = "{url}"
 [[folder]]
 path = "{inbox}"
-target = {{ kind = "moov-files", account_id = "acct-change", file_purpose = "business_verification" }}
+target = {{ kind = "moov-files", account_id = "{account}", file_purpose = "business_verification" }}
 "#,
-        state = dir.path().join("state").display(),
+        state = dir.join("state").display(),
         url = sandbox.url(),
         inbox = inbox.display(),
     );
     let c = sandbox.credentials();
     let config = parse(&text, None, &creds_env(&c.public_key, &c.secret_key)).unwrap();
+    (inbox, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_changing_under_the_daemon() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox().await;
+    let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-change", "800ms");
     let mut daemon = Running::start(config);
     let db = daemon.db.clone();
 
@@ -783,26 +795,7 @@ async fn files_changing_during_upload() {
     logs();
     let dir = tempfile::tempdir().unwrap();
     let sandbox = sandbox().await;
-    let inbox = dir.path().join("inbox");
-    std::fs::create_dir_all(&inbox).unwrap();
-    let text = format!(
-        r#"
-state_dir = "{state}"
-quiet_window = "300ms"
-poll_interval = "100ms"
-retry_initial = "50ms"
-[api]
-url = "{url}"
-[[folder]]
-path = "{inbox}"
-target = {{ kind = "moov-files", account_id = "acct-midway", file_purpose = "business_verification" }}
-"#,
-        state = dir.path().join("state").display(),
-        url = sandbox.url(),
-        inbox = inbox.display(),
-    );
-    let c = sandbox.credentials();
-    let config = parse(&text, None, &creds_env(&c.public_key, &c.secret_key)).unwrap();
+    let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-midway", "300ms");
     sandbox
         .set_faults(docsync_sandbox::FaultConfig {
             latency_ms: 2000,
@@ -858,6 +851,7 @@ target = {{ kind = "moov-files", account_id = "acct-midway", file_purpose = "bus
                 })
         })
         .await;
+    let c = sandbox.credentials();
     let client = docsync_client::moov::Client::builder(
         sandbox.url(),
         docsync_client::MoovCredentials::basic(c.public_key.clone(), c.secret_key.clone()),
