@@ -512,17 +512,7 @@ target = {{ kind = "moov-images", account_id = "acct-img" }}
         non_utf8.remote_name.as_deref(),
         Some("caf\u{fffd}-invoice.pdf")
     );
-    let client = docsync_client::moov::Client::builder(
-        sandbox.url(),
-        docsync_client::MoovCredentials::basic(c.public_key.clone(), c.secret_key.clone()),
-    )
-    .build()
-    .unwrap();
-    let server = client
-        .list_files("acct-bad", None)
-        .await
-        .unwrap()
-        .into_inner();
+    let server = server_files(&sandbox, "acct-bad").await;
     let names: Vec<String> = server.iter().map(|f| f.file_name.to_string()).collect();
     assert!(names.iter().any(|n| n == remote), "{names:?}");
     assert!(names.iter().any(|n| n == "scan.png"), "{names:?}");
@@ -637,6 +627,21 @@ fn unsafe_free_geteuid() -> u32 {
 
 // ---------------------------------------------------------------------------------
 // files changing under the daemon
+
+/// What the sandbox lists for `account`, read through the generated client.
+async fn server_files(
+    sandbox: &SandboxHandle,
+    account: &str,
+) -> Vec<docsync_client::moov::types::FileDetails> {
+    let c = sandbox.credentials();
+    let client = docsync_client::moov::Client::builder(
+        sandbox.url(),
+        docsync_client::MoovCredentials::basic(c.public_key.clone(), c.secret_key.clone()),
+    )
+    .build()
+    .unwrap();
+    client.list_files(account, None).await.unwrap().into_inner()
+}
 
 /// A daemon configuration with one moov-files folder `inbox` (created) in `dir` for
 /// `account`, talking to `sandbox`; fast polls and retries.
@@ -851,18 +856,7 @@ async fn files_changing_during_upload() {
                 })
         })
         .await;
-    let c = sandbox.credentials();
-    let client = docsync_client::moov::Client::builder(
-        sandbox.url(),
-        docsync_client::MoovCredentials::basic(c.public_key.clone(), c.secret_key.clone()),
-    )
-    .build()
-    .unwrap();
-    let server = client
-        .list_files("acct-midway", None)
-        .await
-        .unwrap()
-        .into_inner();
+    let server = server_files(&sandbox, "acct-midway").await;
     for (path, bytes, what) in [
         (&b"grows.pdf"[..], &grown, "appended during upload"),
         (b"shrinks.pdf", &shrunk, "truncated during upload"),
