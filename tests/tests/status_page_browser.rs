@@ -247,20 +247,34 @@ fn status_page_in_headless_chromium() {
         let png = client.screenshot().await.unwrap();
         std::fs::write(artifacts.join("status-page-file.png"), png).unwrap();
 
-        // retry: the file is sent again and approved; the page shows it
-        client
-            .find(Locator::Css("form#retry button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        // retry: the file is sent again and approved; the page shows it. The page
+        // reloads itself every few seconds, so the button is pressed again if a
+        // reload made the one found stale; the page is then only read, never
+        // reloaded by the test: a reload right after the click could cancel the
+        // form's POST, and the page's own refresh is part of what is tested.
+        eventually("the retry button pressed", || async {
+            let button = client
+                .find(Locator::Css("form#retry button"))
+                .await
+                .map_err(|e| format!("the retry button: {e}"))?;
+            button
+                .click()
+                .await
+                .map_err(|e| format!("pressing retry: {e}"))
+        })
+        .await;
         eventually("the retried file approved on its page", || async {
-            client.refresh().await.map_err(|e| e.to_string())?;
-            match text(&client, "td#state").await? {
-                s if s == "approved" => Ok(()),
-                s => Err(s),
+            let state = text(&client, "td#state").await?;
+            if state == "approved" {
+                return Ok(());
             }
+            let history = text(&client, "table#history").await.unwrap_or_default();
+            let log = daemon.log();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            Err(format!(
+                "state {state}; history:\n{history}\nthe daemon's last log lines (newest first):\n{}",
+                tail.join("\n")
+            ))
         })
         .await;
         let history = text(&client, "table#history").await.unwrap();
