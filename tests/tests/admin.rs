@@ -274,6 +274,26 @@ fn a_non_loopback_admin_address_is_refused_unless_allowed() {
 }
 
 #[test]
+fn the_admin_section_of_the_config_starts_the_listener() {
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    w.write_config("\n[admin]\naddress = \"127.0.0.1:0\"\n");
+    let daemon = w.spawn(["run"]);
+    let url = admin_url(&daemon);
+    let (status, _, body) = get(&format!("{url}/healthz"));
+    assert_eq!(status, 200, "{body}");
+    drop(daemon);
+    // a reachable address is refused by `config check`, with where and what to do
+    w.write_config("\n[admin]\naddress = \"0.0.0.0:8384\"\n");
+    let out = w.run(["config", "check"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("admin.address"), "{out}");
+    assert!(text.contains("can be reached from other machines"), "{out}");
+    assert!(text.contains("allow_remote = true"), "{out}");
+}
+
+#[test]
 fn a_taken_admin_port_is_a_setup_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

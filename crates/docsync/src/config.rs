@@ -20,6 +20,10 @@
 //! [credentials]
 //! file = "credentials.toml"           # must be mode 0600; env vars win
 //!
+//! [admin]                             # `docsync run` only; --admin / DOCSYNC_ADMIN win
+//! address = "127.0.0.1:8384"          # status page, /metrics, /healthz, /readyz
+//! allow_remote = false                # true: a non-loopback address (the page has no login)
+//!
 //! [[folder]]
 //! path = "inbox/kyb"
 //! ignore = ["*.bak"]                  # added to the defaults
@@ -41,6 +45,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
@@ -510,8 +515,19 @@ pub struct Config {
     pub retry_initial: Duration,
     /// The most requests per second sent to the APIs (`None`: no limit).
     pub max_requests_per_second: Option<RequestRate>,
+    /// The `[admin]` listener of `docsync run` (`--admin` wins over it).
+    pub admin: Option<AdminConfig>,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
+}
+
+/// The `[admin]` section: where `docsync run` serves the status page, `/metrics`,
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+    /// Whether a non-loopback address is allowed (the page has no login).
+    pub allow_remote: bool,
 }
 
 impl Config {
@@ -766,6 +782,15 @@ struct RawConfig {
     poll_interval: Option<Spanned<String>>,
     retry_initial: Option<Spanned<String>>,
     max_requests_per_second: Option<Spanned<f64>>,
+    admin: Option<Spanned<RawAdmin>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: Spanned<String>,
+    #[serde(default)]
+    allow_remote: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1017,6 +1042,34 @@ pub fn parse(
     }
 }
 
+/// `[admin]`: an address with a port, on loopback unless `allow_remote`.
+fn admin_config(raw: RawAdmin, p: &mut Problems<'_>) -> Option<AdminConfig> {
+    let span = Some(raw.address.span());
+    let text = raw.address.into_inner();
+    let Ok(address) = text.trim().parse::<SocketAddr>() else {
+        p.error(
+            span,
+            "admin.address",
+            format!("`{text}` is not an IP address with a port"),
+            "use an address such as 127.0.0.1:8384 (port 0: any free port, logged)",
+        );
+        return None;
+    };
+    if !address.ip().is_loopback() && !raw.allow_remote {
+        p.error(
+            span,
+            "admin.address",
+            format!("{address} can be reached from other machines, and the status page has no login"),
+            "use 127.0.0.1:PORT, or set allow_remote = true behind a firewall or an authenticating proxy",
+        );
+        return None;
+    }
+    Some(AdminConfig {
+        address,
+        allow_remote: raw.allow_remote,
+    })
+}
+
 /// Parse and resolve, returning the config (if there were no errors) and every problem.
 pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config>, Vec<Problem>) {
     let mut p = Problems {
@@ -1232,6 +1285,11 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         }
     }
 
+    let admin = raw
+        .admin
+        .map(Spanned::into_inner)
+        .and_then(|a| admin_config(a, &mut p));
+
     let state_dir = match (env.get(env_vars::STATE_DIR), &raw.state_dir) {
         (Some(v), _) => PathBuf::from(v),
         (None, Some(s)) => resolve(s.get_ref()),
@@ -1435,6 +1493,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         poll_interval,
         retry_initial,
         max_requests_per_second,
+        admin,
         source: origin.map(Path::to_owned),
     };
 

@@ -1,10 +1,9 @@
 //! `docsync run` (watch until stopped) and `docsync sync --once`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use docsync::config::Config;
+use docsync::config::{AdminConfig, Config};
 use docsync::daemon::{self, Mode, Report, Snapshot};
 use docsync::store::{InstanceLock, State};
 use tokio::signal::unix::{signal, SignalKind};
@@ -17,7 +16,11 @@ use super::{setup, ApiArgs, RunArgs, SyncArgs, EXIT_INTERRUPTED, EXIT_OK};
 
 /// `docsync run [FOLDER]`: exit 0 on a clean stop.
 pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
-    let admin = args.admin.map(|addr| (addr, args.admin_allow_remote));
+    let admin = args.admin.map(|address| AdminConfig {
+        address,
+        allow_remote: args.admin_allow_remote,
+    });
+    let admin = Admin::Configured(admin);
     let (report, _) = daemon(&args.api, args.folder.as_deref(), Mode::Watch, admin, logs).await?;
     tracing::info!(summary = %summary(&report), "stopped");
     Ok(EXIT_OK)
@@ -29,7 +32,8 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
     let mode = Mode::Once {
         timeout: args.timeout,
     };
-    let (report, interrupted) = daemon(&args.api, args.folder.as_deref(), mode, None, logs).await?;
+    let (report, interrupted) =
+        daemon(&args.api, args.folder.as_deref(), mode, Admin::Off, logs).await?;
     let mut line = format!("sync: {}", summary(&report));
     if interrupted {
         line.push_str("; interrupted");
@@ -46,22 +50,34 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
     Ok(u8::try_from(report.exit_code()).unwrap_or(super::EXIT_PROBLEMS))
 }
 
+/// Whether the daemon serves the admin listener.
+enum Admin {
+    /// Never (`sync --once`).
+    Off,
+    /// `--admin` (or `DOCSYNC_ADMIN`) when given, else the configuration's `[admin]`.
+    Configured(Option<AdminConfig>),
+}
+
 /// Load, connect, run until done or signalled. Returns the report and whether a
 /// signal stopped it.
 async fn daemon(
     api: &ApiArgs,
     folder: Option<&Path>,
     mode: Mode,
-    admin: Option<(SocketAddr, bool)>,
+    admin: Admin,
     logs: &Logs,
 ) -> anyhow::Result<(Report, bool)> {
     let mut config = setup::load(api, folder)?;
     // Fail fast, before starting anything, if another docsync holds the state
     // directory (the daemon takes the lock again for its whole run).
     drop(InstanceLock::acquire(&config.state_dir)?);
+    let admin = match admin {
+        Admin::Off => None,
+        Admin::Configured(flag) => flag.or(config.admin),
+    };
     // Bind before starting anything: a taken port is a setup error.
     let admin = admin
-        .map(|(addr, allow_remote)| docsync::admin::Listener::bind(addr, allow_remote))
+        .map(|a| docsync::admin::Listener::bind(a.address, a.allow_remote))
         .transpose()?;
     let _sandbox = setup::embedded_sandbox(&mut config).await?;
     log_start(&config);

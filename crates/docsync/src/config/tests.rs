@@ -670,3 +670,70 @@ fn retry_initial_and_request_rate() {
         );
     }
 }
+
+#[test]
+fn admin_section() {
+    let folder = "[[folder]]\npath = \"/srv/in\"\n";
+    assert_eq!(parse(folder, None, &env()).unwrap().admin, None);
+    let on = parse(
+        &format!("[admin]\naddress = \"127.0.0.1:8384\"\n{folder}"),
+        None,
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(
+        on.admin,
+        Some(AdminConfig {
+            address: "127.0.0.1:8384".parse().unwrap(),
+            allow_remote: false
+        })
+    );
+    let remote = parse(
+        &format!("[admin]\naddress = \"0.0.0.0:8384\"\nallow_remote = true\n{folder}"),
+        None,
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(remote.admin.map(|a| a.allow_remote), Some(true));
+
+    // each mistake names the key, its line and a fix
+    for (text, says, fix) in [
+        (
+            "[admin]\naddress = \"localhost\"\n",
+            "`localhost` is not an IP address with a port",
+            "127.0.0.1:8384",
+        ),
+        (
+            "[admin]\naddress = \"0.0.0.0:8384\"\n",
+            "0.0.0.0:8384 can be reached from other machines",
+            "allow_remote = true",
+        ),
+    ] {
+        let problems = errors(
+            parse(
+                &format!("{text}{folder}"),
+                Some(Path::new("d.toml")),
+                &env(),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let p = &problems[0];
+        assert_eq!(p.location.key.as_deref(), Some("admin.address"), "{p}");
+        assert_eq!(p.location.line_col.map(|(line, _)| line), Some(2), "{p}");
+        assert!(p.message.contains(says), "{p}");
+        assert!(p.fix.contains(fix), "{p}");
+    }
+    let unknown = parse(
+        &format!("[admin]\naddress = \"127.0.0.1:1\"\nport = 2\n{folder}"),
+        None,
+        &env(),
+    )
+    .unwrap_err();
+    assert!(
+        unknown
+            .iter()
+            .any(|p| p.message.contains("unknown field `port`")),
+        "{unknown:?}"
+    );
+}
