@@ -72,9 +72,10 @@ pub enum Checked {
 }
 
 /// Hash and validate a `stable` row's file. Blocking I/O; touches no store.
-/// `quota_used` comes from [`Store::quota_used`] (re-checked atomically when the
-/// intent is committed).
-pub fn check_file(folder: &Folder, row: &FileRow, quota_used: u64) -> Result<Checked> {
+/// The account's quota is not counted here: [`Store::begin_upload`] counts it in
+/// the transaction that commits the intent (the one count that decides), so no
+/// store call is needed before hashing.
+pub fn check_file(folder: &Folder, row: &FileRow) -> Result<Checked> {
     let rel = Path::new(OsStr::from_bytes(&row.path));
     let target = match folder.target_for(rel) {
         Ok(t) => t,
@@ -115,7 +116,8 @@ pub fn check_file(folder: &Folder, row: &FileRow, quota_used: u64) -> Result<Che
             file_name,
             size: hashed.size,
             kind: hashed.kind,
-            quota_used,
+            // counted (and enforced) when the intent is committed
+            quota_used: 0,
         },
     );
     Ok(match verdict {

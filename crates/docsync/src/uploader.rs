@@ -39,11 +39,10 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<bool> {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
         return Ok(false);
     };
-    let target = row.target.clone();
-    let quota_used = ctx.store.call(move |s| s.quota_used(&target)).await?;
+    // hashed off the store; the quota is counted when the intent is committed
     let checked = {
         let (folder, row) = (folder.clone(), row.clone());
-        tokio::task::spawn_blocking(move || check_file(&folder, &row, quota_used))
+        tokio::task::spawn_blocking(move || check_file(&folder, &row))
             .await
             .map_err(|e| Error::Task {
                 what: "hashing",

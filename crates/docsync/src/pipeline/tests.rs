@@ -57,8 +57,7 @@ impl Fixture {
     }
 
     fn prepare(&mut self, row: &FileRow) -> Prepared {
-        let used = self.store.quota_used(&row.target).unwrap();
-        let checked = check_file(&self.folder, row, used).unwrap();
+        let checked = check_file(&self.folder, row).unwrap();
         record_check(&mut self.store, row, checked).unwrap()
     }
 }
