@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::admin::{self, AdminState, Liveness};
 use crate::config::{Config, Folder, WatcherKind};
 use crate::error::{Error, Result};
-use crate::intake::{Followup, Intake};
+use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::remote::Apis;
 use crate::scanner::scan_folder;
@@ -39,6 +39,9 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How many rows the uploader takes per round.
 const BATCH: u32 = 256;
+
+/// The most watcher hints the intake applies in one store call.
+const HINT_BATCH: usize = 1024;
 
 /// How long to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,17 +413,38 @@ async fn intake_task(
             _ = stop.cancelled() => return,
             hint = hints.recv(), if !hints.is_closed() => match hint {
                 Some(hint) => {
+                    // take every hint already waiting: one store call (one
+                    // commit) for the run, each path looked at once, and the
+                    // files it made complete promoted in the same call
+                    let mut batch = vec![hint];
+                    while batch.len() < HINT_BATCH {
+                        match hints.try_recv() {
+                            Ok(hint) => batch.push(hint),
+                            Err(_) => break,
+                        }
+                    }
                     let intake2 = intake.clone();
                     let now = std::time::Instant::now();
-                    match ctx.store.call(move |s| {
+                    let applied = ctx.store.call(move |s| s.batch(|s| {
                         let mut i = intake2.lock().map_err(|_| poisoned())?;
-                        i.on_hint(s, &hint, now)
-                    }).await {
-                        Ok(Followup::Rescan(n)) => {
-                            ctx.metrics.rescan();
-                            scan(&ctx, &intake, n).await
+                        let rescans = i.on_hints(s, &batch, now);
+                        let promoted = i.promote_ready(s, now);
+                        Ok((rescans, promoted))
+                    })).await;
+                    match applied {
+                        Ok(((rescans, looked), promoted)) => {
+                            if promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
+                                stable.notify_one();
+                            }
+                            let mut result = looked.and(promoted.map(|_| ()));
+                            for n in rescans {
+                                ctx.metrics.rescan();
+                                if let Err(e) = scan(&ctx, &intake, n).await {
+                                    result = Err(e);
+                                }
+                            }
+                            result
                         }
-                        Ok(Followup::Nothing) => Ok(()),
                         Err(e) => Err(e),
                     }
                 }

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row, Savepoint};
 use rusqlite_migration::{Migrations, M};
 
 use crate::config::TargetKind;
@@ -858,7 +858,7 @@ fn sql(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error
 /// Row `id` read inside `tx`; [`Error::StaleState`] (naming `expected`) unless its
 /// state passes `ok`.
 fn row_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     db_path: &Path,
     id: i64,
     expected: State,
@@ -878,12 +878,43 @@ fn row_in(
     }
 }
 
+/// The savepoint [`Store::batch`] holds open while its closure runs.
+const BATCH_SAVEPOINT: &str = "docsync_batch";
+
 impl Store {
-    fn tx(&mut self) -> Result<Transaction<'_>> {
+    /// One atomic section: a transaction of its own, or a savepoint inside the
+    /// enclosing [`Store::batch`] (whose commit then makes it durable).
+    fn tx(&mut self) -> Result<Savepoint<'_>> {
         let path = self.path.clone();
         self.conn
-            .transaction()
+            .savepoint()
             .map_err(sql(&path, "starting a transaction"))
+    }
+
+    /// Run `f` with every store call inside it grouped into one commit: each
+    /// call stays atomic on its own (a savepoint, rolled back alone if it fails),
+    /// and all of them become durable together when `f` returns, whatever it
+    /// returns. For the intake's many small steps (a hint, a promotion), where
+    /// one commit per step was most of the cost. Never use it around an upload
+    /// intent that must be committed before a request is sent.
+    pub fn batch<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {BATCH_SAVEPOINT}"))
+            .map_err(sql(&path, "starting a batch"))?;
+        let result = f(self);
+        self.conn
+            .execute_batch(&format!("RELEASE {BATCH_SAVEPOINT}"))
+            .map_err(sql(&path, "committing a batch"))?;
+        result
+    }
+
+    /// Roll back a transaction a panicking closure left open (a [`Store::batch`]
+    /// unwound before its commit), so the next call starts clean.
+    fn recover_open_transaction(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// Move row `id` from `expected` to `to`, in one transaction with its event.
@@ -1632,6 +1663,7 @@ impl SharedStore {
             let mut store = inner
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.recover_open_transaction();
             f(&mut store)
         })
         .await;

@@ -1003,3 +1003,24 @@ fn a_hundred_thousand_files_are_counted_and_paged_without_loading_them() {
     }
     assert_eq!((seen, pages), (10_000, 200));
 }
+
+#[test]
+fn a_batch_commits_what_succeeded_and_rolls_back_only_what_failed() {
+    let mut store = Store::open_in_memory().unwrap();
+    let result: Result<()> = store.batch(|s| {
+        s.observe_one("f", &obs(b"a.pdf", 1, 1)).unwrap();
+        // refused: a is discovered, not stable; nothing of it is written
+        let refused = s.transition(1, State::Stable, State::Uploading, &Change::because("x"));
+        assert!(refused.is_err());
+        s.observe_one("f", &obs(b"b.pdf", 1, 1)).unwrap();
+        Err(Error::Task {
+            what: "test",
+            message: "the closure failed".into(),
+        })
+    });
+    assert!(result.is_err());
+    assert!(store.conn.is_autocommit());
+    let counts = store.counts_by_state().unwrap();
+    assert_eq!(counts.get(&State::Discovered), Some(&2));
+    assert_eq!(store.events(1).unwrap().len(), 1);
+}
