@@ -1657,16 +1657,8 @@ impl SharedStore {
         F: FnOnce(&mut Store) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let joined = tokio::task::spawn_blocking(move || {
-            // a panic inside a closure rolled its transaction back; the store is usable
-            let mut store = inner
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            store.recover_open_transaction();
-            f(&mut store)
-        })
-        .await;
+        let this = self.clone();
+        let joined = tokio::task::spawn_blocking(move || this.call_blocking(f)).await;
         match joined {
             Ok(result) => result,
             Err(e) => Err(Error::Task {
@@ -1674,6 +1666,20 @@ impl SharedStore {
                 message: e.to_string(),
             }),
         }
+    }
+
+    /// Run `f` with exclusive access to the store on this thread, which must be
+    /// one that may block (a `spawn_blocking` closure, never an async task): for
+    /// work that is blocking already, such as the uploader's hash followed by
+    /// its record, so the two cost one trip to the blocking pool.
+    pub fn call_blocking<R>(&self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
+        // a panic inside a closure rolled its transaction back; the store is usable
+        let mut store = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        store.recover_open_transaction();
+        f(&mut store)
     }
 }
 

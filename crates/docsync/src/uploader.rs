@@ -39,21 +39,19 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<bool> {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
         return Ok(false);
     };
-    // hashed off the store; the quota is counted when the intent is committed
-    let checked = {
-        let (folder, row) = (folder.clone(), row.clone());
-        tokio::task::spawn_blocking(move || check_file(&folder, &row))
-            .await
-            .map_err(|e| Error::Task {
-                what: "hashing",
-                message: e.to_string(),
-            })??
-    };
+    // Hashed off the store lock, then recorded, in one trip to the blocking
+    // pool; the quota is counted when the intent is committed.
     let prepared = {
-        let row = row.clone();
-        ctx.store
-            .call(move |s| record_check(s, &row, checked))
-            .await?
+        let (folder, store) = (folder.clone(), ctx.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let checked = check_file(&folder, &row)?;
+            store.call_blocking(|s| record_check(s, &row, checked))
+        })
+        .await
+        .map_err(|e| Error::Task {
+            what: "hashing",
+            message: e.to_string(),
+        })??
     };
     match prepared {
         Prepared::Upload { row, plan } => {
