@@ -522,6 +522,8 @@ async fn uploader_task(
     stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency));
+    // rows whose processing ended since the current batch was read
+    let finished: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let mut reconcile_again = false;
     loop {
         if reconcile_again {
@@ -533,6 +535,12 @@ async fn uploader_task(
             }
         }
         let now = now_ms();
+        // rows finished from here on may still be in this batch (read before
+        // they finished): they are skipped, not hashed again
+        if let Ok(mut set) = finished.lock() {
+            set.clear();
+        }
+        let in_flight2 = in_flight.clone();
         let batch = ctx
             .store
             .call(move |s| {
@@ -541,7 +549,11 @@ async fn uploader_task(
                 let retries = s.due_for_retry(now, BATCH)?;
                 let full = full || retries.len() >= BATCH as usize;
                 rows.extend(retries);
-                let stuck = !s.uploading()?.is_empty();
+                // only rows no upload of ours is sending (the set is read under
+                // the store, so a row finishing meanwhile is not counted)
+                let uploading = s.uploading()?;
+                let busy = in_flight2.lock().map(|set| set.clone()).unwrap_or_default();
+                let stuck = uploading.iter().any(|r| !busy.contains(&r.id));
                 Ok((rows, full, stuck))
             })
             .await;
@@ -557,10 +569,15 @@ async fn uploader_task(
         };
         let mut dispatched = 0usize;
         for row in rows {
-            let fresh = in_flight
+            let done = finished
                 .lock()
-                .map(|mut set| set.insert(row.id))
+                .map(|set| set.contains(&row.id))
                 .unwrap_or(false);
+            let fresh = !done
+                && in_flight
+                    .lock()
+                    .map(|mut set| set.insert(row.id))
+                    .unwrap_or(false);
             if !fresh {
                 continue;
             }
@@ -572,7 +589,7 @@ async fn uploader_task(
                     Err(_) => return,
                 },
             };
-            let (ctx, in_flight) = (ctx.clone(), in_flight.clone());
+            let (ctx, in_flight, finished) = (ctx.clone(), in_flight.clone(), finished.clone());
             let (hints, keys) = (restarted.0.clone(), restarted.1.clone());
             let span = tracing::info_span!("file", path = %row.path_display(), id = row.id);
             tracker.spawn(
@@ -591,6 +608,9 @@ async fn uploader_task(
                         Err(e) => {
                             warn!(error = %e, "recording an upload step failed; the row is picked up again");
                         }
+                    }
+                    if let Ok(mut set) = finished.lock() {
+                        set.insert(id);
                     }
                     if let Ok(mut set) = in_flight.lock() {
                         set.remove(&id);
