@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{AfterDecision, Folder};
 use crate::error::{Error, Result};
-use crate::hasher::{hash_file, HashOutcome, Hashed};
+use crate::hasher::{hash_file, Content, HashOutcome, Hashed};
 use crate::store::{BeginUpload, Change, FileRow, State, Store, UploadIntent};
 use crate::validate::{validate, Candidate, UploadPlan, Verdict};
 
@@ -132,8 +132,13 @@ pub fn check_file(folder: &Folder, row: &FileRow) -> Result<Checked> {
 /// The outcome of [`record_check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prepared {
-    /// The intent is committed (`uploading`): send it.
-    Upload { row: FileRow, plan: UploadPlan },
+    /// The intent is committed (`uploading`): send it (a small file's `content`
+    /// is the bytes hashed, sent as they are instead of read again).
+    Upload {
+        row: FileRow,
+        plan: UploadPlan,
+        content: Option<Content>,
+    },
     /// The same content already went to the same target.
     Duplicate {
         row: FileRow,
@@ -170,7 +175,11 @@ pub fn record_check(store: &mut Store, row: &FileRow, checked: Checked) -> Resul
                 reason,
             };
             Ok(match store.begin_upload(row.id, from, &intent)? {
-                BeginUpload::Started(row) => Prepared::Upload { row, plan },
+                BeginUpload::Started(row) => Prepared::Upload {
+                    row,
+                    plan,
+                    content: hashed.content,
+                },
                 BeginUpload::Duplicate { row, original } => Prepared::Duplicate { row, original },
                 BeginUpload::QuotaExceeded { row, .. } => Prepared::Invalid { row },
             })

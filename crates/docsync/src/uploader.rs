@@ -54,10 +54,17 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<bool> {
         })??
     };
     match prepared {
-        Prepared::Upload { row, plan } => {
-            send(ctx, &folder, row, plan.file_name, plan.content_type)
-                .await
-                .map(|()| false)
+        Prepared::Upload { row, plan, content } => {
+            let content = content.map(|c| c.0);
+            send(
+                ctx,
+                &folder,
+                row,
+                (plan.file_name, plan.content_type),
+                content,
+            )
+            .await
+            .map(|()| false)
         }
         Prepared::Invalid { row } => {
             info!(path = %row.path_display(), "invalid: not sent (see `docsync history`)");
@@ -77,8 +84,8 @@ async fn send(
     ctx: &Ctx,
     folder: &Folder,
     row: FileRow,
-    file_name: String,
-    content_type: &str,
+    (file_name, content_type): (String, &str),
+    content: Option<Vec<u8>>,
 ) -> Result<()> {
     let rel = Path::new(OsStr::from_bytes(&row.path));
     let target = match folder.target_for(rel) {
@@ -97,6 +104,7 @@ async fn send(
     let remote_name = row.remote_name.clone().unwrap_or(file_name);
     let upload = Upload {
         path: &path,
+        content: content.as_deref(),
         remote_name: &remote_name,
         sha256: &sha256,
         content_type,

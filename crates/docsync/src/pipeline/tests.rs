@@ -69,7 +69,7 @@ fn stable_file_gets_an_upload_intent() {
     let rows = fx.scan_and_settle();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, State::Stable);
-    let Prepared::Upload { row, plan } = fx.prepare(&rows[0]) else {
+    let Prepared::Upload { row, plan, .. } = fx.prepare(&rows[0]) else {
         panic!()
     };
     assert_eq!(row.state, State::Uploading);
