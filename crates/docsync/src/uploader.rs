@@ -361,7 +361,7 @@ async fn finish(
             };
             let decided = decided_change(&remote);
             ctx.store
-                .call(move |s| {
+                .call_grouped(move |s| {
                     s.transition(id, State::Uploading, State::Pending, &change)?;
                     if let Some((to, change)) = decided {
                         s.transition(id, State::Pending, to, &change)?;
@@ -379,7 +379,7 @@ async fn finish(
                 ..Change::because(reason)
             };
             ctx.store
-                .call(move |s| s.transition(id, State::Uploading, State::Failed, &change))
+                .call_grouped(move |s| s.transition(id, State::Uploading, State::Failed, &change))
                 .await?;
         }
         Err(Outcome::Transient {
@@ -402,12 +402,12 @@ async fn finish(
                 ..Change::because(format!("{reason}; retrying in {}s", wait.as_secs()))
             };
             ctx.store
-                .call(move |s| s.transition(id, State::Uploading, State::Retrying, &change))
+                .call_grouped(move |s| s.transition(id, State::Uploading, State::Retrying, &change))
                 .await?;
         }
         Err(Outcome::Vanished(reason)) => {
             ctx.store
-                .call(move |s| {
+                .call_grouped(move |s| {
                     s.transition(
                         id,
                         State::Uploading,

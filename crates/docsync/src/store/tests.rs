@@ -1024,3 +1024,39 @@ fn a_batch_commits_what_succeeded_and_rolls_back_only_what_failed() {
     assert_eq!(counts.get(&State::Discovered), Some(&2));
     assert_eq!(store.events(1).unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_calls_each_get_their_own_result_after_the_commit() {
+    let mut store = Store::open_in_memory().unwrap();
+    for n in 0..20u8 {
+        store
+            .observe_one("f", &obs(format!("{n}.pdf").as_bytes(), 1, 1))
+            .unwrap();
+    }
+    let shared = SharedStore::new(store);
+    let calls = (1..=20i64).map(|id| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            // every third call is refused (a stale state); the others commit
+            let expected = if id % 3 == 0 {
+                State::Stable
+            } else {
+                State::Discovered
+            };
+            shared
+                .call_grouped(move |s| {
+                    s.transition(id, expected, State::Stable, &Change::because("t"))
+                })
+                .await
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, result) in results.into_iter().enumerate() {
+        let id = i as i64 + 1;
+        let result = result.unwrap();
+        assert_eq!(result.is_ok(), id % 3 != 0, "row {id}: {result:?}");
+    }
+    let counts = shared.call(|s| s.counts_by_state()).await.unwrap();
+    assert_eq!(counts.get(&State::Stable), Some(&14));
+    assert_eq!(counts.get(&State::Discovered), Some(&6));
+}
