@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::admin::{self, AdminState, Liveness};
 use crate::config::{Config, Folder, WatcherKind};
 use crate::error::{Error, Result};
-use crate::intake::{Followup, Intake};
+use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::remote::Apis;
 use crate::scanner::scan_folder;
@@ -39,6 +39,9 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How many rows the uploader takes per round.
 const BATCH: u32 = 256;
+
+/// The most watcher hints the intake applies in one store call.
+const HINT_BATCH: usize = 1024;
 
 /// How long to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,17 +413,38 @@ async fn intake_task(
             _ = stop.cancelled() => return,
             hint = hints.recv(), if !hints.is_closed() => match hint {
                 Some(hint) => {
+                    // take every hint already waiting: one store call (one
+                    // commit) for the run, each path looked at once, and the
+                    // files it made complete promoted in the same call
+                    let mut batch = vec![hint];
+                    while batch.len() < HINT_BATCH {
+                        match hints.try_recv() {
+                            Ok(hint) => batch.push(hint),
+                            Err(_) => break,
+                        }
+                    }
                     let intake2 = intake.clone();
                     let now = std::time::Instant::now();
-                    match ctx.store.call(move |s| {
+                    let applied = ctx.store.call(move |s| s.batch(|s| {
                         let mut i = intake2.lock().map_err(|_| poisoned())?;
-                        i.on_hint(s, &hint, now)
-                    }).await {
-                        Ok(Followup::Rescan(n)) => {
-                            ctx.metrics.rescan();
-                            scan(&ctx, &intake, n).await
+                        let rescans = i.on_hints(s, &batch, now);
+                        let promoted = i.promote_ready(s, now);
+                        Ok((rescans, promoted))
+                    })).await;
+                    match applied {
+                        Ok(((rescans, looked), promoted)) => {
+                            if promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
+                                stable.notify_one();
+                            }
+                            let mut result = looked.and(promoted.map(|_| ()));
+                            for n in rescans {
+                                ctx.metrics.rescan();
+                                if let Err(e) = scan(&ctx, &intake, n).await {
+                                    result = Err(e);
+                                }
+                            }
+                            result
                         }
-                        Ok(Followup::Nothing) => Ok(()),
                         Err(e) => Err(e),
                     }
                 }
@@ -498,6 +522,8 @@ async fn uploader_task(
     stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency));
+    // rows whose processing ended since the current batch was read
+    let finished: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let mut reconcile_again = false;
     loop {
         if reconcile_again {
@@ -509,6 +535,12 @@ async fn uploader_task(
             }
         }
         let now = now_ms();
+        // rows finished from here on may still be in this batch (read before
+        // they finished): they are skipped, not hashed again
+        if let Ok(mut set) = finished.lock() {
+            set.clear();
+        }
+        let in_flight2 = in_flight.clone();
         let batch = ctx
             .store
             .call(move |s| {
@@ -517,7 +549,11 @@ async fn uploader_task(
                 let retries = s.due_for_retry(now, BATCH)?;
                 let full = full || retries.len() >= BATCH as usize;
                 rows.extend(retries);
-                let stuck = !s.uploading()?.is_empty();
+                // only rows no upload of ours is sending (the set is read under
+                // the store, so a row finishing meanwhile is not counted)
+                let uploading = s.uploading()?;
+                let busy = in_flight2.lock().map(|set| set.clone()).unwrap_or_default();
+                let stuck = uploading.iter().any(|r| !busy.contains(&r.id));
                 Ok((rows, full, stuck))
             })
             .await;
@@ -533,10 +569,15 @@ async fn uploader_task(
         };
         let mut dispatched = 0usize;
         for row in rows {
-            let fresh = in_flight
+            let done = finished
                 .lock()
-                .map(|mut set| set.insert(row.id))
+                .map(|set| set.contains(&row.id))
                 .unwrap_or(false);
+            let fresh = !done
+                && in_flight
+                    .lock()
+                    .map(|mut set| set.insert(row.id))
+                    .unwrap_or(false);
             if !fresh {
                 continue;
             }
@@ -548,7 +589,7 @@ async fn uploader_task(
                     Err(_) => return,
                 },
             };
-            let (ctx, in_flight) = (ctx.clone(), in_flight.clone());
+            let (ctx, in_flight, finished) = (ctx.clone(), in_flight.clone(), finished.clone());
             let (hints, keys) = (restarted.0.clone(), restarted.1.clone());
             let span = tracing::info_span!("file", path = %row.path_display(), id = row.id);
             tracker.spawn(
@@ -567,6 +608,9 @@ async fn uploader_task(
                         Err(e) => {
                             warn!(error = %e, "recording an upload step failed; the row is picked up again");
                         }
+                    }
+                    if let Ok(mut set) = finished.lock() {
+                        set.insert(id);
                     }
                     if let Ok(mut set) = in_flight.lock() {
                         set.remove(&id);

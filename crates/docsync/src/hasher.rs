@@ -3,7 +3,9 @@
 //! The file is read in [`CHUNK`]-sized pieces, so memory does not grow with its size.
 //! After hashing, the path is stat'ed again: if size, mtime or inode changed (the file
 //! was still being written, or replaced by an atomic save), the result is
-//! [`HashOutcome::Changed`] and the caller starts over. This is blocking I/O: run it on
+//! [`HashOutcome::Changed`] and the caller starts over. A file of at most one chunk
+//! comes back with its bytes ([`Hashed::content`]), so the uploader sends exactly
+//! what was hashed without opening it again. This is blocking I/O: run it on
 //! `tokio::task::spawn_blocking`.
 
 use std::fs::File;
@@ -98,6 +100,19 @@ pub struct Hashed {
     pub size: u64,
     pub mtime_ns: i64,
     pub kind: FileKind,
+    /// The whole content of a file of at most [`CHUNK`] bytes: the bytes just
+    /// hashed, which the uploader sends instead of reading the file again.
+    pub content: Option<Content>,
+}
+
+/// The bytes of a small file, exactly as hashed (at most [`CHUNK`] of them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Content(pub Vec<u8>);
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Content({} bytes)", self.0.len())
+    }
 }
 
 /// What hashing found.
@@ -209,11 +224,15 @@ fn hash_file_with(path: &Path, mut after_chunk: impl FnMut(u64)) -> Result<HashO
     if !unchanged {
         return Ok(HashOutcome::Changed { before, after });
     }
+    let kind = FileKind::sniff(&head, total > 0 && text.finish());
+    // the head is the whole file when it fits in one chunk
+    let content = (total <= CHUNK as u64).then_some(Content(head));
     Ok(HashOutcome::Done(Hashed {
         sha256: hex::encode(hasher.finalize()),
         size: total,
         mtime_ns: before.mtime_ns,
-        kind: FileKind::sniff(&head, total > 0 && text.finish()),
+        kind,
+        content,
     }))
 }
 
@@ -250,6 +269,16 @@ mod tests {
         let h = hash_bytes(&data);
         assert_eq!(h.sha256, hex::encode(Sha256::digest(&data)));
         assert_eq!(h.size, data.len() as u64);
+        assert_eq!(h.content, None, "only files of one chunk are kept");
+    }
+
+    #[test]
+    fn a_small_file_comes_back_with_the_bytes_hashed() {
+        let data: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+        let h = hash_bytes(&data);
+        assert_eq!(h.content, Some(Content(data.clone())));
+        assert_eq!(h.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(hash_bytes(b"").content, Some(Content(Vec::new())));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! Every method takes `now`, so tests (and `tokio::time::pause`, via
 //! `tokio::time::Instant::into_std`) drive the quiet window without sleeping.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -132,13 +133,71 @@ impl Intake {
         now: Instant,
     ) -> Result<Followup> {
         let n = hint.folder;
+        match &hint.hint {
+            Hint::Rescan | Hint::DirectoryAppeared(_) => Ok(Followup::Rescan(n)),
+            Hint::Changed(p) | Hint::Removed(p) => self.on_path(store, n, p, false, now),
+            Hint::CloseWrite(p) => self.on_path(store, n, p, true, now),
+        }
+    }
+
+    /// Apply a run of hints, coalesced per path: each path is looked at once,
+    /// with a fresh stat, as its last hint says (a writer's close counts only if
+    /// nothing came after it, so a file opened again is not taken as complete).
+    /// Returns the folders to rescan, each once, and the first error: a failing
+    /// path does not stop the others.
+    pub fn on_hints(
+        &mut self,
+        store: &mut Store,
+        hints: &[FolderHint],
+        now: Instant,
+    ) -> (Vec<usize>, Result<()>) {
+        let mut rescan: Vec<usize> = Vec::new();
+        let mut paths: Vec<(usize, &Path, bool)> = Vec::with_capacity(hints.len());
+        let mut seen: HashMap<(usize, &Path), usize> = HashMap::with_capacity(hints.len());
+        for hint in hints {
+            let (path, closed) = match &hint.hint {
+                Hint::Rescan | Hint::DirectoryAppeared(_) => {
+                    if !rescan.contains(&hint.folder) {
+                        rescan.push(hint.folder);
+                    }
+                    continue;
+                }
+                Hint::Changed(p) | Hint::Removed(p) => (p.as_path(), false),
+                Hint::CloseWrite(p) => (p.as_path(), true),
+            };
+            match seen.entry((hint.folder, path)) {
+                Entry::Occupied(at) => paths[*at.get()].2 = closed,
+                Entry::Vacant(slot) => {
+                    slot.insert(paths.len());
+                    paths.push((hint.folder, path, closed));
+                }
+            }
+        }
+        let mut first_error = None;
+        for (n, path, closed) in paths {
+            match self.on_path(store, n, path, closed, now) {
+                Ok(Followup::Rescan(n)) if !rescan.contains(&n) => rescan.push(n),
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        (rescan, first_error.map_or(Ok(()), Err))
+    }
+
+    /// Stat `path` (in folder `n`) and record what is there; `closed`: its
+    /// writer closed it.
+    fn on_path(
+        &mut self,
+        store: &mut Store,
+        n: usize,
+        path: &Path,
+        closed: bool,
+        now: Instant,
+    ) -> Result<Followup> {
         let Some(w) = self.folders.get(n) else {
             return Ok(Followup::Nothing);
-        };
-        let (path, closed) = match &hint.hint {
-            Hint::Rescan | Hint::DirectoryAppeared(_) => return Ok(Followup::Rescan(n)),
-            Hint::Changed(p) | Hint::Removed(p) => (p, false),
-            Hint::CloseWrite(p) => (p, true),
         };
         let Some(rel) = relative_to_root(&w.folder.path, path, &w.ignore) else {
             return Ok(Followup::Nothing);
@@ -152,7 +211,7 @@ impl Intake {
                 let stat = FileStat::from_metadata(&meta);
                 let file = ScannedFile {
                     rel,
-                    abs: path.clone(),
+                    abs: path.to_owned(),
                     stat,
                 };
                 let scan = Scan {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{AfterDecision, Folder};
 use crate::error::{Error, Result};
-use crate::hasher::{hash_file, HashOutcome, Hashed};
+use crate::hasher::{hash_file, Content, HashOutcome, Hashed};
 use crate::store::{BeginUpload, Change, FileRow, State, Store, UploadIntent};
 use crate::validate::{validate, Candidate, UploadPlan, Verdict};
 
@@ -72,9 +72,10 @@ pub enum Checked {
 }
 
 /// Hash and validate a `stable` row's file. Blocking I/O; touches no store.
-/// `quota_used` comes from [`Store::quota_used`] (re-checked atomically when the
-/// intent is committed).
-pub fn check_file(folder: &Folder, row: &FileRow, quota_used: u64) -> Result<Checked> {
+/// The account's quota is not counted here: [`Store::begin_upload`] counts it in
+/// the transaction that commits the intent (the one count that decides), so no
+/// store call is needed before hashing.
+pub fn check_file(folder: &Folder, row: &FileRow) -> Result<Checked> {
     let rel = Path::new(OsStr::from_bytes(&row.path));
     let target = match folder.target_for(rel) {
         Ok(t) => t,
@@ -115,7 +116,8 @@ pub fn check_file(folder: &Folder, row: &FileRow, quota_used: u64) -> Result<Che
             file_name,
             size: hashed.size,
             kind: hashed.kind,
-            quota_used,
+            // counted (and enforced) when the intent is committed
+            quota_used: 0,
         },
     );
     Ok(match verdict {
@@ -130,8 +132,13 @@ pub fn check_file(folder: &Folder, row: &FileRow, quota_used: u64) -> Result<Che
 /// The outcome of [`record_check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prepared {
-    /// The intent is committed (`uploading`): send it.
-    Upload { row: FileRow, plan: UploadPlan },
+    /// The intent is committed (`uploading`): send it (a small file's `content`
+    /// is the bytes hashed, sent as they are instead of read again).
+    Upload {
+        row: FileRow,
+        plan: UploadPlan,
+        content: Option<Content>,
+    },
     /// The same content already went to the same target.
     Duplicate {
         row: FileRow,
@@ -168,7 +175,11 @@ pub fn record_check(store: &mut Store, row: &FileRow, checked: Checked) -> Resul
                 reason,
             };
             Ok(match store.begin_upload(row.id, from, &intent)? {
-                BeginUpload::Started(row) => Prepared::Upload { row, plan },
+                BeginUpload::Started(row) => Prepared::Upload {
+                    row,
+                    plan,
+                    content: hashed.content,
+                },
                 BeginUpload::Duplicate { row, original } => Prepared::Duplicate { row, original },
                 BeginUpload::QuotaExceeded { row, .. } => Prepared::Invalid { row },
             })

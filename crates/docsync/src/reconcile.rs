@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
@@ -19,7 +19,7 @@ use crate::config::Target;
 use crate::daemon::Ctx;
 use crate::error::Result;
 use crate::remote::{Remote, RemoteError};
-use crate::store::{Change, State};
+use crate::store::{Change, FileRow, State};
 use crate::uploader::status_word;
 
 /// What [`reconcile_uploading`] did.
@@ -33,15 +33,35 @@ pub struct Reconciled {
     pub unresolved: u32,
 }
 
+/// The rows in `uploading` that no upload of this process is sending.
+///
+/// The set is read inside the store call, after the rows: a row sent by this
+/// process is in the set from before it entered `uploading` until after its
+/// outcome is recorded, and no outcome can be recorded while this call holds
+/// the store, so a row finishing meanwhile is never taken for a stuck one.
+pub async fn stuck_uploading(
+    ctx: &Ctx,
+    in_flight: &Arc<Mutex<HashSet<i64>>>,
+) -> Result<Vec<FileRow>> {
+    let in_flight = in_flight.clone();
+    ctx.store
+        .call(move |s| {
+            let rows = s.uploading()?;
+            let busy = in_flight.lock().map(|set| set.clone()).unwrap_or_default();
+            Ok(rows.into_iter().filter(|r| !busy.contains(&r.id)).collect())
+        })
+        .await
+}
+
 /// Reconcile every row in `uploading` except those `in_flight` (being sent by
 /// this process right now). At start nothing is in flight.
-pub async fn reconcile_uploading(ctx: &Ctx, in_flight: &Mutex<HashSet<i64>>) -> Result<Reconciled> {
-    let rows = ctx.store.call(|s| s.uploading()).await?;
-    // Read after the rows: a row sent by this process is in the set from
-    // before it entered `uploading` until after it left it.
-    let busy = in_flight.lock().map(|set| set.clone()).unwrap_or_default();
+pub async fn reconcile_uploading(
+    ctx: &Ctx,
+    in_flight: &Arc<Mutex<HashSet<i64>>>,
+) -> Result<Reconciled> {
+    let rows = stuck_uploading(ctx, in_flight).await?;
     let mut done = Reconciled::default();
-    for row in rows.into_iter().filter(|r| !busy.contains(&r.id)) {
+    for row in rows {
         let Some(folder) = ctx.folder(&row.folder).cloned() else {
             continue;
         };

@@ -24,6 +24,9 @@ use crate::ratelimit::RateLimiter;
 #[derive(Clone, Copy, Debug)]
 pub struct Upload<'a> {
     pub path: &'a Path,
+    /// The file's bytes when the hasher kept them (a small file): sent as they
+    /// are, exactly what was hashed. `None`: streamed from `path`.
+    pub content: Option<&'a [u8]>,
     /// The name the server records (shortened when the local one is too long).
     pub remote_name: &'a str,
     pub sha256: &'a str,
@@ -107,12 +110,15 @@ fn request_id<T>(value: &ResponseValue<T>) -> Option<String> {
 }
 
 async fn open(upload: &Upload<'_>) -> Result<FilePart, RemoteError> {
-    let part = FilePart::open(upload.path)
-        .await
-        .map_err(|source| RemoteError::Read {
-            path: upload.path.display().to_string(),
-            source,
-        })?;
+    let part = match upload.content {
+        Some(bytes) => FilePart::from_bytes(bytes.to_vec(), upload.remote_name),
+        None => FilePart::open(upload.path)
+            .await
+            .map_err(|source| RemoteError::Read {
+                path: upload.path.display().to_string(),
+                source,
+            })?,
+    };
     Ok(part
         .with_file_name(upload.remote_name)
         .with_content_type(upload.content_type))

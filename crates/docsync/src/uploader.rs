@@ -39,28 +39,32 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<bool> {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
         return Ok(false);
     };
-    let target = row.target.clone();
-    let quota_used = ctx.store.call(move |s| s.quota_used(&target)).await?;
-    let checked = {
-        let (folder, row) = (folder.clone(), row.clone());
-        tokio::task::spawn_blocking(move || check_file(&folder, &row, quota_used))
-            .await
-            .map_err(|e| Error::Task {
-                what: "hashing",
-                message: e.to_string(),
-            })??
-    };
+    // Hashed off the store lock, then recorded, in one trip to the blocking
+    // pool; the quota is counted when the intent is committed.
     let prepared = {
-        let row = row.clone();
-        ctx.store
-            .call(move |s| record_check(s, &row, checked))
-            .await?
+        let (folder, store) = (folder.clone(), ctx.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let checked = check_file(&folder, &row)?;
+            store.call_blocking(|s| record_check(s, &row, checked))
+        })
+        .await
+        .map_err(|e| Error::Task {
+            what: "hashing",
+            message: e.to_string(),
+        })??
     };
     match prepared {
-        Prepared::Upload { row, plan } => {
-            send(ctx, &folder, row, plan.file_name, plan.content_type)
-                .await
-                .map(|()| false)
+        Prepared::Upload { row, plan, content } => {
+            let content = content.map(|c| c.0);
+            send(
+                ctx,
+                &folder,
+                row,
+                (plan.file_name, plan.content_type),
+                content,
+            )
+            .await
+            .map(|()| false)
         }
         Prepared::Invalid { row } => {
             info!(path = %row.path_display(), "invalid: not sent (see `docsync history`)");
@@ -80,8 +84,8 @@ async fn send(
     ctx: &Ctx,
     folder: &Folder,
     row: FileRow,
-    file_name: String,
-    content_type: &str,
+    (file_name, content_type): (String, &str),
+    content: Option<Vec<u8>>,
 ) -> Result<()> {
     let rel = Path::new(OsStr::from_bytes(&row.path));
     let target = match folder.target_for(rel) {
@@ -100,6 +104,7 @@ async fn send(
     let remote_name = row.remote_name.clone().unwrap_or(file_name);
     let upload = Upload {
         path: &path,
+        content: content.as_deref(),
         remote_name: &remote_name,
         sha256: &sha256,
         content_type,
@@ -356,7 +361,7 @@ async fn finish(
             };
             let decided = decided_change(&remote);
             ctx.store
-                .call(move |s| {
+                .call_grouped(move |s| {
                     s.transition(id, State::Uploading, State::Pending, &change)?;
                     if let Some((to, change)) = decided {
                         s.transition(id, State::Pending, to, &change)?;
@@ -374,7 +379,7 @@ async fn finish(
                 ..Change::because(reason)
             };
             ctx.store
-                .call(move |s| s.transition(id, State::Uploading, State::Failed, &change))
+                .call_grouped(move |s| s.transition(id, State::Uploading, State::Failed, &change))
                 .await?;
         }
         Err(Outcome::Transient {
@@ -397,12 +402,12 @@ async fn finish(
                 ..Change::because(format!("{reason}; retrying in {}s", wait.as_secs()))
             };
             ctx.store
-                .call(move |s| s.transition(id, State::Uploading, State::Retrying, &change))
+                .call_grouped(move |s| s.transition(id, State::Uploading, State::Retrying, &change))
                 .await?;
         }
         Err(Outcome::Vanished(reason)) => {
             ctx.store
-                .call(move |s| {
+                .call_grouped(move |s| {
                     s.transition(
                         id,
                         State::Uploading,

@@ -202,3 +202,33 @@ async fn driven_by_tokio_paused_time() {
     assert_eq!(promoted.len(), 1);
     assert_eq!(start.elapsed(), QUIET);
 }
+
+#[test]
+fn a_run_of_hints_is_looked_at_once_per_path_as_its_last_hint_says() {
+    let mut fx = fx();
+    let a = fx.root.join(A);
+    let b = fx.root.join("acct/business_verification/b.pdf");
+    std::fs::write(&a, b"%PDF-1.4 a").unwrap();
+    std::fs::write(&b, b"%PDF-1.4 b").unwrap();
+    let hints = [
+        Hint::Changed(a.clone()),
+        Hint::CloseWrite(a.clone()),
+        // b was closed, then written again: not complete yet
+        Hint::CloseWrite(b.clone()),
+        Hint::Changed(b.clone()),
+        Hint::Rescan,
+        Hint::Rescan,
+    ]
+    .map(|hint| FolderHint { folder: 0, hint });
+    let now = fx.at(0);
+    let (rescans, looked) = fx.intake.on_hints(&mut fx.store, &hints, now);
+    looked.unwrap();
+    assert_eq!(rescans, vec![0]);
+    assert_eq!(fx.state(A), Some(State::Discovered));
+    assert_eq!(fx.intake.waiting(), 2);
+    assert_eq!(fx.promote(0), vec![A.to_owned()]);
+    assert_eq!(
+        fx.promote(1000),
+        vec!["acct/business_verification/b.pdf".to_owned()]
+    );
+}

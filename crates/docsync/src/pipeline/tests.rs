@@ -57,8 +57,7 @@ impl Fixture {
     }
 
     fn prepare(&mut self, row: &FileRow) -> Prepared {
-        let used = self.store.quota_used(&row.target).unwrap();
-        let checked = check_file(&self.folder, row, used).unwrap();
+        let checked = check_file(&self.folder, row).unwrap();
         record_check(&mut self.store, row, checked).unwrap()
     }
 }
@@ -70,7 +69,7 @@ fn stable_file_gets_an_upload_intent() {
     let rows = fx.scan_and_settle();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, State::Stable);
-    let Prepared::Upload { row, plan } = fx.prepare(&rows[0]) else {
+    let Prepared::Upload { row, plan, .. } = fx.prepare(&rows[0]) else {
         panic!()
     };
     assert_eq!(row.state, State::Uploading);

@@ -1003,3 +1003,60 @@ fn a_hundred_thousand_files_are_counted_and_paged_without_loading_them() {
     }
     assert_eq!((seen, pages), (10_000, 200));
 }
+
+#[test]
+fn a_batch_commits_what_succeeded_and_rolls_back_only_what_failed() {
+    let mut store = Store::open_in_memory().unwrap();
+    let result: Result<()> = store.batch(|s| {
+        s.observe_one("f", &obs(b"a.pdf", 1, 1)).unwrap();
+        // refused: a is discovered, not stable; nothing of it is written
+        let refused = s.transition(1, State::Stable, State::Uploading, &Change::because("x"));
+        assert!(refused.is_err());
+        s.observe_one("f", &obs(b"b.pdf", 1, 1)).unwrap();
+        Err(Error::Task {
+            what: "test",
+            message: "the closure failed".into(),
+        })
+    });
+    assert!(result.is_err());
+    assert!(store.conn.is_autocommit());
+    let counts = store.counts_by_state().unwrap();
+    assert_eq!(counts.get(&State::Discovered), Some(&2));
+    assert_eq!(store.events(1).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_calls_each_get_their_own_result_after_the_commit() {
+    let mut store = Store::open_in_memory().unwrap();
+    for n in 0..20u8 {
+        store
+            .observe_one("f", &obs(format!("{n}.pdf").as_bytes(), 1, 1))
+            .unwrap();
+    }
+    let shared = SharedStore::new(store);
+    let calls = (1..=20i64).map(|id| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            // every third call is refused (a stale state); the others commit
+            let expected = if id % 3 == 0 {
+                State::Stable
+            } else {
+                State::Discovered
+            };
+            shared
+                .call_grouped(move |s| {
+                    s.transition(id, expected, State::Stable, &Change::because("t"))
+                })
+                .await
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, result) in results.into_iter().enumerate() {
+        let id = i as i64 + 1;
+        let result = result.unwrap();
+        assert_eq!(result.is_ok(), id % 3 != 0, "row {id}: {result:?}");
+    }
+    let counts = shared.call(|s| s.counts_by_state()).await.unwrap();
+    assert_eq!(counts.get(&State::Stable), Some(&14));
+    assert_eq!(counts.get(&State::Discovered), Some(&6));
+}
