@@ -1657,6 +1657,15 @@ struct Grouped {
     queue: Mutex<(Vec<GroupedJob>, bool)>,
 }
 
+impl Grouped {
+    /// The waiting calls (a panic elsewhere never leaves them unusable).
+    fn waiting(&self) -> std::sync::MutexGuard<'_, (Vec<GroupedJob>, bool)> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl fmt::Debug for Grouped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Grouped").finish_non_exhaustive()
@@ -1698,11 +1707,7 @@ impl SharedStore {
             })
         });
         let start = {
-            let mut queue = self
-                .grouped
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut queue = self.grouped.waiting();
             queue.0.push(job);
             !std::mem::replace(&mut queue.1, true)
         };
@@ -1722,11 +1727,7 @@ impl SharedStore {
     fn flush_grouped(&self) {
         loop {
             let jobs = {
-                let mut queue = self
-                    .grouped
-                    .queue
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut queue = self.grouped.waiting();
                 if queue.0.is_empty() {
                     queue.1 = false;
                     return;
