@@ -3,7 +3,8 @@
 //!
 //! The daemon's intake task owns one [`Intake`] and calls it with the store:
 //!
-//! - [`Intake::on_hint`] for each watcher hint (a stat and one short store call);
+//! - [`Intake::on_hints`] for each run of waiting watcher hints, coalesced per path
+//!   (a stat per path, all in one store call; [`Intake::on_hint`] for a single one);
 //! - [`Intake::apply_scan`] after walking a folder with [`crate::scanner::scan_folder`] *outside* the
 //!   store lock (on start, on a timer, and when a hint asks for a rescan);
 //! - [`Intake::promote_ready`] when [`Intake::next_deadline`] passes.
@@ -27,7 +28,7 @@ use crate::scanner::{
     StabilityTracker,
 };
 use crate::store::{FileRow, Observation, State, Store};
-use crate::watcher::{FolderHint, Hint};
+use crate::watcher::FolderHint;
 
 /// A stability-tracker key: folder index and relative path bytes.
 pub type FileKey = (usize, Vec<u8>);
@@ -132,11 +133,9 @@ impl Intake {
         hint: &FolderHint,
         now: Instant,
     ) -> Result<Followup> {
-        let n = hint.folder;
-        match &hint.hint {
-            Hint::Rescan | Hint::DirectoryAppeared(_) => Ok(Followup::Rescan(n)),
-            Hint::Changed(p) | Hint::Removed(p) => self.on_path(store, n, p, false, now),
-            Hint::CloseWrite(p) => self.on_path(store, n, p, true, now),
+        match hint.hint.file() {
+            Some((path, closed)) => self.on_path(store, hint.folder, path, closed, now),
+            None => Ok(Followup::Rescan(hint.folder)),
         }
     }
 
@@ -155,15 +154,11 @@ impl Intake {
         let mut paths: Vec<(usize, &Path, bool)> = Vec::with_capacity(hints.len());
         let mut seen: HashMap<(usize, &Path), usize> = HashMap::with_capacity(hints.len());
         for hint in hints {
-            let (path, closed) = match &hint.hint {
-                Hint::Rescan | Hint::DirectoryAppeared(_) => {
-                    if !rescan.contains(&hint.folder) {
-                        rescan.push(hint.folder);
-                    }
-                    continue;
+            let Some((path, closed)) = hint.hint.file() else {
+                if !rescan.contains(&hint.folder) {
+                    rescan.push(hint.folder);
                 }
-                Hint::Changed(p) | Hint::Removed(p) => (p.as_path(), false),
-                Hint::CloseWrite(p) => (p.as_path(), true),
+                continue;
             };
             match seen.entry((hint.folder, path)) {
                 Entry::Occupied(at) => paths[*at.get()].2 = closed,
@@ -269,11 +264,7 @@ impl Intake {
                 }
                 Ok(_) => {
                     // changed since: record the new size and restart the window
-                    let hint = FolderHint {
-                        folder: n,
-                        hint: Hint::Changed(abs),
-                    };
-                    self.on_hint(store, &hint, now)?;
+                    self.on_path(store, n, &abs, false, now)?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     store.mark_deleted(&w.key, &rel, "removed from disk")?;

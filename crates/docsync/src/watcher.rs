@@ -53,6 +53,18 @@ pub enum Hint {
     DirectoryAppeared(PathBuf),
 }
 
+impl Hint {
+    /// The file it is about and whether its writer closed it; `None` for the
+    /// hints that ask for a rescan of the whole folder.
+    pub fn file(&self) -> Option<(&Path, bool)> {
+        match self {
+            Hint::Changed(p) | Hint::Removed(p) => Some((p, false)),
+            Hint::CloseWrite(p) => Some((p, true)),
+            Hint::Rescan | Hint::DirectoryAppeared(_) => None,
+        }
+    }
+}
+
 /// A hint for one configured folder (its index in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderHint {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::{Config, Env};
 use crate::scanner::scan_folder;
+use crate::watcher::Hint;
 use std::path::PathBuf;
 use std::time::Duration;
 
