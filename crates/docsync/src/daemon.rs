@@ -23,6 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::admin::{self, AdminState, Liveness};
 use crate::config::{Config, Folder, WatcherKind};
 use crate::error::{Error, Result};
+use crate::ignore::IgnoreSet;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::remote::Apis;
@@ -129,13 +130,7 @@ impl Ctx {
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::model::now_ms;
 
 /// Run the daemon on `config`'s folders against `apis`.
 ///
@@ -206,7 +201,7 @@ pub async fn run_with_admin(
                 n,
                 &folder.path,
                 kind,
-                folder.ignore_set()?,
+                IgnoreSet::for_folder(folder)?,
                 tx.clone(),
                 rescans.clone(),
             );
@@ -221,7 +216,7 @@ pub async fn run_with_admin(
                         n,
                         &folder.path,
                         poll,
-                        folder.ignore_set()?,
+                        IgnoreSet::for_folder(folder)?,
                         tx.clone(),
                         rescans.clone(),
                     )?);

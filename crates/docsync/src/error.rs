@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::Problem;
-use crate::store::State;
+use crate::model::{Problem, State};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

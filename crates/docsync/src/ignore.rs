@@ -11,6 +11,7 @@ use std::path::{Component, Path};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, Result};
+use crate::model::{AfterDecision, Folder};
 
 /// The built-in patterns, always active.
 pub const DEFAULT_PATTERNS: &[&str] = &[
@@ -45,6 +46,12 @@ pub struct IgnoreSet {
 }
 
 impl IgnoreSet {
+    /// The set a configured folder uses: the defaults, its own globs, and its
+    /// decision directories when it moves decided files.
+    pub fn for_folder(folder: &Folder) -> Result<Self> {
+        IgnoreSet::new(&folder.ignore, folder.after_decision == AfterDecision::Move)
+    }
+
     /// The defaults plus `extra` globs. With `skip_decision_dirs`, directories named
     /// `approved` and `rejected` are skipped as well (used with `after_decision = "move"`).
     pub fn new<S: AsRef<str>>(extra: &[S], skip_decision_dirs: bool) -> Result<Self> {

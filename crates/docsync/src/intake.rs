@@ -66,7 +66,7 @@ impl Intake {
             .map(|f| {
                 Ok(Watched {
                     key: f.key(),
-                    ignore: f.ignore_set()?,
+                    ignore: IgnoreSet::for_folder(f)?,
                     folder: f.clone(),
                     skipped: HashSet::new(),
                 })

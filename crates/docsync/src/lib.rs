@@ -51,6 +51,7 @@ pub mod hasher;
 pub mod ignore;
 pub mod intake;
 pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod poller;
 pub mod ratelimit;

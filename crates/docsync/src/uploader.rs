@@ -393,7 +393,7 @@ async fn finish(
                 .max(retry_after.unwrap_or_default());
             warn!(path, request_id = request_id.as_deref().unwrap_or("-"), %reason, retry_in_s = wait.as_secs(), "upload failed; will retry");
             let next =
-                crate::daemon::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                crate::model::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
             let change = Change {
                 last_error: Some(reason.clone()),
                 request_id,

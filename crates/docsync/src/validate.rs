@@ -25,7 +25,7 @@ pub const ATTACHMENTS_MAX_BYTES: u64 = 10 * MIB;
 /// Moov's `fileName` maxLength (characters).
 pub const MAX_NAME_CHARS: usize = 64;
 /// Most files one Moov account may hold.
-pub const MOOV_FILES_PER_ACCOUNT: u64 = crate::store::MOOV_FILES_PER_ACCOUNT;
+pub use crate::model::MOOV_FILES_PER_ACCOUNT;
 
 /// What is known about a file when it is validated.
 #[derive(Debug, Clone, Copy)]

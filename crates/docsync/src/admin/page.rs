@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tracing::info;
 
 use super::{internal, AdminState};
-use crate::daemon::now_ms;
+use crate::model::now_ms;
 use crate::store::{ActivityBucket, Event, FileRow, FolderCounts, Page, State, Store};
 
 /// Rows per page.

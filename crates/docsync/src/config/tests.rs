@@ -86,11 +86,12 @@ fn parses_a_full_file() {
     assert_eq!(t.file_purpose, FilePurpose::BusinessVerification);
     assert_eq!(t.metadata.comment.as_deref(), Some("kyb docs"));
     assert_eq!(t.metadata.requirement_id.as_deref(), Some("req-1"));
-    assert!(kyb
-        .ignore_set()
+    assert!(IgnoreSet::for_folder(kyb)
         .unwrap()
         .is_ignored(Path::new("approved/x.pdf")));
-    assert!(kyb.ignore_set().unwrap().is_ignored(Path::new("x.bak")));
+    assert!(IgnoreSet::for_folder(kyb)
+        .unwrap()
+        .is_ignored(Path::new("x.bak")));
 
     let images = &config.folders[1];
     assert_eq!(

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{parse, Env};
+use crate::ignore::IgnoreSet;
 use crate::scanner::{reconcile_folder, scan_folder, StabilityTracker};
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// Scan, then let the tracker call every file stable (as if the window passed).
     fn scan_and_settle(&mut self) -> Vec<FileRow> {
-        let scan = scan_folder(&self.root, &self.folder.ignore_set().unwrap()).unwrap();
+        let scan = scan_folder(&self.root, &IgnoreSet::for_folder(&self.folder).unwrap()).unwrap();
         reconcile_folder(&mut self.store, &self.folder, &scan).unwrap();
         let mut tracker = StabilityTracker::new(Duration::from_secs(1));
         let t0 = Instant::now();
@@ -170,7 +171,7 @@ fn outcomes_table() {
 fn promote_stable_needs_the_same_stat() {
     let mut fx = fixture();
     std::fs::write(fx.root.join("a.pdf"), b"%PDF-1.4").unwrap();
-    let scan = scan_folder(&fx.root, &fx.folder.ignore_set().unwrap()).unwrap();
+    let scan = scan_folder(&fx.root, &IgnoreSet::for_folder(&fx.folder).unwrap()).unwrap();
     reconcile_folder(&mut fx.store, &fx.folder, &scan).unwrap();
     let f = &scan.files[0];
     let key = fx.folder.key();
@@ -262,7 +263,7 @@ fn decided_files_move_and_stay_decided() {
     assert_eq!(moved, Some(PathBuf::from("rejected/b.pdf")));
 
     // a full rescan leaves the moved rows decided, not deleted
-    let scan = scan_folder(&fx.root, &fx.folder.ignore_set().unwrap()).unwrap();
+    let scan = scan_folder(&fx.root, &IgnoreSet::for_folder(&fx.folder).unwrap()).unwrap();
     let summary = reconcile_folder(&mut fx.store, &fx.folder, &scan).unwrap();
     assert!(summary.reconciled.deleted.is_empty());
     let a_row = fx.store.get(a.id).unwrap().unwrap();

@@ -149,7 +149,7 @@ fn reconcile_records_scans_and_convention_problems() {
     let folder = &config.folders[0];
     assert_eq!(folder.mapping, Mapping::Convention);
     let mut store = Store::open_in_memory().unwrap();
-    let scan = scan_folder(root, &folder.ignore_set().unwrap()).unwrap();
+    let scan = scan_folder(root, &IgnoreSet::for_folder(folder).unwrap()).unwrap();
     let summary = reconcile_folder(&mut store, folder, &scan).unwrap();
     assert_eq!(summary.reconciled.observations.len(), 3);
     assert_eq!(summary.invalid.len(), 2);
@@ -171,7 +171,7 @@ fn reconcile_records_scans_and_convention_problems() {
 
     // a second scan changes nothing; a vanished file is deleted
     std::fs::remove_file(root.join("loose.pdf")).unwrap();
-    let scan = scan_folder(root, &folder.ignore_set().unwrap()).unwrap();
+    let scan = scan_folder(root, &IgnoreSet::for_folder(folder).unwrap()).unwrap();
     let summary = reconcile_folder(&mut store, folder, &scan).unwrap();
     assert!(summary.invalid.is_empty());
     assert_eq!(summary.reconciled.deleted.len(), 1);

@@ -1,0 +1,21 @@
+//! The vocabulary every other module speaks: a file's [`State`] and its allowed
+//! successors, where a file goes ([`Target`], [`FilePurpose`], [`TargetKey`]), a
+//! synced [`Folder`] and its layout, a configuration [`Problem`], and the clock.
+//!
+//! Invariant: this module imports nothing from the rest of the crate, so every other
+//! module may use it and it can be read on its own.
+
+pub mod clock;
+mod folder;
+mod problem;
+mod state;
+mod target;
+
+pub use clock::now_ms;
+pub use folder::{convention_target, AfterDecision, Folder, Mapping, WatcherKind};
+pub use problem::{Location, Problem, Severity};
+pub use state::State;
+pub use target::{
+    AttachmentsTarget, FileMetadata, FilePurpose, MoovFilesTarget, MoovImagesTarget, Target,
+    TargetKey, TargetKind, MOOV_FILES_PER_ACCOUNT,
+};
