@@ -12,15 +12,9 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use progenitor_client::Error;
 
-use crate::hooks::OperationTag;
+pub use crate::operation::Api;
+use crate::operation::{OperationTag, SIGNED_UPLOAD};
 use crate::{attachments, moov};
-
-/// Which API a response came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    Moov,
-    Attachments,
-}
 
 /// The largest error body kept (an HTML proxy page can be big).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -224,7 +218,7 @@ impl ApiError {
         let bytes = match read_limited(response).await {
             Ok(bytes) => bytes,
             // a signed upload URL is a credential: not kept in the error
-            Err(e) if tag.is_some_and(|t| t.operation == crate::hooks::SIGNED_UPLOAD) => {
+            Err(e) if tag.is_some_and(|t| t.operation == SIGNED_UPLOAD) => {
                 return Self::Transport(e.without_url())
             }
             Err(e) => return Self::Transport(e),

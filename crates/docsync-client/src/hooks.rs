@@ -16,17 +16,9 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use tokio::sync::Mutex;
 
 use crate::auth::{CachedToken, MoovCredentials, Secret, TokenCache};
-use crate::error::Api;
+use crate::operation::{Api, OperationTag, SIGNED_UPLOAD};
 use crate::retry::RetryPolicy;
 use crate::{attachments, moov};
-
-/// Which operation a response answers; set by `exec`, read by `ApiError`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OperationTag {
-    pub api: Api,
-    /// The method name (progenitor's `OperationInfo::operation_id`).
-    pub operation: &'static str,
-}
 
 /// State behind a [`moov::Client`]: credentials, version, retries, token cache.
 #[derive(Clone, Debug)]
@@ -290,9 +282,6 @@ impl ClientHooks<AttachmentsContext> for attachments::Client {
         execute(self.client(), request, Api::Attachments, info.operation_id).await
     }
 }
-
-/// The operation id of the PUT to a signed upload URL.
-pub(crate) const SIGNED_UPLOAD: &str = "upload_to_signed_url";
 
 /// progenitor adds `api-version: <info.version of the spec>` to every request.
 /// Neither API defines that header (Moov's version travels in X-Moov-Version,

@@ -20,6 +20,7 @@ pub mod builder;
 pub mod error;
 pub mod hooks;
 pub mod multipart;
+pub mod operation;
 pub mod retry;
 
 /// The Moov Files, Images and OAuth2 API (generated from `openapi/moov.yaml`).

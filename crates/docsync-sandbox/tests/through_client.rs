@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use docsync_client::attachments::types as at;
 use docsync_client::auth::{files_scopes, images_scopes};
-use docsync_client::hooks::OperationTag;
 use docsync_client::moov::types as mt;
 use docsync_client::moov::ClientInfo;
+use docsync_client::operation::OperationTag;
 use docsync_client::{
     attachments, moov, Api, ApiError, ErrorBody, FilePart, MoovCredentials, ResponseValue,
     RetryPolicy, Secret,
