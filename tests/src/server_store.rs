@@ -24,7 +24,7 @@ impl ServerFile {
     /// The content hash docsync marked the upload with (`None`: no marker).
     pub fn marker(&self) -> Option<String> {
         let json: serde_json::Value = serde_json::from_str(&self.metadata).ok()?;
-        docsync::pipeline::marker_in(json.get("comment")?.as_str()?).map(str::to_owned)
+        docsync::remote::marker::marker_in(json.get("comment")?.as_str()?).map(str::to_owned)
     }
 }
 

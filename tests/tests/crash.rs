@@ -93,7 +93,7 @@ path = "inbox"
 }
 
 fn now_ms() -> i64 {
-    docsync::daemon::now_ms()
+    docsync::model::now_ms()
 }
 
 fn all_rows(store: &Store) -> Vec<FileRow> {
@@ -523,7 +523,7 @@ fn sandbox_killed_mid_upload_and_restarted_on_the_same_port() {
     }
     assert!(sandbox.is_running());
     wait_all_decided(&w, &files, || daemon.log());
-    let status = daemon.stop(docsync::daemon::GRACE + Duration::from_secs(5));
+    let status = daemon.stop(docsync::engine::GRACE + Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "run did not stop cleanly");
 
     let server = assert_exactly_once(&files, &sandbox.server_files());
@@ -588,7 +588,7 @@ fn sigterm_during_a_burst_stops_within_the_grace_period() {
     let log = daemon.log_path().to_owned();
     // the harness fails the test unless it exits within the grace period (+ the
     // time to exit the process)
-    let status = daemon.stop(docsync::daemon::GRACE + Duration::from_secs(2));
+    let status = daemon.stop(docsync::engine::GRACE + Duration::from_secs(2));
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains("stopping: in-flight uploads get"), "{log}");

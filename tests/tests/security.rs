@@ -340,7 +340,7 @@ fn canary_secrets_never_leak() {
     ]);
     let config = docsync::config::load(&w.path().join("docsync.toml"), &env).unwrap();
     hay.add("Debug of the configuration", format!("{config:?}"));
-    let apis = docsync::connect::apis(&config).unwrap();
+    let apis = docsync::remote::connect::apis(&config).unwrap();
     hay.add("Debug of the API clients", format!("{apis:?}"));
 
     // the OAuth tokens the sandbox issued, and the signed upload URLs' tokens

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 fn plain_sha256(path: &std::path::Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; docsync::hasher::CHUNK];
+    let mut buf = vec![0u8; docsync::local::hasher::CHUNK];
     loop {
         match file.read(&mut buf)? {
             0 => break,
@@ -38,7 +38,7 @@ fn hashing(c: &mut Criterion) {
         drop(f);
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("hash_file", name), &path, |b, p| {
-            b.iter(|| docsync::hasher::hash_file(p).expect("hashing"))
+            b.iter(|| docsync::local::hasher::hash_file(p).expect("hashing"))
         });
         group.bench_with_input(BenchmarkId::new("plain_sha2_loop", name), &path, |b, p| {
             b.iter(|| plain_sha256(p).expect("hashing"))

@@ -53,7 +53,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
-use crate::ignore::IgnoreSet;
+use crate::local::ignore::IgnoreSet;
 pub use crate::model::{
     convention_target, AfterDecision, AttachmentsTarget, FileMetadata, FilePurpose, Folder,
     Location, Mapping, MoovFilesTarget, MoovImagesTarget, Problem, Severity, Target, TargetKind,

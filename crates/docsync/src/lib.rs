@@ -44,23 +44,12 @@
 
 pub mod admin;
 pub mod config;
-pub mod connect;
-pub mod daemon;
+pub mod engine;
 pub mod error;
-pub mod hasher;
-pub mod ignore;
-pub mod intake;
+pub mod local;
 pub mod metrics;
 pub mod model;
-pub mod pipeline;
-pub mod poller;
-pub mod ratelimit;
-pub mod reconcile;
 pub mod remote;
-pub mod scanner;
 pub mod store;
-pub mod uploader;
-pub mod validate;
-pub mod watcher;
 
 pub use error::{Error, Result};

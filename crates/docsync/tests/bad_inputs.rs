@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use docsync::config::{parse, Env, Severity};
-use docsync::daemon::{run, Mode, Snapshot};
+use docsync::engine::{Engine, Mode, Snapshot};
 use docsync::store::{FileRow, ListFilter, State, Store};
 use docsync_sandbox::{DecisionRule, Sandbox, SandboxConfig, SandboxHandle};
 use futures::FutureExt as _;
@@ -132,17 +132,22 @@ fn logged() -> String {
 /// A daemon in watch mode, stopped when dropped.
 struct Running {
     stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<docsync::Result<docsync::daemon::Report>>>,
+    task: Option<tokio::task::JoinHandle<docsync::Result<docsync::engine::Report>>>,
     db: PathBuf,
 }
 
 impl Running {
     fn start(config: docsync::config::Config) -> Running {
         let db = config.state_dir.join("docsync.db");
-        let apis = docsync::connect::apis(&config).unwrap();
+        let apis = docsync::remote::connect::apis(&config).unwrap();
         let (tx, _rx) = watch::channel(Snapshot::default());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(config, apis, Mode::Watch, stop.clone(), tx));
+        let task = tokio::spawn(
+            Engine::new(config, apis)
+                .mode(Mode::Watch)
+                .progress(tx)
+                .run(stop.clone()),
+        );
         Running {
             stop,
             task: Some(task),
@@ -207,7 +212,7 @@ impl Running {
         }
     }
 
-    async fn stop(mut self) -> docsync::daemon::Report {
+    async fn stop(mut self) -> docsync::engine::Report {
         self.assert_running();
         self.stop.cancel();
         self.task.take().unwrap().await.unwrap().unwrap()
@@ -438,26 +443,23 @@ target = {{ kind = "moov-images", account_id = "acct-img" }}
     );
     let c = sandbox.credentials();
     let config = parse(&text, None, &creds_env(&c.public_key, &c.secret_key)).unwrap();
-    let apis = docsync::connect::apis(&config).unwrap();
+    let apis = docsync::remote::connect::apis(&config).unwrap();
     let (tx, _rx) = watch::channel(Snapshot::default());
-    let report = run(
-        config,
-        apis,
-        Mode::Once {
+    let report = Engine::new(config, apis)
+        .mode(Mode::Once {
             timeout: Duration::from_secs(40),
-        },
-        CancellationToken::new(),
-        tx,
-    )
-    .await
-    .unwrap();
+        })
+        .progress(tx)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
     assert!(!report.timed_out, "{report:?}");
 
     let db = dir.path().join("state/docsync.db");
     let rows = all_rows(&db);
-    let skipped = docsync::scanner::scan_folder(
+    let skipped = docsync::local::scanner::scan_folder(
         &files,
-        &docsync::ignore::IgnoreSet::new::<String>(&[], false).unwrap(),
+        &docsync::local::ignore::IgnoreSet::new::<String>(&[], false).unwrap(),
     )
     .unwrap()
     .skipped;
@@ -1017,19 +1019,16 @@ fn offline_config(dir: &Path) -> docsync::config::Config {
     parse(&text, None, &creds_env("pk", "sk")).unwrap()
 }
 
-async fn run_once(config: docsync::config::Config) -> docsync::Result<docsync::daemon::Report> {
-    let apis = docsync::connect::apis(&config).unwrap();
+async fn run_once(config: docsync::config::Config) -> docsync::Result<docsync::engine::Report> {
+    let apis = docsync::remote::connect::apis(&config).unwrap();
     let (tx, _rx) = watch::channel(Snapshot::default());
-    run(
-        config,
-        apis,
-        Mode::Once {
+    Engine::new(config, apis)
+        .mode(Mode::Once {
             timeout: Duration::from_secs(5),
-        },
-        CancellationToken::new(),
-        tx,
-    )
-    .await
+        })
+        .progress(tx)
+        .run(CancellationToken::new())
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1337,19 +1336,16 @@ async fn server_misbehaviour() {
         root.display()
     );
     let config = parse(&text, None, &creds_env("pk", "sk")).unwrap();
-    let apis = docsync::connect::apis(&config).unwrap();
+    let apis = docsync::remote::connect::apis(&config).unwrap();
     let (tx, _rx) = watch::channel(Snapshot::default());
-    let report = run(
-        config,
-        apis,
-        Mode::Once {
+    let report = Engine::new(config, apis)
+        .mode(Mode::Once {
             timeout: Duration::from_secs(4),
-        },
-        CancellationToken::new(),
-        tx,
-    )
-    .await
-    .unwrap();
+        })
+        .progress(tx)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
     assert!(report.timed_out, "nothing can be decided here: {report:?}");
 
     let db = dir.path().join("state/docsync.db");

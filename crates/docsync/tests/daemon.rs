@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use docsync::config::{parse, Env};
-use docsync::daemon::{run, Mode, Snapshot};
+use docsync::engine::{Engine, Mode, Snapshot};
 use docsync::store::{State, Store};
 use docsync_sandbox::{DecisionRule, Sandbox, SandboxConfig};
 use tokio::sync::watch;
@@ -53,20 +53,17 @@ target = {{ kind = "moov-files", account_id = "acct-1", file_purpose = "business
     parse(&text, None, &env).unwrap()
 }
 
-async fn sync_once(config: docsync::config::Config) -> docsync::daemon::Report {
-    let apis = docsync::connect::apis(&config).unwrap();
+async fn sync_once(config: docsync::config::Config) -> docsync::engine::Report {
+    let apis = docsync::remote::connect::apis(&config).unwrap();
     let (tx, _rx) = watch::channel(Snapshot::default());
-    run(
-        config,
-        apis,
-        Mode::Once {
+    Engine::new(config, apis)
+        .mode(Mode::Once {
             timeout: Duration::from_secs(60),
-        },
-        CancellationToken::new(),
-        tx,
-    )
-    .await
-    .unwrap()
+        })
+        .progress(tx)
+        .run(CancellationToken::new())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,18 +119,23 @@ async fn dropped_files_are_uploaded_once_and_decided() {
 /// A daemon in watch mode over one folder, stopped when dropped.
 struct Running {
     stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<docsync::daemon::Report>>,
+    task: Option<tokio::task::JoinHandle<docsync::engine::Report>>,
     db: std::path::PathBuf,
 }
 
 impl Running {
     async fn start(config: docsync::config::Config) -> Running {
         let db = config.state_dir.join("docsync.db");
-        let apis = docsync::connect::apis(&config).unwrap();
+        let apis = docsync::remote::connect::apis(&config).unwrap();
         let (tx, _rx) = watch::channel(Snapshot::default());
         let stop = CancellationToken::new();
-        let task =
-            tokio::spawn(run(config, apis, Mode::Watch, stop.clone(), tx).map(Result::unwrap));
+        let task = tokio::spawn(
+            Engine::new(config, apis)
+                .mode(Mode::Watch)
+                .progress(tx)
+                .run(stop.clone())
+                .map(Result::unwrap),
+        );
         Running {
             stop,
             task: Some(task),
@@ -168,7 +170,7 @@ impl Running {
         }
     }
 
-    async fn stop(mut self) -> docsync::daemon::Report {
+    async fn stop(mut self) -> docsync::engine::Report {
         self.stop.cancel();
         self.task.take().unwrap().await.unwrap()
     }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use docsync::config::{parse, Env};
-use docsync::daemon::{run, Mode, Snapshot};
+use docsync::engine::{Engine, Mode, Snapshot};
 use docsync::store::{ListFilter, State, Store};
 use docsync_client::moov;
 use docsync_client::moov::types::FileStatus;
@@ -111,23 +111,20 @@ path = "{root}"
     ]);
     let config = parse(&text, None, &env).unwrap();
     assert_eq!(config.retry_initial, Duration::from_millis(20));
-    let apis = docsync::connect::apis(&config).unwrap();
+    let apis = docsync::remote::connect::apis(&config).unwrap();
 
     sandbox.set_faults(faults()).unwrap();
     sandbox.clear_request_log();
     let started = Instant::now();
     let (tx, _rx) = watch::channel(Snapshot::default());
-    let report = run(
-        config,
-        apis,
-        Mode::Once {
+    let report = Engine::new(config, apis)
+        .mode(Mode::Once {
             timeout: Duration::from_secs(45),
-        },
-        CancellationToken::new(),
-        tx,
-    )
-    .await
-    .unwrap();
+        })
+        .progress(tx)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     let log = sandbox.request_log();
     sandbox.set_faults(FaultConfig::default()).unwrap();
@@ -158,7 +155,7 @@ path = "{root}"
         for f in files {
             let meta: serde_json::Value = serde_json::from_str(&f.metadata).unwrap();
             let comment = meta["comment"].as_str().unwrap_or_default();
-            let sha = docsync::pipeline::marker_in(comment)
+            let sha = docsync::remote::marker::marker_in(comment)
                 .unwrap_or_else(|| panic!("no marker in {comment:?}"))
                 .to_owned();
             let (want_account, want_name) = local

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use docsync::daemon::Snapshot;
+use docsync::engine::Snapshot;
 use docsync::store::State;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::watch;

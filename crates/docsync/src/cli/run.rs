@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use docsync::config::{AdminConfig, Config};
-use docsync::daemon::{self, Mode, Report, Snapshot};
+use docsync::engine::{self, Engine, Mode, Report, Snapshot};
 use docsync::store::{InstanceLock, State};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -81,13 +81,17 @@ async fn daemon(
         .transpose()?;
     let _sandbox = setup::embedded_sandbox(&mut config).await?;
     log_start(&config);
-    let apis = docsync::connect::apis(&config).context("connecting to the API")?;
+    let apis = docsync::remote::connect::apis(&config).context("connecting to the API")?;
 
     let shutdown = CancellationToken::new();
     let signals = listen_for_signals(shutdown.clone())?;
     let (tx, rx) = watch::channel(Snapshot::default());
     let progress = Progress::start(rx, logs);
-    let result = daemon::run_with_admin(config, apis, mode, shutdown.clone(), tx, admin).await;
+    let mut engine = Engine::new(config, apis).mode(mode).progress(tx);
+    if let Some(admin) = admin {
+        engine = engine.admin(admin);
+    }
+    let result = engine.run(shutdown.clone()).await;
     progress.finish();
     signals.abort();
     let report = result?;
@@ -112,7 +116,7 @@ fn listen_for_signals(token: CancellationToken) -> anyhow::Result<tokio::task::J
         }
         tracing::info!(
             "stopping: in-flight uploads get {}s to finish (signal again to quit at once)",
-            daemon::GRACE.as_secs()
+            engine::GRACE.as_secs()
         );
         token.cancel();
         tokio::select! {

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::scanner::FileStat;
 use crate::error::{Error, Result};
-use crate::scanner::FileStat;
 
 /// Bytes read per call.
 pub const CHUNK: usize = 64 * 1024;

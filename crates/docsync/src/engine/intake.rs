@@ -1,13 +1,17 @@
-//! From hints and scans to `stable` rows: the part of the daemon between the
-//! watcher and the uploader, without any task or timer of its own.
+//! Intake: from hints and scans to `stable` rows. The first stage: it records
+//! what [`crate::local`] saw in the store and wakes the upload stage when files
+//! held still for the quiet window.
 //!
-//! The daemon's intake task owns one [`Intake`] and calls it with the store:
+//! [`run`] owns one [`Intake`] and calls it with the store:
 //!
 //! - [`Intake::on_hints`] for each run of waiting watcher hints, coalesced per path
 //!   (a stat per path, all in one store call; [`Intake::on_hint`] for a single one);
-//! - [`Intake::apply_scan`] after walking a folder with [`crate::scanner::scan_folder`] *outside* the
-//!   store lock (on start, on a timer, and when a hint asks for a rescan);
-//! - [`Intake::promote_ready`] when [`Intake::next_deadline`] passes.
+//! - [`Intake::apply_scan`] after walking a folder with
+//!   [`crate::local::scanner::scan_folder`] *outside* the store lock (on start, on
+//!   a timer, and when a hint asks for a rescan);
+//! - [`Intake::promote_ready`] when [`Intake::next_deadline`] passes;
+//! - [`Intake::track_discovered`] when the upload stage put rows back to
+//!   `discovered` (their file changed after it held still).
 //!
 //! Every method takes `now`, so tests (and `tokio::time::pause`, via
 //! `tokio::time::Instant::into_std`) drive the quiet window without sleeping.
@@ -19,16 +23,16 @@ use std::time::Instant;
 
 use tracing::info;
 
-use crate::config::Folder;
 use crate::error::Result;
-use crate::ignore::IgnoreSet;
-use crate::pipeline::promote_stable;
-use crate::scanner::{
-    reconcile_folder, relative_to_root, FileStat, ReconcileSummary, Scan, ScannedFile,
-    StabilityTracker,
-};
-use crate::store::{FileRow, Observation, State, Store};
-use crate::watcher::FolderHint;
+use crate::local::ignore::IgnoreSet;
+use crate::local::scanner::{relative_to_root, FileStat, Scan, ScannedFile};
+use crate::local::stability::StabilityTracker;
+use crate::local::watcher::FolderHint;
+use crate::model::{Folder, TargetKey, TargetKind};
+use crate::store::{Change, FileRow, Observation, Observed, Reconciled, State, Store};
+
+mod task;
+pub use task::{run, scan, Hints};
 
 /// A stability-tracker key: folder index and relative path bytes.
 pub type FileKey = (usize, Vec<u8>);
@@ -243,6 +247,25 @@ impl Intake {
         }
     }
 
+    /// Start the quiet window again for `discovered` rows that do not wait for
+    /// one (the upload stage found their file changed after it held still):
+    /// each is stat'ed and recorded afresh, as a watcher hint would.
+    pub fn track_discovered(&mut self, store: &mut Store, now: Instant) -> Result<usize> {
+        let mut tracked = 0;
+        for row in store.discovered(u32::MAX)? {
+            let Some(n) = self.folders.iter().position(|w| w.key == row.folder) else {
+                continue;
+            };
+            if self.tracker.contains(&(n, row.path.clone())) {
+                continue;
+            }
+            let abs = self.folders[n].folder.file_path(&row.path);
+            self.on_path(store, n, &abs, false, now)?;
+            tracked += 1;
+        }
+        Ok(tracked)
+    }
+
     /// Promote every file whose quiet window has passed at `now`, after a fresh stat
     /// confirms it (a changed file restarts its window, a vanished one is deleted).
     pub fn promote_ready(&mut self, store: &mut Store, now: Instant) -> Result<Vec<FileRow>> {
@@ -292,6 +315,101 @@ fn waits_for_window(obs: &Observation) -> bool {
 fn bytes_path(bytes: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt;
     Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// Confirm a file the tracker found still: `discovered` → `stable` if the row still
+/// has this size and mtime. Returns the stable row, or `None` if nothing changed
+/// (no live row, another state, or a different size/mtime: the next observation
+/// restarts the window).
+pub fn promote_stable(
+    store: &mut Store,
+    folder_key: &str,
+    path: &[u8],
+    size: u64,
+    mtime_ns: i64,
+    reason: &str,
+) -> Result<Option<FileRow>> {
+    let Some(row) = store.find_live(folder_key, path)? else {
+        return Ok(None);
+    };
+    if row.state != State::Discovered || row.size != size || row.mtime_ns != mtime_ns {
+        return Ok(None);
+    }
+    store
+        .transition(
+            row.id,
+            State::Discovered,
+            State::Stable,
+            &Change::because(reason),
+        )
+        .map(Some)
+}
+
+/// The summary of [`reconcile_folder`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    pub reconciled: Reconciled,
+    /// Rows made `invalid` because their path maps to no target (convention layout).
+    pub invalid: Vec<i64>,
+}
+
+/// Record one scan of `folder` in the store (one transaction for the batch), then
+/// mark files whose path maps to no target `invalid` with the reason.
+pub fn reconcile_folder(
+    store: &mut Store,
+    folder: &Folder,
+    scan: &Scan,
+) -> Result<ReconcileSummary> {
+    let mut observed = Vec::with_capacity(scan.files.len());
+    let mut problems = Vec::with_capacity(scan.files.len());
+    for f in &scan.files {
+        let (target, problem) = match folder.target_for(&f.rel) {
+            Ok(t) => (t.key(), None),
+            Err(reason) => (
+                TargetKey {
+                    kind: TargetKind::MoovFiles,
+                    account: String::new(),
+                    purpose: String::new(),
+                },
+                Some(reason),
+            ),
+        };
+        observed.push(Observed {
+            path: f.rel_bytes(),
+            size: f.stat.size,
+            mtime_ns: f.stat.mtime_ns,
+            target,
+        });
+        problems.push(problem);
+    }
+    let reconciled = store.observe_batch(&folder.key(), &observed, scan.complete)?;
+    let mut invalid = Vec::new();
+    for (obs, problem) in reconciled.observations.iter().zip(problems) {
+        let Some(reason) = problem else { continue };
+        let fresh = matches!(
+            obs,
+            Observation::New { .. } | Observation::Changed { .. } | Observation::Superseded { .. }
+        ) || matches!(
+            obs,
+            Observation::Unchanged {
+                state: State::Discovered,
+                ..
+            }
+        );
+        if fresh {
+            store.transition(
+                obs.id(),
+                State::Discovered,
+                State::Invalid,
+                &Change::because(reason),
+            )?;
+            invalid.push(obs.id());
+        }
+    }
+    Ok(ReconcileSummary {
+        reconciled,
+        invalid,
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::{Config, Env};
-use crate::scanner::scan_folder;
-use crate::watcher::Hint;
+use crate::local::scanner::scan_folder;
+use crate::local::watcher::Hint;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,6 +70,45 @@ fn a_changed_file_becomes_stable_after_the_quiet_window() {
     assert_eq!(fx.promote(1000), vec![A.to_owned()]);
     assert_eq!(fx.state(A), Some(State::Stable));
     assert_eq!(fx.intake.waiting(), 0);
+}
+
+/// The upload stage puts a row back to `discovered` when its file changed
+/// after it held still; woken, the intake stats it afresh and starts its
+/// quiet window again (nothing else hands it back).
+#[test]
+fn a_row_put_back_to_discovered_waits_again() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4 v1").unwrap();
+    fx.hint(Hint::Changed(path.clone()), 0);
+    assert_eq!(fx.promote(1000), vec![A.to_owned()]);
+    // what the upload stage records when the hash finds the file changed
+    std::fs::write(&path, b"%PDF-1.4 version two").unwrap();
+    let key = fx.intake.folder(0).unwrap().0.key();
+    let row = fx.store.find_live(&key, A.as_bytes()).unwrap().unwrap();
+    fx.store
+        .transition(
+            row.id,
+            State::Stable,
+            State::Discovered,
+            &crate::store::Change::because("changed"),
+        )
+        .unwrap();
+    assert_eq!(fx.intake.waiting(), 0);
+
+    let now = fx.at(2000);
+    assert_eq!(fx.intake.track_discovered(&mut fx.store, now).unwrap(), 1);
+    assert_eq!(fx.intake.waiting(), 1);
+    assert_eq!(
+        fx.store.get(row.id).unwrap().unwrap().size,
+        20,
+        "fresh stat recorded"
+    );
+    // once tracked, a second wake-up does not restart its window
+    assert_eq!(fx.intake.track_discovered(&mut fx.store, now).unwrap(), 0);
+    assert!(fx.promote(2999).is_empty());
+    assert_eq!(fx.promote(3000), vec![A.to_owned()]);
+    assert_eq!(fx.state(A), Some(State::Stable));
 }
 
 #[test]
@@ -232,4 +271,105 @@ fn a_run_of_hints_is_looked_at_once_per_path_as_its_last_hint_says() {
         fx.promote(1000),
         vec!["acct/business_verification/b.pdf".to_owned()]
     );
+}
+
+#[test]
+fn promote_stable_needs_the_same_stat() {
+    let mut fx = crate::engine::testkit::fixture();
+    std::fs::write(fx.root.join("a.pdf"), b"%PDF-1.4").unwrap();
+    let scan = scan_folder(
+        &fx.root,
+        &crate::local::ignore::IgnoreSet::for_folder(&fx.folder).unwrap(),
+    )
+    .unwrap();
+    reconcile_folder(&mut fx.store, &fx.folder, &scan).unwrap();
+    let f = &scan.files[0];
+    let key = fx.folder.key();
+    let stale = promote_stable(
+        &mut fx.store,
+        &key,
+        &f.rel_bytes(),
+        f.stat.size + 1,
+        f.stat.mtime_ns,
+        "x",
+    );
+    assert_eq!(stale.unwrap(), None);
+    let ok = promote_stable(
+        &mut fx.store,
+        &key,
+        &f.rel_bytes(),
+        f.stat.size,
+        f.stat.mtime_ns,
+        "x",
+    )
+    .unwrap();
+    assert_eq!(ok.unwrap().state, State::Stable);
+    // already stable: nothing to do
+    let again = promote_stable(
+        &mut fx.store,
+        &key,
+        &f.rel_bytes(),
+        f.stat.size,
+        f.stat.mtime_ns,
+        "x",
+    );
+    assert_eq!(again.unwrap(), None);
+    assert_eq!(
+        promote_stable(&mut fx.store, &key, b"nope", 1, 1, "x").unwrap(),
+        None
+    );
+}
+
+mod recorded_scans {
+    use super::*;
+    use crate::config::Mapping;
+    use crate::local::ignore::IgnoreSet;
+
+    fn touch(path: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn reconcile_records_scans_and_convention_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("acct-1/business_verification/a.pdf"), b"%PDF-");
+        touch(&root.join("loose.pdf"), b"%PDF-");
+        touch(&root.join("acct-1/selfies/b.pdf"), b"%PDF-");
+        let config = Config::zero_config(root, &Env::default()).unwrap();
+        let folder = &config.folders[0];
+        assert_eq!(folder.mapping, Mapping::Convention);
+        let mut store = Store::open_in_memory().unwrap();
+        let scan = scan_folder(root, &IgnoreSet::for_folder(folder).unwrap()).unwrap();
+        let summary = reconcile_folder(&mut store, folder, &scan).unwrap();
+        assert_eq!(summary.reconciled.observations.len(), 3);
+        assert_eq!(summary.invalid.len(), 2);
+        let counts = store.counts_by_state().unwrap();
+        assert_eq!(counts.get(&State::Discovered), Some(&1));
+        assert_eq!(counts.get(&State::Invalid), Some(&2));
+        let good = store
+            .find_live(&folder.key(), b"acct-1/business_verification/a.pdf")
+            .unwrap()
+            .unwrap();
+        assert_eq!(good.target.account, "acct-1");
+        assert_eq!(good.target.purpose, "business_verification");
+        let bad = store
+            .find_live(&folder.key(), b"acct-1/selfies/b.pdf")
+            .unwrap()
+            .unwrap();
+        let reason = store.events(bad.id).unwrap().last().unwrap().reason.clone();
+        assert!(reason.contains("not a file purpose"), "{reason}");
+
+        // a second scan changes nothing; a vanished file is deleted
+        std::fs::remove_file(root.join("loose.pdf")).unwrap();
+        let scan = scan_folder(root, &IgnoreSet::for_folder(folder).unwrap()).unwrap();
+        let summary = reconcile_folder(&mut store, folder, &scan).unwrap();
+        assert!(summary.invalid.is_empty());
+        assert_eq!(summary.reconciled.deleted.len(), 1);
+        assert_eq!(
+            store.counts_by_state().unwrap().get(&State::Deleted),
+            Some(&1)
+        );
+    }
 }

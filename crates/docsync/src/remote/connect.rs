@@ -6,9 +6,9 @@
 use docsync_client::auth::MoovCredentials;
 use docsync_client::{attachments, moov};
 
+use super::Apis;
 use crate::config::{AuthMode, Config};
 use crate::error::{Error, Result};
-use crate::remote::Apis;
 
 /// Build the clients the configured folders need. A missing credential for an
 /// API a folder uses is an error naming the variable to set.
@@ -43,7 +43,7 @@ pub fn apis(config: &Config) -> Result<Apis> {
     };
     let limiter = config
         .max_requests_per_second
-        .and_then(|rate| crate::ratelimit::RateLimiter::per_second(rate.get()));
+        .and_then(|rate| super::ratelimit::RateLimiter::per_second(rate.get()));
     Ok(Apis {
         moov,
         attachments,

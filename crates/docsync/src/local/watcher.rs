@@ -32,10 +32,10 @@ use notify::event::{
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::config::WatcherKind;
+use super::ignore::IgnoreSet;
+use super::scanner::{relative_to_root, scan_subtree};
 use crate::error::{Error, Result};
-use crate::ignore::IgnoreSet;
-use crate::scanner::{relative_to_root, scan_subtree};
+use crate::model::WatcherKind;
 
 /// What might have happened at a path (absolute).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

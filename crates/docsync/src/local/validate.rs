@@ -12,8 +12,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::Target;
-use crate::hasher::FileKind;
+use super::hasher::FileKind;
+use crate::model::Target;
 
 const MIB: u64 = 1024 * 1024;
 /// Largest file moov-files accepts.
@@ -34,7 +34,7 @@ pub struct Candidate<'a> {
     pub file_name: &'a OsStr,
     pub size: u64,
     pub kind: FileKind,
-    /// Files already counted against the account (from [`crate::store::Store::quota_used`]).
+    /// Files already counted against the account (0 where the store counts them when the intent is committed).
     pub quota_used: u64,
 }
 

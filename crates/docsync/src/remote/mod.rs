@@ -1,5 +1,7 @@
-//! The remote APIs, as the pipeline needs them: upload one file, find an
-//! upload again after a crash, and read decisions back.
+//! The remote APIs, as the engine needs them: upload one file, find an
+//! upload again after a crash ([`lookup`]), and read decisions back.
+//! [`connect`] builds the clients from the configuration, [`marker`] is the
+//! content-hash marker every upload carries, [`ratelimit`] the shared limit.
 //!
 //! This is the only module that calls the generated client. It never touches
 //! the store: callers record what it returns. Reads (lists, statuses) go
@@ -16,9 +18,14 @@ use std::path::Path;
 use docsync_client::moov::types::{FileStatus, ImageMetadataRequest};
 use docsync_client::{attachments, moov, ApiError, FilePart, ResponseValue, RetryPolicy};
 
-use crate::config::{FileMetadata, Target};
-use crate::pipeline::{comment_with_marker, marker_in, MARKER_PREFIX};
-use crate::ratelimit::RateLimiter;
+use crate::model::Target;
+use marker::{files_metadata, image_alt_text};
+use ratelimit::RateLimiter;
+
+pub mod connect;
+pub mod lookup;
+pub mod marker;
+pub mod ratelimit;
 
 /// One file to send.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +52,18 @@ pub enum Decision {
     /// A status this build does not know (the server's word): not a decision,
     /// so polling goes on; recorded so that `status` shows what the server says.
     Unknown(String),
+}
+
+impl Decision {
+    /// The word stored in `remote_status`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Decision::Pending => "pending",
+            Decision::Unknown(_) => "unknown",
+            Decision::Approved => "approved",
+            Decision::Rejected(_) => "rejected",
+        }
+    }
 }
 
 /// What the server answered to an upload or a lookup.
@@ -101,7 +120,7 @@ impl RemoteError {
     }
 }
 
-fn request_id<T>(value: &ResponseValue<T>) -> Option<String> {
+pub(super) fn request_id<T>(value: &ResponseValue<T>) -> Option<String> {
     value
         .headers()
         .get("x-request-id")
@@ -124,7 +143,7 @@ async fn open(upload: &Upload<'_>) -> Result<FilePart, RemoteError> {
         .with_content_type(upload.content_type))
 }
 
-fn file_decision(status: &FileStatus, reason: Option<&String>) -> Decision {
+pub(super) fn file_decision(status: &FileStatus, reason: Option<&String>) -> Decision {
     match status {
         FileStatus::Approved => Decision::Approved,
         FileStatus::Rejected => Decision::Rejected(reason.cloned()),
@@ -144,48 +163,16 @@ fn attachment_decision(status: &attachments::types::FileStatus) -> Decision {
     }
 }
 
-/// The `metadata` JSON of a Moov file upload: the configured keys, with the
-/// content-hash marker appended to `comment`.
-fn files_metadata(metadata: &FileMetadata, sha256: &str) -> String {
-    let mut map = serde_json::Map::new();
-    for (key, value) in [
-        ("representative_id", &metadata.representative_id),
-        ("requirement_id", &metadata.requirement_id),
-        ("error_code", &metadata.error_code),
-    ] {
-        if let Some(value) = value {
-            map.insert(key.into(), serde_json::Value::String(value.clone()));
-        }
-    }
-    let comment = comment_with_marker(metadata.comment.as_deref(), sha256);
-    map.insert("comment".into(), serde_json::Value::String(comment));
-    serde_json::Value::Object(map).to_string()
-}
-
-/// The sha256 marked in a Moov file's `metadata` (its `comment`), if any.
-fn files_marker(metadata: &str) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_str(metadata).ok()?;
-    marker_in(json.get("comment")?.as_str()?).map(str::to_string)
-}
-
-/// The alt text of a synced image: its name, then the marker (≤ 125 chars).
-fn image_alt_text(remote_name: &str, sha256: &str) -> String {
-    let marker = format!("[{MARKER_PREFIX}{sha256}]");
-    let room = 125usize.saturating_sub(marker.len() + 1);
-    let name: String = remote_name.chars().take(room).collect();
-    format!("{name} {marker}")
-}
-
 /// The part of a Moov account a call touches (its OAuth scopes).
 #[derive(Debug, Clone, Copy)]
-enum Area {
+pub(super) enum Area {
     Files,
     Images,
 }
 
 impl Apis {
     /// Wait until the rate limit allows one more request.
-    async fn wait_turn(&self) {
+    pub(super) async fn wait_turn(&self) {
         if let Some(limiter) = &self.limiter {
             limiter.acquire().await;
         }
@@ -194,7 +181,11 @@ impl Apis {
     /// The Moov client, for a call on `area` of `account_id`: with OAuth, its
     /// tokens then carry that account's scopes (accounts of the
     /// `<accountID>/<filePurpose>/` layout are known only at run time).
-    async fn moov_for(&self, area: Area, account_id: &str) -> Result<&moov::Client, RemoteError> {
+    pub(super) async fn moov_for(
+        &self,
+        area: Area,
+        account_id: &str,
+    ) -> Result<&moov::Client, RemoteError> {
         let client = self
             .moov
             .as_ref()
@@ -436,74 +427,6 @@ impl Apis {
             .collect();
         Ok((files, rid))
     }
-
-    /// Find an upload of this content on the server by its marker (crash
-    /// reconciliation). `None`: the server has no such upload.
-    pub async fn find_by_marker(
-        &self,
-        to: &Target,
-        sha256: &str,
-    ) -> Result<Option<Remote>, RemoteError> {
-        match to {
-            Target::MoovFiles(target) => {
-                let client = self.moov_for(Area::Files, &target.account_id).await?;
-                let account_id = &target.account_id;
-                let response = client
-                    .retry_policy()
-                    .run(|| async {
-                        self.wait_turn().await;
-                        client.list_files(account_id, None).await
-                    })
-                    .await?;
-                let rid = request_id(&response);
-                Ok(response
-                    .into_inner()
-                    .into_iter()
-                    .find(|f| files_marker(&f.metadata).as_deref() == Some(sha256))
-                    .map(|f| Remote {
-                        decision: file_decision(&f.file_status, f.decision_reason.as_ref()),
-                        remote_id: f.file_id,
-                        request_id: rid.clone(),
-                    }))
-            }
-            Target::MoovImages(target) => {
-                let client = self.moov_for(Area::Images, &target.account_id).await?;
-                let account_id = &target.account_id;
-                let page = 200u32;
-                let mut skip = 0i32;
-                loop {
-                    let count = std::num::NonZeroU32::new(page);
-                    let response = client
-                        .retry_policy()
-                        .run(|| async {
-                            self.wait_turn().await;
-                            client
-                                .list_image_metadata(account_id, count, Some(skip), None)
-                                .await
-                        })
-                        .await?;
-                    let rid = request_id(&response);
-                    let images = response.into_inner();
-                    let found = images
-                        .iter()
-                        .find(|i| i.alt_text.as_deref().and_then(marker_in) == Some(sha256));
-                    if let Some(image) = found {
-                        return Ok(Some(Remote {
-                            remote_id: image.image_id.clone(),
-                            decision: Decision::Approved,
-                            request_id: rid,
-                        }));
-                    }
-                    if images.len() < page as usize {
-                        return Ok(None);
-                    }
-                    skip = skip.saturating_add(page as i32);
-                }
-            }
-            // Attachments are found by their reserved file id instead.
-            Target::Attachments(_) => Ok(None),
-        }
-    }
 }
 
 fn invalid(message: String) -> RemoteError {
@@ -522,41 +445,4 @@ fn alt_text_value(
 /// not retryable, reported with its message.
 fn progenitor_client_error(message: String) -> progenitor_client::Error<()> {
     progenitor_client::Error::Custom(message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_metadata_carries_the_marker_and_the_configured_keys() {
-        let sha = "a".repeat(64);
-        let mut keys = FileMetadata {
-            requirement_id: Some("doc.kyc".into()),
-            ..FileMetadata::default()
-        };
-        let sent = files_metadata(&keys, &sha);
-        let json: serde_json::Value = serde_json::from_str(&sent).unwrap();
-        assert_eq!(json["requirement_id"], "doc.kyc");
-        assert_eq!(files_marker(&sent).as_deref(), Some(sha.as_str()));
-
-        keys.comment = Some("from the scanner".into());
-        let sent = files_metadata(&keys, &sha);
-        let json: serde_json::Value = serde_json::from_str(&sent).unwrap();
-        assert!(json["comment"]
-            .as_str()
-            .unwrap()
-            .starts_with("from the scanner ["));
-        assert_eq!(files_marker(&sent).as_deref(), Some(sha.as_str()));
-        assert_eq!(files_marker("{}"), None);
-        assert_eq!(files_marker("not json"), None);
-    }
-
-    #[test]
-    fn image_alt_text_fits_the_limit_and_keeps_the_marker() {
-        let sha = "f".repeat(64);
-        let alt = image_alt_text(&"n".repeat(300), &sha);
-        assert!(alt.chars().count() <= 125, "{}", alt.len());
-        assert_eq!(marker_in(&alt), Some(sha.as_str()));
-    }
 }

@@ -2,25 +2,59 @@
 //!
 //! Moov files: one list call per account per cycle, however many files wait
 //! (never one GET per file). Attachments: one status call per pending file.
-//! The daemon calls [`poll_once`] on a timer that backs off while nothing
+//! [`run`] calls [`poll_once`] on a timer that backs off while nothing
 //! changes. After a decision, `after_decision = "move"` moves the file.
 //! Also here: disabling the images of deleted files (`disable_on_delete`).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
-use crate::config::{Target, TargetKind};
-use crate::daemon::Ctx;
-use crate::error::Result;
+use super::ctx::Ctx;
+use super::decision::{decided, log_decided};
+use crate::error::{Error, Result};
 use crate::metrics::Stage;
-use crate::pipeline::{decision_destination, move_decided_file};
+use crate::model::{AfterDecision, Folder, Target, TargetKind};
 use crate::remote::{Decision, Remote};
-use crate::store::{Change, FileRow, State};
-use crate::uploader::status_word;
+use crate::store::{Change, FileRow, State, Store};
+
+/// The longest wait between two polls while no decision arrives.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Decisions back, on a timer that backs off while nothing changes, until `stop`.
+pub async fn run(ctx: Ctx, base: Duration, stop: CancellationToken) {
+    let base = base.max(Duration::from_millis(100));
+    let mut interval = base;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let started = std::time::Instant::now();
+        let polled = poll_once(&ctx).await;
+        ctx.metrics.polled(started.elapsed());
+        match polled {
+            Ok(cycle) if cycle.decided > 0 || cycle.requests == 0 => interval = base,
+            Ok(cycle) => {
+                debug!(
+                    requests = cycle.requests,
+                    waiting = cycle.waiting,
+                    "no decision yet"
+                );
+                interval = (interval * 2).min(MAX_POLL_INTERVAL);
+            }
+            Err(e) => {
+                warn!(error = %e, "polling failed; will try again");
+                interval = (interval * 2).min(MAX_POLL_INTERVAL);
+            }
+        }
+    }
+}
 
 /// What one cycle did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -129,59 +163,37 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
 
 /// Write a decision; `true` when the row left `pending`.
 async fn record(ctx: &Ctx, row: &FileRow, remote: &Remote) -> Result<bool> {
-    let (to, change) = match &remote.decision {
-        Decision::Pending => return Ok(false),
-        Decision::Unknown(word) => {
-            // Not a decision: keep polling. Record the server's word once, so
-            // `status` shows why the file still waits.
-            if row.remote_status.as_deref() != Some(word.as_str()) {
-                warn!(path = %row.path_display(), status = %word, "the server reports a status this docsync does not know; still waiting for a decision");
-                let change = Change {
-                    remote_status: Some(word.clone()),
-                    request_id: remote.request_id.clone(),
-                    last_error: Some(unknown_status(word)),
-                    ..Change::because(unknown_status(word))
-                };
-                let id = row.id;
-                if let Err(e) = ctx
-                    .store
-                    .call(move |s| s.update_remote(id, State::Pending, &change))
-                    .await
-                {
-                    warn!(path = %row.path_display(), error = %e, "recording the unknown status failed");
-                }
+    if let Decision::Unknown(word) = &remote.decision {
+        // Not a decision: keep polling. Record the server's word once, so
+        // `status` shows why the file still waits.
+        if row.remote_status.as_deref() != Some(word.as_str()) {
+            warn!(path = %row.path_display(), status = %word, "the server reports a status this docsync does not know; still waiting for a decision");
+            let change = Change {
+                remote_status: Some(word.clone()),
+                request_id: remote.request_id.clone(),
+                last_error: Some(unknown_status(word)),
+                ..Change::because(unknown_status(word))
+            };
+            let id = row.id;
+            if let Err(e) = ctx
+                .store
+                .call(move |s| s.update_remote(id, State::Pending, &change))
+                .await
+            {
+                warn!(path = %row.path_display(), error = %e, "recording the unknown status failed");
             }
-            return Ok(false);
         }
-        Decision::Approved => (
-            State::Approved,
-            Change {
-                remote_status: Some(status_word(&remote.decision).into()),
-                request_id: remote.request_id.clone(),
-                last_error: Some(String::new()),
-                ..Change::because("approved by the server")
-            },
-        ),
-        Decision::Rejected(reason) => (
-            State::Rejected,
-            Change {
-                remote_status: Some(status_word(&remote.decision).into()),
-                decision_reason: reason.clone(),
-                request_id: remote.request_id.clone(),
-                last_error: Some(String::new()),
-                ..Change::because(format!(
-                    "rejected by the server: {}",
-                    reason.as_deref().unwrap_or("no reason given")
-                ))
-            },
-        ),
+        return Ok(false);
+    }
+    let Some((to, change)) = decided(remote) else {
+        return Ok(false);
     };
     let id = row.id;
     let decided = ctx
         .store
         .call(move |s| s.transition(id, State::Pending, to, &change))
         .await?;
-    info!(path = %decided.path_display(), state = decided.state.as_str(), reason = decided.decision_reason.as_deref().unwrap_or(""), "decided");
+    log_decided(&decided);
     move_if_configured(ctx, &decided).await;
     Ok(true)
 }
@@ -212,6 +224,82 @@ async fn move_if_configured(ctx: &Ctx, row: &FileRow) {
     if let Err(e) = result {
         warn!(path, error = %e, "moving the decided file failed; it stays where it is");
     }
+}
+
+/// Where `after_decision = "move"` puts a decided file, relative to the folder root:
+/// an `approved/` or `rejected/` directory beside it. `None` when the folder leaves
+/// files in place, the row is not decided, or it was moved already.
+pub fn decision_destination(folder: &Folder, row: &FileRow) -> Option<PathBuf> {
+    if folder.after_decision != AfterDecision::Move || row.moved_to.is_some() {
+        return None;
+    }
+    let dir = match row.state {
+        State::Approved => "approved",
+        State::Rejected => "rejected",
+        _ => return None,
+    };
+    let rel = Path::new(OsStr::from_bytes(&row.path));
+    let name = rel.file_name()?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    Some(parent.join(dir).join(name))
+}
+
+/// Move a decided file into `approved/` or `rejected/` and record it. Returns the new
+/// relative path, or `None` if there is nothing to move (see
+/// [`decision_destination`]) or the file is already gone. An existing file at the
+/// destination is never overwritten: ` (1)`, ` (2)`, ... is added to the name.
+///
+/// Run it inside one [`crate::store::SharedStore::call`], so that no scan is
+/// reconciled between the rename and its record.
+pub fn move_decided_file(
+    store: &mut Store,
+    folder: &Folder,
+    row: &FileRow,
+) -> Result<Option<PathBuf>> {
+    let Some(dest_rel) = decision_destination(folder, row) else {
+        return Ok(None);
+    };
+    let src = folder.file_path(&row.path);
+    let dest_rel = free_name(&folder.path, &dest_rel);
+    let dest = folder.path.join(&dest_rel);
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+    }
+    match std::fs::rename(&src, &dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("moving decided file", &src, e)),
+    }
+    let reason = format!("moved to {}", dest_rel.display());
+    if let Err(e) = store.record_move(row.id, dest_rel.as_os_str().as_bytes(), &reason) {
+        // put it back so disk and database agree
+        let _ = std::fs::rename(&dest, &src);
+        return Err(e);
+    }
+    Ok(Some(dest_rel))
+}
+
+/// `rel`, or `rel` with ` (n)` before its extension, whichever does not exist yet.
+fn free_name(root: &Path, rel: &Path) -> PathBuf {
+    if !root.join(rel).exists() {
+        return rel.to_owned();
+    }
+    let stem = rel
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = rel.extension().map(|e| format!(".{}", e.to_string_lossy()));
+    for n in 1..10_000 {
+        let candidate = rel.with_file_name(format!("{stem} ({n}){}", ext.as_deref().unwrap_or("")));
+        if !root.join(&candidate).exists() {
+            return candidate;
+        }
+    }
+    rel.with_file_name(format!(
+        "{stem} ({}){}",
+        uuid::Uuid::new_v4(),
+        ext.as_deref().unwrap_or("")
+    ))
 }
 
 /// Images deleted locally, in folders with `disable_on_delete`: disable them
@@ -254,3 +342,6 @@ async fn disable_deleted_images(ctx: &Ctx) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,26 +6,17 @@
 //! file or directory the walk already reports at its real path is skipped (no
 //! duplicates), one to an ignored place (a hidden directory, say) is followed.
 //! Directories are tracked by device and inode, so loops end. Entries are read in
-//! name order, so the result is deterministic. [`reconcile_folder`] hands one scan to the store in one transaction: new and
-//! changed files become `discovered`, vanished ones `deleted` (only after a complete
-//! scan: a directory that could not be read deletes nothing).
-//!
-//! [`StabilityTracker`] decides when a `discovered` file is `stable`: its size and
-//! mtime held still for the quiet window, or a close_write was seen. It takes the
-//! current instant as an argument, so tests drive it without sleeping.
+//! name order, so the result is deterministic. The scan is a value: recording it is
+//! the engine's intake's job ([`crate::engine::intake`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::Metadata;
-use std::hash::Hash;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use crate::config::{Folder, TargetKind};
+use super::ignore::IgnoreSet;
 use crate::error::{Error, Result};
-use crate::ignore::IgnoreSet;
-use crate::store::{Change, Observation, Observed, Reconciled, State, Store, TargetKey};
 
 /// What a stat says about a file's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,188 +299,6 @@ pub fn relative_to_root(root: &Path, abs: &Path, ignore: &IgnoreSet) -> Option<P
         return None;
     }
     Some(rel.to_owned())
-}
-
-/// The summary of [`reconcile_folder`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconcileSummary {
-    pub reconciled: Reconciled,
-    /// Rows made `invalid` because their path maps to no target (convention layout).
-    pub invalid: Vec<i64>,
-}
-
-/// Record one scan of `folder` in the store (one transaction for the batch), then
-/// mark files whose path maps to no target `invalid` with the reason.
-pub fn reconcile_folder(
-    store: &mut Store,
-    folder: &Folder,
-    scan: &Scan,
-) -> Result<ReconcileSummary> {
-    let mut observed = Vec::with_capacity(scan.files.len());
-    let mut problems = Vec::with_capacity(scan.files.len());
-    for f in &scan.files {
-        let (target, problem) = match folder.target_for(&f.rel) {
-            Ok(t) => (t.key(), None),
-            Err(reason) => (
-                TargetKey {
-                    kind: TargetKind::MoovFiles,
-                    account: String::new(),
-                    purpose: String::new(),
-                },
-                Some(reason),
-            ),
-        };
-        observed.push(Observed {
-            path: f.rel_bytes(),
-            size: f.stat.size,
-            mtime_ns: f.stat.mtime_ns,
-            target,
-        });
-        problems.push(problem);
-    }
-    let reconciled = store.observe_batch(&folder.key(), &observed, scan.complete)?;
-    let mut invalid = Vec::new();
-    for (obs, problem) in reconciled.observations.iter().zip(problems) {
-        let Some(reason) = problem else { continue };
-        let fresh = matches!(
-            obs,
-            Observation::New { .. } | Observation::Changed { .. } | Observation::Superseded { .. }
-        ) || matches!(
-            obs,
-            Observation::Unchanged {
-                state: State::Discovered,
-                ..
-            }
-        );
-        if fresh {
-            store.transition(
-                obs.id(),
-                State::Discovered,
-                State::Invalid,
-                &Change::because(reason),
-            )?;
-            invalid.push(obs.id());
-        }
-    }
-    Ok(ReconcileSummary {
-        reconciled,
-        invalid,
-    })
-}
-
-/// A file that held still long enough (or was closed after writing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ready<K> {
-    pub key: K,
-    pub size: u64,
-    pub mtime_ns: i64,
-}
-
-#[derive(Debug, Clone)]
-struct Tracked {
-    size: u64,
-    mtime_ns: i64,
-    since: Instant,
-    closed: bool,
-}
-
-/// Decides when files are complete. Keys are usually (folder, relative path).
-#[derive(Debug, Clone)]
-pub struct StabilityTracker<K> {
-    quiet: Duration,
-    entries: HashMap<K, Tracked>,
-}
-
-impl<K: Hash + Eq + Clone> StabilityTracker<K> {
-    pub fn new(quiet: Duration) -> Self {
-        StabilityTracker {
-            quiet,
-            entries: HashMap::new(),
-        }
-    }
-
-    /// A stat of the file at `now`: a change restarts its quiet window.
-    pub fn observe(&mut self, key: K, size: u64, mtime_ns: i64, now: Instant) {
-        match self.entries.get_mut(&key) {
-            Some(t) if t.size == size && t.mtime_ns == mtime_ns => {}
-            Some(t) => {
-                *t = Tracked {
-                    size,
-                    mtime_ns,
-                    since: now,
-                    closed: false,
-                };
-            }
-            None => {
-                self.entries.insert(
-                    key,
-                    Tracked {
-                        size,
-                        mtime_ns,
-                        since: now,
-                        closed: false,
-                    },
-                );
-            }
-        }
-    }
-
-    /// The writer closed the file; with a fresh stat (size, mtime) it is complete now.
-    pub fn close_write(&mut self, key: K, size: u64, mtime_ns: i64, now: Instant) {
-        self.observe(key.clone(), size, mtime_ns, now);
-        if let Some(t) = self.entries.get_mut(&key) {
-            t.closed = true;
-        }
-    }
-
-    /// Stop tracking (deleted, or handled elsewhere).
-    pub fn forget(&mut self, key: &K) {
-        self.entries.remove(key);
-    }
-
-    /// Take the files that are complete at `now`.
-    pub fn take_ready(&mut self, now: Instant) -> Vec<Ready<K>> {
-        let quiet = self.quiet;
-        let ready: Vec<K> = self
-            .entries
-            .iter()
-            .filter(|(_, t)| t.closed || now.saturating_duration_since(t.since) >= quiet)
-            .map(|(k, _)| k.clone())
-            .collect();
-        ready
-            .into_iter()
-            .filter_map(|key| {
-                self.entries.remove(&key).map(|t| Ready {
-                    key,
-                    size: t.size,
-                    mtime_ns: t.mtime_ns,
-                })
-            })
-            .collect()
-    }
-
-    /// When the next file becomes complete, if nothing changes (sleep until then):
-    /// a closed file is complete at once, the others after the quiet window.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .map(|t| {
-                if t.closed {
-                    t.since
-                } else {
-                    t.since + self.quiet
-                }
-            })
-            .min()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,100 @@
+//! What every stage shares: the store, the clients, the folders, the counters,
+//! the set of rows being sent right now, and the wake-ups between stages.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::model::Folder;
+use crate::remote::Apis;
+use crate::store::SharedStore;
+
+/// What every stage shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub store: SharedStore,
+    pub apis: Apis,
+    /// What the stages count, for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The rows this process is sending right now.
+    pub in_flight: InFlight,
+    /// How the stages wake each other (data goes through the store).
+    pub wake: Arc<Wakeups>,
+    folders: Arc<HashMap<String, Folder>>,
+    retry_initial: Duration,
+}
+
+impl Ctx {
+    pub fn new(store: SharedStore, apis: Apis, folders: &[Folder]) -> Self {
+        let folders = folders.iter().map(|f| (f.key(), f.clone())).collect();
+        Ctx {
+            store,
+            apis,
+            metrics: Arc::new(Metrics::default()),
+            in_flight: InFlight::default(),
+            wake: Arc::default(),
+            folders: Arc::new(folders),
+            retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
+        }
+    }
+
+    /// The first wait before retrying a failed upload (see [`super::upload::backoff`]).
+    pub fn with_retry_initial(mut self, initial: Duration) -> Self {
+        self.retry_initial = initial;
+        self
+    }
+
+    /// The first wait before retrying a failed upload.
+    pub fn retry_initial(&self) -> Duration {
+        self.retry_initial
+    }
+
+    /// The configured folder with this key.
+    pub fn folder(&self, key: &str) -> Option<&Folder> {
+        self.folders.get(key)
+    }
+}
+
+/// The wake-ups between stages. Each says "look at the store again"; none
+/// carries data.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    /// Intake → upload: rows became `stable`. Settle → upload: rows went back
+    /// to `stable` to be sent again.
+    pub stable: Notify,
+    /// Upload → intake: a row went back to `discovered` (its file changed
+    /// after it held still); the intake starts its quiet window again.
+    pub discovered: Notify,
+}
+
+/// The ids of the rows this process is sending right now: such a row is
+/// `uploading` and must not be taken for one a crash left behind.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<Mutex<HashSet<i64>>>);
+
+impl InFlight {
+    /// Claim `id`; `false` if it is being sent already.
+    pub fn claim(&self, id: i64) -> bool {
+        self.0.lock().map(|mut set| set.insert(id)).unwrap_or(false)
+    }
+
+    /// Release `id` once its outcome is recorded.
+    pub fn release(&self, id: i64) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&id);
+        }
+    }
+
+    /// Whether `id` is being sent.
+    pub fn contains(&self, id: i64) -> bool {
+        self.0.lock().map(|set| set.contains(&id)).unwrap_or(false)
+    }
+
+    /// Whether anything is being sent.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().map(|set| set.is_empty()).unwrap_or(true)
+    }
+}

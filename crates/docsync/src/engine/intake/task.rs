@@ -1,0 +1,204 @@
+//! The intake's loop: watcher hints, rescans and the quiet window's deadlines
+//! in; `stable` rows out (and the upload stage woken).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::Intake;
+use crate::engine::ctx::Ctx;
+use crate::error::{Error, Result};
+use crate::local::scanner::scan_folder;
+use crate::local::watcher::{FolderHint, RescanQueue};
+
+/// The most watcher hints the intake applies in one store call.
+const HINT_BATCH: usize = 1024;
+
+/// Where the intake's hints come from: the watchers' channel and the rescans
+/// they booked.
+pub struct Hints {
+    pub rx: mpsc::Receiver<FolderHint>,
+    pub rescans: Arc<RescanQueue>,
+}
+
+/// Walk folder `n` off the store lock, then record it.
+pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()> {
+    let Some((root, ignore)) = intake
+        .lock()
+        .ok()
+        .and_then(|i| i.folder(n).map(|(f, ig)| (f.path.clone(), ig.clone())))
+    else {
+        return Ok(());
+    };
+    let walked = tokio::task::spawn_blocking(move || scan_folder(&root, &ignore))
+        .await
+        .map_err(|e| Error::Task {
+            what: "scan",
+            message: e.to_string(),
+        })??;
+    for error in &walked.errors {
+        warn!(
+            error,
+            "part of the folder could not be read; retried on the next scan"
+        );
+    }
+    let intake = intake.clone();
+    let now = Instant::now();
+    ctx.store
+        .call(move |s| {
+            let mut intake = intake.lock().map_err(|_| poisoned())?;
+            intake.apply_scan(s, n, &walked, now).map(|_| ())
+        })
+        .await
+}
+
+fn poisoned() -> Error {
+    Error::Task {
+        what: "intake",
+        message: "a previous intake step panicked".into(),
+    }
+}
+
+/// Rescan each of `folders`; the first error, after trying them all.
+async fn rescan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, folders: Vec<usize>) -> Result<()> {
+    let mut result = Ok(());
+    for n in folders {
+        ctx.metrics.rescan();
+        if let Err(e) = scan(ctx, intake, n).await {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// Apply a run of hints (with every hint already waiting) and promote what
+/// became complete, in one store call; then rescan the folders they asked for.
+async fn apply_hints(
+    ctx: &Ctx,
+    intake: &Arc<Mutex<Intake>>,
+    first: FolderHint,
+    hints: &mut mpsc::Receiver<FolderHint>,
+) -> Result<()> {
+    // one store call (one commit) for the run, each path looked at once, and
+    // the files it made complete promoted in the same call
+    let mut batch = vec![first];
+    while batch.len() < HINT_BATCH {
+        match hints.try_recv() {
+            Ok(hint) => batch.push(hint),
+            Err(_) => break,
+        }
+    }
+    let intake2 = intake.clone();
+    let now = Instant::now();
+    let ((rescans, looked), promoted) = ctx
+        .store
+        .call(move |s| {
+            s.batch(|s| {
+                let mut i = intake2.lock().map_err(|_| poisoned())?;
+                let rescans = i.on_hints(s, &batch, now);
+                let promoted = i.promote_ready(s, now);
+                Ok((rescans, promoted))
+            })
+        })
+        .await?;
+    if promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
+        ctx.wake.stable.notify_one();
+    }
+    let result = looked.and(promoted.map(|_| ()));
+    rescan(ctx, intake, rescans).await.and(result)
+}
+
+/// Promote the files whose quiet window passed.
+async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
+    let intake = intake.clone();
+    let now = Instant::now();
+    let promoted = ctx
+        .store
+        .call(move |s| {
+            let mut i = intake.lock().map_err(|_| poisoned())?;
+            i.promote_ready(s, now)
+        })
+        .await?;
+    if !promoted.is_empty() {
+        debug!(count = promoted.len(), "files became stable");
+        ctx.wake.stable.notify_one();
+    }
+    Ok(())
+}
+
+/// Rows the upload stage put back to `discovered`: their quiet window again.
+async fn track_discovered(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
+    let intake = intake.clone();
+    let now = Instant::now();
+    ctx.store
+        .call(move |s| {
+            let mut i = intake.lock().map_err(|_| poisoned())?;
+            i.track_discovered(s, now).map(|_| ())
+        })
+        .await
+}
+
+/// Hints and scans in; `stable` rows out (and the upload stage woken), until
+/// `stop`. The initial scan has run before (see [`crate::engine`]).
+pub async fn run(
+    ctx: Ctx,
+    intake: Arc<Mutex<Intake>>,
+    hints: Hints,
+    scan_interval: Duration,
+    stop: CancellationToken,
+) {
+    let Hints {
+        rx: mut hints,
+        rescans,
+    } = hints;
+    let folders = intake.lock().map(|i| i.folders.len()).unwrap_or(0);
+    let mut periodic = tokio::time::interval(scan_interval.max(Duration::from_secs(1)));
+    periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    periodic.tick().await; // the first tick is now: the initial scan already ran
+    loop {
+        let deadline = intake.lock().ok().and_then(|i| i.next_deadline());
+        let step: Result<()> = tokio::select! {
+            _ = stop.cancelled() => return,
+            hint = hints.recv(), if !hints.is_closed() => match hint {
+                Some(hint) => apply_hints(&ctx, &intake, hint, &mut hints).await,
+                None => Ok(()),
+            },
+            _ = ctx.wake.discovered.notified() => track_discovered(&ctx, &intake).await,
+            // a rescan was booked: look at when it is due
+            _ = rescans.booked() => Ok(()),
+            _ = sleep_until(rescans.next_due()) => {
+                rescan(&ctx, &intake, rescans.take_due(Instant::now())).await
+            }
+            _ = periodic.tick() => {
+                let mut result = Ok(());
+                for n in 0..folders {
+                    if let Err(e) = scan(&ctx, &intake, n).await {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            _ = sleep_until(deadline) => promote(&ctx, &intake).await,
+        };
+        if let Err(e) = step {
+            // One bad step (a full disk, a locked database) must not stop the
+            // daemon: log it and go on; the next scan repairs what was missed.
+            warn!(error = %e, "intake step failed; continuing");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+/// Sleep until `at`; forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}

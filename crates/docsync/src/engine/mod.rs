@@ -1,0 +1,354 @@
+//! The engine: the daemon's stages, started together and stopped together.
+//!
+//! ```text
+//!            settle (rows a stop left in `uploading`: asked, not re-sent blind)
+//!               │ stable
+//!               ▼
+//! watchers ─hints─> intake ─stable─> upload ─pending─> poll
+//!  (local/)    (scan, quiet window)  (check, intent,    (decisions, moves)
+//!                    ▲                send, outcome)
+//!                    └──── discovered (changed after it held still)
+//! ```
+//!
+//! Read the stages in this order to follow one file from the folder to its
+//! decision: [`intake`], [`upload`] (with its steps `intent`, `send`,
+//! `outcome`), [`poll`]; [`settle`] handles what a stop interrupted. Each stage
+//! owns its loop (a `run` function with a stop token), reads its work from the
+//! store, and writes its results there; the arrows above are only wake-ups
+//! ([`ctx::Wakeups`]), never calls from one stage into another. [`decision`]
+//! is the one mapping from a server answer to a row's state that the upload,
+//! settle and poll stages share.
+//!
+//! [`Engine::run`] is the one entry point: it takes the instance lock, settles
+//! what the last stop left, starts the watchers, scans once, then runs the
+//! stages (and the admin listener, if given) until the mode is done or
+//! `shutdown` is cancelled. In-flight uploads get [`GRACE`] to finish;
+//! whatever is still `uploading` after that is settled on the next start.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::admin::{self, AdminState, Liveness};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::local::ignore::IgnoreSet;
+use crate::local::watcher::{hint_channel, FolderWatcher, RescanQueue};
+use crate::model::{Folder, WatcherKind};
+use crate::remote::Apis;
+use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
+
+pub mod ctx;
+pub mod decision;
+pub mod intake;
+pub mod poll;
+pub mod settle;
+pub mod upload;
+
+#[cfg(test)]
+mod testkit;
+
+pub use ctx::Ctx;
+use intake::{Hints, Intake};
+
+/// How long in-flight uploads may take to finish after a stop is asked.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// How long to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Until `shutdown` is cancelled.
+    Watch,
+    /// Scan once, upload everything, wait for decisions; stop when nothing is
+    /// left to do or after `timeout`.
+    Once { timeout: Duration },
+}
+
+/// What the daemon publishes while it runs (for a progress bar or a status page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub counts: BTreeMap<State, u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub counts: BTreeMap<State, u64>,
+    /// `Mode::Once` stopped at its timeout with work left (uploads or decisions).
+    pub timed_out: bool,
+}
+
+impl Report {
+    /// Files that ended badly: rejected, failed or invalid.
+    pub fn failures(&self) -> u64 {
+        [State::Rejected, State::Failed, State::Invalid]
+            .iter()
+            .map(|s| self.counts.get(s).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// 0: everything decided and accepted; 1: something was rejected, failed or
+    /// invalid; 3: timed out with work left.
+    pub fn exit_code(&self) -> i32 {
+        if self.failures() > 0 {
+            1
+        } else if self.timed_out {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// One run of the daemon: what to run on, how long, and who listens.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    apis: Apis,
+    mode: Mode,
+    progress: Option<watch::Sender<Snapshot>>,
+    admin: Option<admin::Listener>,
+}
+
+impl Engine {
+    /// Run on `config`'s folders against `apis`, until stopped ([`Mode::Watch`]).
+    pub fn new(config: Config, apis: Apis) -> Engine {
+        Engine {
+            config,
+            apis,
+            mode: Mode::Watch,
+            progress: None,
+            admin: None,
+        }
+    }
+
+    /// How long to run.
+    pub fn mode(mut self, mode: Mode) -> Engine {
+        self.mode = mode;
+        self
+    }
+
+    /// Publish the counts on `progress` while running.
+    pub fn progress(mut self, progress: watch::Sender<Snapshot>) -> Engine {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Serve the admin listener ([`crate::admin`]) while running.
+    pub fn admin(mut self, listener: admin::Listener) -> Engine {
+        self.admin = Some(listener);
+        self
+    }
+
+    /// Run until the mode is done or `shutdown` is cancelled.
+    ///
+    /// Takes the state directory's instance lock first (a second daemon on the
+    /// same state fails fast). In-flight uploads get [`GRACE`] after a stop;
+    /// what does not finish is settled on the next start.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<Report> {
+        let Engine {
+            config,
+            apis,
+            mode,
+            progress,
+            admin,
+        } = self;
+        let publish = |counts: &BTreeMap<State, u64>| {
+            if let Some(progress) = &progress {
+                progress.send_replace(Snapshot {
+                    counts: counts.clone(),
+                });
+            }
+        };
+        create_state_dir(&config.state_dir)?;
+        let _lock = InstanceLock::acquire(&config.state_dir)?;
+        let store = SharedStore::new(Store::open_in_state_dir(&config.state_dir)?);
+        let ctx = Ctx::new(store, apis, &config.folders).with_retry_initial(config.retry_initial);
+
+        let settled = settle::settle_once(&ctx).await?;
+        if settled != settle::Settled::default() {
+            info!(
+                found = settled.found,
+                resend = settled.resend,
+                unresolved = settled.unresolved,
+                "reconciled uploads interrupted by the last stop"
+            );
+        }
+
+        let stop = shutdown.child_token();
+        let tracker = TaskTracker::new();
+        let liveness = Arc::new(Liveness::default());
+        if let Some(listener) = admin {
+            let state = admin_state(&config, &ctx, &liveness)?;
+            tracker.spawn(
+                admin::serve(listener, state, stop.clone())
+                    .instrument(tracing::info_span!("admin")),
+            );
+        }
+        let intake = Arc::new(Mutex::new(Intake::new(
+            &config.folders,
+            config.quiet_window,
+        )?));
+
+        // Watchers first, then the initial scan: nothing written meanwhile is missed.
+        let (tx, rx) = hint_channel(4096);
+        let rescans = Arc::new(RescanQueue::default());
+        let watchers = match mode {
+            Mode::Watch => start_watchers(&config.folders, &tx, &rescans)?,
+            Mode::Once { .. } => Vec::new(),
+        };
+        drop(tx);
+        for n in 0..config.folders.len() {
+            intake::scan(&ctx, &intake, n).await?;
+        }
+
+        let intake_run = intake::run(
+            ctx.clone(),
+            intake.clone(),
+            Hints { rx, rescans },
+            config.scan_interval,
+            stop.clone(),
+        );
+        let intake_done = liveness.clone();
+        tracker.spawn(
+            async move {
+                intake_run.await;
+                intake_done.set_watching(false);
+            }
+            .instrument(tracing::info_span!("intake")),
+        );
+        liveness.set_watching(true);
+        tracker.spawn(
+            upload::run(
+                ctx.clone(),
+                config.concurrency,
+                tracker.clone(),
+                stop.clone(),
+            )
+            .instrument(tracing::info_span!("upload")),
+        );
+        tracker.spawn(
+            poll::run(ctx.clone(), config.poll_interval, stop.clone())
+                .instrument(tracing::info_span!("poll")),
+        );
+        tracker.spawn(
+            settle::run(ctx.clone(), stop.clone()).instrument(tracing::info_span!("settle")),
+        );
+
+        let deadline = match mode {
+            Mode::Once { timeout } => Some(tokio::time::Instant::now() + timeout),
+            Mode::Watch => None,
+        };
+        let mut timed_out = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let counts = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break ctx.store.call(|s| s.counts_by_state()).await?,
+                _ = tick.tick() => {}
+            }
+            let counts = ctx.store.call(|s| s.counts_by_state()).await?;
+            publish(&counts);
+            if let Some(deadline) = deadline {
+                let waiting = intake.lock().map(|i| i.waiting()).unwrap_or(0);
+                if ctx.in_flight.is_empty() && waiting == 0 && work_left(&counts) == 0 {
+                    break counts;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    timed_out = true;
+                    break counts;
+                }
+            }
+        };
+
+        stop.cancel();
+        tracker.close();
+        if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+            warn!(
+                "in-flight uploads did not finish within {}s; they are reconciled on the next start",
+                GRACE.as_secs()
+            );
+        }
+        drop(watchers);
+        let counts = ctx
+            .store
+            .call(|s| s.counts_by_state())
+            .await
+            .unwrap_or(counts);
+        publish(&counts);
+        Ok(Report { counts, timed_out })
+    }
+}
+
+/// One watcher per folder, in configuration order (the hints' folder index);
+/// a folder whose watcher cannot start is polled every 2 s instead.
+fn start_watchers(
+    folders: &[Folder],
+    tx: &tokio::sync::mpsc::Sender<crate::local::watcher::FolderHint>,
+    rescans: &Arc<RescanQueue>,
+) -> Result<Vec<FolderWatcher>> {
+    let mut watchers = Vec::new();
+    for (n, folder) in folders.iter().enumerate() {
+        std::fs::create_dir_all(&folder.path)
+            .map_err(|e| Error::io("creating the folder", &folder.path, e))?;
+        let start = |kind: WatcherKind| -> Result<FolderWatcher> {
+            FolderWatcher::start(
+                n,
+                &folder.path,
+                kind,
+                IgnoreSet::for_folder(folder)?,
+                tx.clone(),
+                rescans.clone(),
+            )
+        };
+        match start(folder.watcher) {
+            Ok(w) => watchers.push(w),
+            Err(e) => {
+                warn!(folder = %folder.path.display(), error = %e, "watching failed; falling back to polling every 2s");
+                watchers.push(start(WatcherKind::Poll {
+                    interval: Duration::from_secs(2),
+                })?);
+            }
+        }
+    }
+    Ok(watchers)
+}
+
+/// What the admin listener reads: its own read-only connection, the writer for
+/// retries, the metrics and the configured folders and APIs.
+fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<AdminState> {
+    let reader = Store::open_read_only(&config.state_dir.join(DB_FILE))?;
+    let api_urls = [&config.api.url, &config.api.attachments_url]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Ok(AdminState {
+        reader: SharedStore::new(reader),
+        writer: ctx.store.clone(),
+        metrics: ctx.metrics.clone(),
+        liveness: liveness.clone(),
+        folders: Arc::new(config.folders.iter().map(Folder::key).collect()),
+        api_urls: Arc::new(api_urls),
+        form_token: Arc::new(AdminState::new_form_token()),
+    })
+}
+
+/// Rows that still need the daemon: not yet uploaded, or waiting for a decision.
+fn work_left(counts: &BTreeMap<State, u64>) -> u64 {
+    [
+        State::Discovered,
+        State::Stable,
+        State::Uploading,
+        State::Retrying,
+        State::Pending,
+    ]
+    .iter()
+    .map(|s| counts.get(s).copied().unwrap_or(0))
+    .sum()
+}

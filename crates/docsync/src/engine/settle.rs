@@ -1,0 +1,126 @@
+//! Settle: rows left in `uploading` by a stop or a failed step.
+//!
+//! Such a row's request may or may not have reached the server. Before
+//! anything is sent again, the server is asked ([`crate::remote::lookup`]):
+//! found → `pending` (or decided) with the remote id; not found → `stable`, and
+//! the upload stage is woken to send it again. If the server cannot be asked,
+//! the row stays in `uploading` and is asked again on the next round: nothing
+//! is re-sent blind.
+//!
+//! [`settle_once`] runs before the other stages start (whatever the last stop
+//! left behind), then [`run`] looks again every second for rows that no upload
+//! of this process is sending (a store failure while recording an outcome
+//! leaves such a row behind).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ctx::Ctx;
+use super::decision::record_on_server;
+use crate::error::Result;
+use crate::store::{Change, FileRow, State};
+
+/// How often [`run`] looks for rows left in `uploading`.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// What [`settle_once`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Found on the server: now `pending` (or decided).
+    pub found: u32,
+    /// Not on the server: back to `stable`.
+    pub resend: u32,
+    /// The server could not be asked: still `uploading`.
+    pub unresolved: u32,
+}
+
+/// The rows in `uploading` that no upload of this process is sending.
+///
+/// The in-flight set is read inside the store call, after the rows: a row
+/// sent by this process is in the set from before it entered `uploading`
+/// until after its outcome is recorded, and no outcome can be recorded while
+/// this call holds the store, so a row finishing meanwhile is never taken for
+/// a stuck one.
+pub async fn stuck_uploading(ctx: &Ctx) -> Result<Vec<FileRow>> {
+    let in_flight = ctx.in_flight.clone();
+    ctx.store
+        .call(move |s| {
+            let rows = s.uploading()?;
+            Ok(rows
+                .into_iter()
+                .filter(|r| !in_flight.contains(r.id))
+                .collect())
+        })
+        .await
+}
+
+/// Ask the server about every row in `uploading` that this process is not
+/// sending, and record the answer.
+pub async fn settle_once(ctx: &Ctx) -> Result<Settled> {
+    let rows = stuck_uploading(ctx).await?;
+    let mut done = Settled::default();
+    for row in rows {
+        let Some(folder) = ctx.folder(&row.folder) else {
+            continue;
+        };
+        let rel = Path::new(OsStr::from_bytes(&row.path));
+        let Ok(target) = folder.target_for(rel) else {
+            continue;
+        };
+        let lookup = ctx
+            .apis
+            .earlier_attempt(&target, row.remote_id.as_deref(), row.sha256.as_deref())
+            .await;
+        let id = row.id;
+        match lookup {
+            Ok(Some(remote)) => {
+                let how = "reconciled after a restart: the upload had reached the server";
+                let recorded = remote.clone();
+                ctx.store
+                    .call(move |s| record_on_server(s, id, &recorded, how))
+                    .await?;
+                info!(path = %row.path_display(), remote_id = %remote.remote_id, "reconciled: already on the server");
+                done.found += 1;
+            }
+            Ok(None) => {
+                let change = Change::because(
+                    "reconciled after a restart: not on the server; will upload again",
+                );
+                ctx.store
+                    .call(move |s| s.transition(id, State::Uploading, State::Stable, &change))
+                    .await?;
+                info!(path = %row.path_display(), "reconciled: not on the server; will upload again");
+                done.resend += 1;
+            }
+            Err(e) => {
+                warn!(path = %row.path_display(), error = %e, "cannot reconcile with the server yet; nothing is re-sent until it can");
+                done.unresolved += 1;
+            }
+        }
+    }
+    if done.resend > 0 {
+        ctx.wake.stable.notify_one();
+    }
+    Ok(done)
+}
+
+/// Settle rows left in `uploading` until `stop`.
+pub async fn run(ctx: Ctx, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(INTERVAL) => {}
+        }
+        if let Err(e) = settle_once(&ctx).await {
+            warn!(error = %e, "reconciling interrupted uploads failed; will try again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+use std::time::Duration;
+
+use super::*;
+use crate::engine::testkit::{stage, ACCOUNT};
+use crate::store::UploadIntent;
+
+/// Put row `id` into `uploading` from `from`, as a stop in the middle of a
+/// request leaves it.
+async fn interrupt(ctx: &Ctx, id: i64, from: State) {
+    ctx.store
+        .call(move |s| s.transition(id, from, State::Uploading, &Change::because("test")))
+        .await
+        .unwrap();
+}
+
+fn posts(st: &crate::engine::testkit::Stage) -> usize {
+    st.sandbox
+        .request_log()
+        .iter()
+        .filter(|e| e.method == "POST")
+        .count()
+}
+
+/// An upload that reached the server before the stop is found by its marker
+/// and recorded `pending` with the server's id; nothing is sent again.
+#[tokio::test]
+async fn an_upload_that_arrived_is_found_not_resent() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.sent_but_unrecorded("a.pdf", b"%PDF-1.4 arrived").await;
+    assert_eq!(row.state, State::Uploading);
+    let posts_before = posts(&st);
+
+    let settled = settle_once(&st.ctx).await.unwrap();
+    let want = Settled {
+        found: 1,
+        ..Settled::default()
+    };
+    assert_eq!(settled, want);
+    let row = st.row(row.id).await;
+    assert_eq!(row.state, State::Pending);
+    let listed = st.ctx.apis.list_files(ACCOUNT).await.unwrap().0;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(row.remote_id.as_deref(), Some(listed[0].0.as_str()));
+    assert_eq!(posts(&st), posts_before, "nothing sent again");
+}
+
+/// An intent whose request never left is sent again: back to `stable`, and
+/// the upload stage is woken.
+#[tokio::test]
+async fn an_upload_that_never_arrived_goes_back_to_stable() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 never sent").await;
+    let id = row.id;
+    st.ctx
+        .store
+        .call(move |s| {
+            s.begin_upload(
+                id,
+                State::Stable,
+                &UploadIntent {
+                    sha256: "ab".repeat(32),
+                    remote_name: None,
+                    quota: None,
+                    reason: "test intent".into(),
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let woken = st.ctx.wake.stable.notified();
+    let settled = settle_once(&st.ctx).await.unwrap();
+    let want = Settled {
+        resend: 1,
+        ..Settled::default()
+    };
+    assert_eq!(settled, want);
+    assert_eq!(st.row(id).await.state, State::Stable);
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("the upload stage is woken");
+    assert_eq!(posts(&st), 0);
+}
+
+/// A row this process is sending right now is not taken for one a stop left.
+#[tokio::test]
+async fn a_row_in_flight_is_left_alone() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 in flight").await;
+    interrupt(&st.ctx, row.id, State::Stable).await;
+    assert!(st.ctx.in_flight.claim(row.id));
+    assert!(stuck_uploading(&st.ctx).await.unwrap().is_empty());
+    assert_eq!(settle_once(&st.ctx).await.unwrap(), Settled::default());
+    st.ctx.in_flight.release(row.id);
+    assert_eq!(stuck_uploading(&st.ctx).await.unwrap().len(), 1);
+}

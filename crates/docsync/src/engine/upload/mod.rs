@@ -1,0 +1,193 @@
+//! Upload: `stable`/`retrying` rows to the server, at most `concurrency` at a
+//! time. One row goes through four steps, in this order, each in its own file:
+//!
+//! 1. check ([`crate::local::check`]): hash and validate the file, off the store;
+//! 2. [`intent`]: record what the check found; for a file ready to send, the
+//!    upload intent (`uploading`), committed before any request is sent;
+//! 3. [`send`]: ask the server about an earlier attempt (a retried row), then
+//!    send;
+//! 4. [`outcome`]: record `pending` (or decided), `retrying`, `failed` or
+//!    `deleted`.
+//!
+//! Invariant: a row is never sent again without first asking the server
+//! whether an earlier attempt arrived (by the content-hash marker, or the
+//! attachment's reserved file id), so a timeout or a crash mid-request never
+//! makes a second copy. For the same reason the upload request itself is not
+//! retried inside the client: ambiguous failures (5xx, transport) go through
+//! `retrying` and that check.
+//!
+//! Fed by the store (`due_for_hashing`, `due_for_retry`), woken by
+//! [`super::ctx::Wakeups::stable`]. A row whose file changed after it held
+//! still goes back to `discovered` and wakes the intake
+//! ([`super::ctx::Wakeups::discovered`]); nothing is handed back directly.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use super::ctx::Ctx;
+use crate::error::{Error, Result};
+use crate::local::check::{check_file, Seen};
+use crate::model::now_ms;
+use crate::store::FileRow;
+use intent::{commit_intent, Prepared};
+
+pub mod intent;
+pub mod outcome;
+pub mod send;
+
+pub use outcome::{backoff, backoff_from};
+
+/// How many rows the stage takes per round.
+const BATCH: u32 = 256;
+
+/// What became of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// Sent; the outcome (pending, decided, retrying, failed) is recorded.
+    Sent,
+    /// Never sent: `invalid`, with the reason.
+    Invalid,
+    /// The same content already went to the same target: `duplicate`.
+    Duplicate,
+    /// The file changed after it held still: back to `discovered`.
+    Restarted,
+    /// The file is gone: `deleted`.
+    Deleted,
+    /// Its folder is no longer configured: left as it is.
+    Skipped,
+}
+
+/// Hash, validate and upload one `stable` or `retrying` row. Errors are
+/// recorded on the row; what comes back is only a store failure.
+pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
+    let Some(folder) = ctx.folder(&row.folder).cloned() else {
+        warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
+        return Ok(Processed::Skipped);
+    };
+    // Hashed off the store lock, then recorded, in one trip to the blocking
+    // pool; the quota is counted when the intent is committed.
+    let prepared = {
+        let (folder, store) = (folder.clone(), ctx.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let seen = Seen {
+                rel: &row.path,
+                size: row.size,
+                mtime_ns: row.mtime_ns,
+            };
+            let checked = check_file(&folder, seen)?;
+            store.call_blocking(|s| commit_intent(s, &row, checked))
+        })
+        .await
+        .map_err(|e| Error::Task {
+            what: "hashing",
+            message: e.to_string(),
+        })??
+    };
+    match prepared {
+        Prepared::Upload(ready) => send::send(ctx, &folder, ready)
+            .await
+            .map(|()| Processed::Sent),
+        Prepared::Invalid { row } => {
+            info!(path = %row.path_display(), "invalid: not sent (see `docsync history`)");
+            Ok(Processed::Invalid)
+        }
+        Prepared::Duplicate { row, .. } => {
+            info!(path = %row.path_display(), "same content already uploaded: not sent again");
+            Ok(Processed::Duplicate)
+        }
+        Prepared::Restarted { .. } => Ok(Processed::Restarted),
+        Prepared::Deleted { .. } => Ok(Processed::Deleted),
+    }
+}
+
+/// Take due rows from the store and send them, at most `concurrency` at a
+/// time, until `stop`. Uploads run on `tracker`, so the caller can give them
+/// a grace period to finish.
+pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    // rows whose processing ended since the current batch was read
+    let finished: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    loop {
+        let now = now_ms();
+        // rows finished from here on may still be in this batch (read before
+        // they finished): they are skipped, not hashed again
+        if let Ok(mut set) = finished.lock() {
+            set.clear();
+        }
+        let batch = ctx
+            .store
+            .call(move |s| {
+                let mut rows = s.due_for_hashing(BATCH)?;
+                let full = rows.len() >= BATCH as usize;
+                let retries = s.due_for_retry(now, BATCH)?;
+                let full = full || retries.len() >= BATCH as usize;
+                rows.extend(retries);
+                Ok((rows, full))
+            })
+            .await;
+        let (rows, full) = batch.unwrap_or_else(|e| {
+            warn!(error = %e, "reading the upload queue failed; will try again");
+            (Vec::new(), false)
+        });
+        let mut dispatched = 0usize;
+        for row in rows {
+            let done = finished
+                .lock()
+                .map(|set| set.contains(&row.id))
+                .unwrap_or(false);
+            if done || !ctx.in_flight.claim(row.id) {
+                continue;
+            }
+            dispatched += 1;
+            let permit = tokio::select! {
+                _ = stop.cancelled() => {
+                    ctx.in_flight.release(row.id);
+                    return;
+                }
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (ctx, finished) = (ctx.clone(), finished.clone());
+            let span = tracing::info_span!("file", path = %row.path_display(), id = row.id);
+            tracker.spawn(
+                async move {
+                    let id = row.id;
+                    match process(&ctx, row).await {
+                        Ok(Processed::Restarted) => ctx.wake.discovered.notify_one(),
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(error = %e, "recording an upload step failed; the row is picked up again");
+                        }
+                    }
+                    if let Ok(mut set) = finished.lock() {
+                        set.insert(id);
+                    }
+                    ctx.in_flight.release(id);
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        // A full batch leaves rows behind that no notification announces (they were
+        // announced already): take the next batch at once instead of after a second.
+        if full && dispatched > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ctx.wake.stable.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

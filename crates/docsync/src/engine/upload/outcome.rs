@@ -1,0 +1,214 @@
+//! How an upload ended, and its record: a failed request is [`classify`]'d as
+//! permanent (`failed`), transient (`retrying`, after a [`backoff`]) or a file
+//! that vanished (`deleted`); an answer is recorded through
+//! [`super::super::decision`].
+
+use std::time::Duration;
+
+use docsync_client::ApiError;
+use tracing::{info, warn};
+
+use super::super::ctx::Ctx;
+use super::super::decision::record_on_server;
+use crate::error::Result;
+use crate::remote::{Remote, RemoteError};
+use crate::store::{Attempts, Change, FileRow, State};
+
+/// Longest wait between two attempts of one file.
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// How a failed upload ends.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The server will never accept it: `failed`, with its words.
+    Permanent(String, Option<String>),
+    /// Try again later (not before `retry_after`).
+    Transient {
+        reason: String,
+        request_id: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// The file vanished before or while it was sent.
+    Vanished(String),
+}
+
+pub(super) fn classify(error: RemoteError) -> Outcome {
+    match error {
+        RemoteError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Outcome::Vanished(format!("vanished while being sent: {source}"))
+        }
+        RemoteError::Read { path, source } => Outcome::Transient {
+            reason: format!("could not read {path}: {source}"),
+            request_id: None,
+            retry_after: None,
+        },
+        RemoteError::NotConfigured(what) => Outcome::Permanent(
+            format!(
+                "no {what} API is configured; add its URL and credentials, then `docsync retry`"
+            ),
+            None,
+        ),
+        RemoteError::Api(e) => {
+            let e = *e;
+            let request_id = e.request_id().map(str::to_string);
+            if let ApiError::InvalidResponse { .. } = e {
+                // A success status with a body that cannot be read: the upload
+                // may well have arrived. Not `failed` (a `docsync retry` of a
+                // failed row would send it blind, making a second copy) but
+                // `retrying`, whose next attempt asks the server by the marker
+                // first.
+                return Outcome::Transient {
+                    reason: format!(
+                        "the server's answer could not be read ({e}); \
+                         checking whether the upload arrived before trying again"
+                    ),
+                    request_id,
+                    retry_after: None,
+                };
+            }
+            if e.is_retryable() {
+                Outcome::Transient {
+                    reason: e.to_string(),
+                    retry_after: e.retry_after(),
+                    request_id,
+                }
+            } else {
+                Outcome::Permanent(e.to_string(), request_id)
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter (±10 %) from the default first wait:
+/// 5 s, 10 s, 20 s ... at most 15 min.
+pub fn backoff(attempts: u32) -> Duration {
+    backoff_from(crate::config::DEFAULT_RETRY_INITIAL, attempts)
+}
+
+/// Exponential backoff with jitter (±10 %): `initial`, twice that, four times
+/// ... at most 15 min (`retry_initial` in the configuration).
+pub fn backoff_from(initial: Duration, attempts: u32) -> Duration {
+    let base = initial.saturating_mul(1u32 << attempts.min(12));
+    let capped = base.min(MAX_BACKOFF);
+    let jitter = rand::random::<f64>() * 0.2 + 0.9;
+    capped.mul_f64(jitter)
+}
+
+/// Record how an upload ended: on the server (`pending`, or decided), or
+/// `failed`, `retrying` or `deleted`.
+pub(super) async fn finish(
+    ctx: &Ctx,
+    row: &FileRow,
+    result: std::result::Result<(Remote, &'static str), Outcome>,
+) -> Result<()> {
+    let id = row.id;
+    let path = row.path_display();
+    match result {
+        Ok((remote, how)) => {
+            let recorded = remote.clone();
+            ctx.store
+                .call_grouped(move |s| record_on_server(s, id, &recorded, how).map(|_| ()))
+                .await?;
+            info!(path, remote_id = %remote.remote_id, request_id = remote.request_id.as_deref().unwrap_or("-"), "uploaded");
+        }
+        Err(Outcome::Permanent(reason, request_id)) => {
+            warn!(path, request_id = request_id.as_deref().unwrap_or("-"), %reason, "upload refused");
+            let change = Change {
+                last_error: Some(reason.clone()),
+                request_id,
+                ..Change::because(reason)
+            };
+            ctx.store
+                .call_grouped(move |s| s.transition(id, State::Uploading, State::Failed, &change))
+                .await?;
+        }
+        Err(Outcome::Transient {
+            reason,
+            request_id,
+            retry_after,
+        }) => {
+            ctx.metrics.retry_scheduled();
+            // Never sooner than the server asked (Retry-After).
+            let wait = backoff_from(ctx.retry_initial(), row.attempts)
+                .max(retry_after.unwrap_or_default());
+            warn!(path, request_id = request_id.as_deref().unwrap_or("-"), %reason, retry_in_s = wait.as_secs(), "upload failed; will retry");
+            let next =
+                crate::model::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+            let change = Change {
+                last_error: Some(reason.clone()),
+                request_id,
+                next_attempt_at: Some(next),
+                attempts: Attempts::Keep,
+                ..Change::because(format!("{reason}; retrying in {}s", wait.as_secs()))
+            };
+            ctx.store
+                .call_grouped(move |s| s.transition(id, State::Uploading, State::Retrying, &change))
+                .await?;
+        }
+        Err(Outcome::Vanished(reason)) => {
+            ctx.store
+                .call_grouped(move |s| {
+                    s.transition(
+                        id,
+                        State::Uploading,
+                        State::Deleted,
+                        &Change::because(reason),
+                    )
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff(0);
+        assert!(
+            first >= Duration::from_millis(4500) && first <= Duration::from_millis(5500),
+            "{first:?}"
+        );
+        assert!(backoff(3) > backoff(1));
+        assert!(backoff(40) <= MAX_BACKOFF.mul_f64(1.1));
+        let fast = backoff_from(Duration::from_millis(50), 0);
+        assert!(
+            fast >= Duration::from_millis(45) && fast <= Duration::from_millis(55),
+            "{fast:?}"
+        );
+        assert!(backoff_from(Duration::from_millis(50), 40) <= MAX_BACKOFF.mul_f64(1.1));
+    }
+
+    #[test]
+    fn only_transient_api_errors_are_retried() {
+        let transient = classify(RemoteError::from(ApiError::RateLimited {
+            retry_after: Some(Duration::from_secs(7)),
+            body: docsync_client::ErrorBody::None,
+            request_id: Some("r1".into()),
+        }));
+        assert!(
+            matches!(transient, Outcome::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
+        let permanent = classify(RemoteError::from(ApiError::Validation {
+            body: docsync_client::ErrorBody::None,
+            request_id: Some("r2".into()),
+        }));
+        assert!(matches!(permanent, Outcome::Permanent(_, Some(ref id)) if id == "r2"));
+        let gone = classify(RemoteError::Read {
+            path: "x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert!(matches!(gone, Outcome::Vanished(_)));
+        // 2xx with an unreadable body: ambiguous, so retried (marker check first)
+        let unreadable = classify(RemoteError::from(ApiError::InvalidResponse {
+            detail: "missing field `fileID`".into(),
+        }));
+        assert!(
+            matches!(unreadable, Outcome::Transient { ref reason, .. } if reason.contains("missing field `fileID`")),
+            "{unreadable:?}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+use std::time::Duration;
+
+use super::intent::{Prepared, Ready};
+use super::*;
+use crate::engine::testkit::{fixture, stage};
+use crate::store::{Change, State};
+
+#[test]
+fn stable_file_gets_an_upload_intent() {
+    let mut fx = fixture();
+    std::fs::write(fx.root.join("a.pdf"), b"%PDF-1.4 hello").unwrap();
+    let rows = fx.scan_and_settle();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, State::Stable);
+    let Prepared::Upload(Ready { row, plan, .. }) = fx.prepare(&rows[0]) else {
+        panic!()
+    };
+    assert_eq!(row.state, State::Uploading);
+    assert_eq!(row.sha256.as_deref().map(str::len), Some(64));
+    assert_eq!(plan.content_type, "application/pdf");
+    assert_eq!(plan.file_name, "a.pdf");
+    assert_eq!(fx.folder.file_path(&row.path), fx.root.join("a.pdf"));
+    let states: Vec<State> = fx
+        .store
+        .events(row.id)
+        .unwrap()
+        .iter()
+        .map(|e| e.to_state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![State::Discovered, State::Stable, State::Uploading]
+    );
+}
+
+#[test]
+fn outcomes_table() {
+    let mut fx = fixture();
+    let long = format!("{}.pdf", "annual report ".repeat(6));
+    std::fs::write(fx.root.join("a.pdf"), b"%PDF-1.4 same").unwrap();
+    std::fs::write(fx.root.join("b copy.pdf"), b"%PDF-1.4 same").unwrap();
+    std::fs::write(fx.root.join("empty.pdf"), b"").unwrap();
+    std::fs::write(fx.root.join("fake.pdf"), b"MZ\x90\0 not a pdf").unwrap();
+    std::fs::write(fx.root.join(&long), b"%PDF-1.4 long").unwrap();
+    std::fs::write(fx.root.join("edited.pdf"), b"%PDF-1.4 v1").unwrap();
+    std::fs::write(fx.root.join("gone.pdf"), b"%PDF-1.4 bye").unwrap();
+    let rows = fx.scan_and_settle();
+    assert_eq!(rows.len(), 7);
+
+    // changes after the file looked complete
+    std::fs::write(fx.root.join("edited.pdf"), b"%PDF-1.4 version two").unwrap();
+    std::fs::remove_file(fx.root.join("gone.pdf")).unwrap();
+
+    let mut got = Vec::new();
+    for row in &rows {
+        let name = row.path_display();
+        let outcome = match fx.prepare(row) {
+            Prepared::Upload(Ready { row, .. }) => format!("upload {:?}", row.remote_name),
+            Prepared::Duplicate { original, .. } => {
+                format!("duplicate of {}", original.path_display())
+            }
+            Prepared::Invalid { row } => {
+                format!(
+                    "invalid: {}",
+                    fx.store.events(row.id).unwrap().last().unwrap().reason
+                )
+            }
+            Prepared::Restarted { row } => format!("restarted {}", row.state),
+            Prepared::Deleted { row } => format!("deleted {}", row.state),
+        };
+        got.push((name, outcome));
+    }
+    let find = |n: &str| {
+        got.iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
+    assert_eq!(find("a.pdf"), "upload None");
+    assert_eq!(find("b copy.pdf"), "duplicate of a.pdf");
+    assert!(find("empty.pdf").starts_with("invalid: the file is empty"));
+    assert!(
+        find("fake.pdf").contains("not its extension"),
+        "{}",
+        find("fake.pdf")
+    );
+    assert_eq!(find("edited.pdf"), "restarted discovered");
+    assert_eq!(find("gone.pdf"), "deleted deleted");
+    let long_outcome = find(&long);
+    assert!(
+        long_outcome.starts_with("upload Some(\"annual report"),
+        "{long_outcome}"
+    );
+    let long_row = fx
+        .store
+        .find_live(&fx.folder.key(), long.as_bytes())
+        .unwrap()
+        .unwrap();
+    let remote = long_row.remote_name.unwrap();
+    assert!(remote.chars().count() <= 64 && remote.ends_with(".pdf"));
+    let reason = &fx
+        .store
+        .events(long_row.id)
+        .unwrap()
+        .last()
+        .unwrap()
+        .reason
+        .clone();
+    assert!(reason.contains("longer than 64"), "{reason}");
+}
+
+/// The stage end to end against the sandbox: a stable file is sent once and
+/// its row is `pending` with the server's id; the server holds exactly it.
+#[tokio::test]
+async fn a_stable_file_is_sent_and_recorded_pending() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 one").await;
+    assert_eq!(
+        process(&st.ctx, row.clone()).await.unwrap(),
+        Processed::Sent
+    );
+    let row = st.row(row.id).await;
+    assert_eq!(row.state, State::Pending);
+    let remote_id = row.remote_id.clone().unwrap();
+    let listed = st
+        .ctx
+        .apis
+        .list_files(crate::engine::testkit::ACCOUNT)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, remote_id);
+    assert!(st.ctx.in_flight.is_empty());
+}
+
+/// A retried row whose earlier attempt reached the server is found by its
+/// marker and recorded, not sent a second time.
+#[tokio::test]
+async fn a_retry_whose_first_attempt_arrived_is_not_sent_again() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.sent_but_unrecorded("a.pdf", b"%PDF-1.4 twice?").await;
+    // the answer was lost: `retrying`, due now
+    let id = row.id;
+    st.ctx
+        .store
+        .call(move |s| {
+            s.transition(
+                id,
+                State::Uploading,
+                State::Retrying,
+                &Change {
+                    next_attempt_at: Some(0),
+                    attempts: crate::store::Attempts::Keep,
+                    ..Change::because("the answer was lost")
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let retry = st.row(id).await;
+    assert!(retry.attempts >= 1, "{}", retry.attempts);
+    assert_eq!(process(&st.ctx, retry).await.unwrap(), Processed::Sent);
+    let row = st.row(id).await;
+    assert_eq!(row.state, State::Pending);
+    let listed = st
+        .ctx
+        .apis
+        .list_files(crate::engine::testkit::ACCOUNT)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(listed.len(), 1, "sent once");
+    let events = st.ctx.store.call(move |s| s.events(id)).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "an earlier attempt reached the server"),
+        "{events:?}"
+    );
+}
+
+/// A file that changed after it held still goes back to `discovered` and is
+/// not sent; the stage reports it so the intake is woken.
+#[tokio::test]
+async fn a_file_changed_after_it_held_still_is_not_sent() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 v1").await;
+    std::fs::write(st.folder.path.join("a.pdf"), b"%PDF-1.4 version two").unwrap();
+    assert_eq!(
+        process(&st.ctx, row.clone()).await.unwrap(),
+        Processed::Restarted
+    );
+    assert_eq!(st.row(row.id).await.state, State::Discovered);
+    assert_eq!(
+        st.sandbox
+            .request_log()
+            .iter()
+            .filter(|e| e.method == "POST")
+            .count(),
+        0
+    );
+}

@@ -1,0 +1,138 @@
+use super::*;
+use std::ffi::OsStr;
+use std::os::unix::fs::symlink;
+
+fn names(scan: &Scan) -> Vec<String> {
+    scan.files
+        .iter()
+        .map(|f| f.rel.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn touch(path: &Path, bytes: &[u8]) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn walks_recursively_and_skips_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    touch(&root.join("a.pdf"), b"12345");
+    touch(&root.join("sub/deeper/b.png"), b"x");
+    touch(&root.join("sub/c.pdf.part"), b"x");
+    touch(&root.join(".hidden/d.pdf"), b"x");
+    touch(&root.join("~$lock.docx"), b"x");
+    touch(&root.join("approved/e.pdf"), b"x");
+    let scan = scan_folder(root, &IgnoreSet::new::<&str>(&[], true).unwrap()).unwrap();
+    assert_eq!(names(&scan), vec!["a.pdf", "sub/deeper/b.png"]);
+    assert!(scan.complete);
+    assert_eq!(scan.files[0].stat.size, 5);
+    assert_eq!(scan.files[0].abs, root.join("a.pdf"));
+    assert!(scan.files[0].stat.mtime_ns > 0);
+}
+
+#[test]
+fn symlinks_stay_inside_the_root() {
+    let outside = tempfile::tempdir().unwrap();
+    touch(&outside.path().join("secret.pdf"), b"x");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    touch(&root.join("real/a.pdf"), b"x");
+    touch(&root.join(".stash/kept.pdf"), b"x");
+    touch(&root.join(".stash/dir/deep.pdf"), b"x");
+    symlink(outside.path().join("secret.pdf"), root.join("out-file.pdf")).unwrap();
+    symlink(outside.path(), root.join("out-dir")).unwrap();
+    symlink(root.join("real/a.pdf"), root.join("a-link.pdf")).unwrap();
+    symlink(root.join("real"), root.join("a-dir-link")).unwrap();
+    symlink(root.join("real"), root.join("real/loop")).unwrap();
+    symlink(root.join("nowhere"), root.join("dangling.pdf")).unwrap();
+    symlink(root.join(".stash/kept.pdf"), root.join("kept.pdf")).unwrap();
+    symlink(root.join(".stash/dir"), root.join("stash-dir")).unwrap();
+    symlink(root.join("real/a.pdf"), root.join("ignored.tmp")).unwrap();
+    let scan = scan_folder(root, &IgnoreSet::defaults()).unwrap();
+    // real paths first; links only where they reach what the walk does not
+    assert_eq!(
+        names(&scan),
+        vec!["kept.pdf", "real/a.pdf", "stash-dir/deep.pdf"]
+    );
+    assert!(scan.complete);
+    let mut skipped: Vec<(String, String)> = scan
+        .skipped
+        .iter()
+        .map(|s| {
+            (
+                s.path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                s.reason.clone(),
+            )
+        })
+        .collect();
+    skipped.sort();
+    let dir_seen = "symlink to a directory already walked (synced at its real path, or a loop)";
+    assert_eq!(
+        skipped,
+        vec![
+            ("a-dir-link".into(), dir_seen.into()),
+            (
+                "a-link.pdf".into(),
+                "symlink to a file in the folder, synced at its real path".into()
+            ),
+            ("dangling.pdf".into(), "dangling symlink".into()),
+            ("out-dir".into(), "symlink points outside the folder".into()),
+            (
+                "out-file.pdf".into(),
+                "symlink points outside the folder".into()
+            ),
+            ("real/loop".into(), dir_seen.into()),
+        ]
+    );
+    // deterministic
+    assert_eq!(scan, scan_folder(root, &IgnoreSet::defaults()).unwrap());
+}
+
+#[test]
+fn non_utf8_names_are_reported_as_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = OsStr::from_bytes(b"caf\xe9.pdf");
+    touch(&dir.path().join(name), b"x");
+    let scan = scan_folder(dir.path(), &IgnoreSet::defaults()).unwrap();
+    assert_eq!(scan.files[0].rel_bytes(), b"caf\xe9.pdf".to_vec());
+}
+
+#[test]
+fn unreadable_directory_makes_the_scan_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    touch(&locked.join("a.pdf"), b"x");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let readable = std::fs::read_dir(&locked).is_ok();
+    let scan = scan_folder(dir.path(), &IgnoreSet::defaults()).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if readable {
+        // running with privileges that ignore modes: nothing to check
+        return;
+    }
+    assert!(!scan.complete);
+    assert_eq!(scan.errors.len(), 1);
+    assert!(scan.errors[0].contains("locked"), "{:?}", scan.errors);
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn subtree_scan_is_never_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    touch(&dir.path().join("new/x/a.pdf"), b"x");
+    touch(&dir.path().join("other.pdf"), b"x");
+    let scan = scan_subtree(dir.path(), Path::new("new"), &IgnoreSet::defaults()).unwrap();
+    assert_eq!(names(&scan), vec!["new/x/a.pdf"]);
+    assert!(!scan.complete);
+    assert!(scan_folder(&dir.path().join("missing"), &IgnoreSet::defaults()).is_err());
+}
