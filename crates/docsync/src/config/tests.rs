@@ -1,4 +1,7 @@
+use std::os::unix::fs::PermissionsExt;
+
 use super::*;
+use crate::local::ignore::IgnoreSet;
 use proptest::prelude::*;
 
 fn errors(problems: Vec<Problem>) -> Vec<Problem> {
