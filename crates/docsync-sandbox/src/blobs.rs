@@ -102,44 +102,28 @@ pub struct BlobWriter {
     needle: Option<NeedleScan>,
 }
 
-/// Incremental "is this UTF-8 text without NULs" check.
-#[derive(Debug)]
+/// Incremental "is this text" check, as lenient as the spreadsheets that write
+/// CSVs: any 8-bit encoding (UTF-8, Latin-1, Windows-1252) without NUL bytes, or
+/// UTF-16 announced by its byte-order mark.
+#[derive(Debug, Default)]
 struct TextCheck {
-    ok: bool,
-    carry: Vec<u8>,
-}
-
-impl Default for TextCheck {
-    fn default() -> Self {
-        TextCheck {
-            ok: true,
-            carry: Vec::new(),
-        }
-    }
+    /// Bytes seen so far (the BOM is in the first two).
+    seen: u64,
+    utf16: bool,
+    nul: bool,
 }
 
 impl TextCheck {
     fn feed(&mut self, chunk: &[u8]) {
-        if !self.ok {
-            return;
+        if self.seen == 0 {
+            self.utf16 = matches!(chunk.get(..2), Some([0xff, 0xfe] | [0xfe, 0xff]));
         }
-        if chunk.contains(&0) {
-            self.ok = false;
-            return;
-        }
-        let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(chunk);
-        match std::str::from_utf8(&buf) {
-            Ok(_) => {}
-            Err(e) if e.error_len().is_none() => {
-                self.carry = buf[e.valid_up_to()..].to_vec();
-            }
-            Err(_) => self.ok = false,
-        }
+        self.seen += chunk.len() as u64;
+        self.nul = self.nul || (!self.utf16 && chunk.contains(&0));
     }
 
     fn finish(&self) -> bool {
-        self.ok && self.carry.is_empty()
+        !self.nul
     }
 }
 
@@ -265,9 +249,11 @@ mod tests {
     fn text_check_across_chunks() {
         let euro = "€".as_bytes();
         assert!(text(&[b"a,b\n", &euro[..1], &euro[1..], b"\n"]));
-        assert!(!text(&[b"a", &euro[..2]]), "truncated character at the end");
         assert!(!text(&[b"a\0b"]));
-        assert!(!text(&[b"a", &[0xff], b"b"]));
+        // Windows-1252 and Latin-1, as Excel saves a CSV: text too
+        assert!(text(&[b"caf\xe9;3 \x80\r\n"]));
+        // UTF-16 with its BOM holds NUL bytes and is text
+        assert!(text(&[b"\xff\xfe", b"a\0,\0"]));
     }
 
     #[test]

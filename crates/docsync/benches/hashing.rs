@@ -38,7 +38,7 @@ fn hashing(c: &mut Criterion) {
         drop(f);
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("hash_file", name), &path, |b, p| {
-            b.iter(|| docsync::local::hasher::hash_file(p).expect("hashing"))
+            b.iter(|| docsync::local::hasher::hash_file(p, u64::MAX).expect("hashing"))
         });
         group.bench_with_input(BenchmarkId::new("plain_sha2_loop", name), &path, |b, p| {
             b.iter(|| plain_sha256(p).expect("hashing"))

@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::local::ignore::IgnoreSet;
 use crate::local::scanner::{relative_to_root, FileStat, Scan, ScannedFile};
 use crate::local::stability::StabilityTracker;
+use crate::local::validate::size_problem;
 use crate::local::watcher::FolderHint;
 use crate::model::{Folder, TargetKey, TargetKind};
 use crate::store::{Change, FileRow, Observation, Observed, Reconciled, State, Store};
@@ -363,8 +364,10 @@ pub fn reconcile_folder(
     let mut observed = Vec::with_capacity(scan.files.len());
     let mut problems = Vec::with_capacity(scan.files.len());
     for f in &scan.files {
+        // metadata before bytes: a file over the target's limit is refused
+        // when first seen, never hashed
         let (target, problem) = match folder.target_for(&f.rel) {
-            Ok(t) => (t.key(), None),
+            Ok(t) => (t.key(), size_problem(&t, f.stat.size)),
             Err(reason) => (
                 TargetKey {
                     kind: TargetKind::MoovFiles,

@@ -92,7 +92,8 @@ impl Fixture {
             mtime_ns: row.mtime_ns,
         };
         let checked = check_file(&self.folder, seen).unwrap();
-        commit_intent(&mut self.store, row, checked).unwrap()
+        let path = self.folder.file_path(&row.path);
+        commit_intent(&mut self.store, row, checked, &path).unwrap()
     }
 }
 
@@ -170,7 +171,7 @@ impl Stage {
                     mtime_ns: row.mtime_ns,
                 };
                 let checked = check_file(&folder, seen)?;
-                commit_intent(s, &row, checked)
+                commit_intent(s, &row, checked, &folder.file_path(&row.path))
             })
             .await
             .unwrap();

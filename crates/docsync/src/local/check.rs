@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::hasher::{hash_file, HashOutcome, Hashed};
-use super::validate::{validate, Candidate, UploadPlan, Verdict};
+use super::validate::{max_bytes, size_problem, validate, Candidate, UploadPlan, Verdict};
 use crate::error::{Error, Result};
 use crate::model::Folder;
 
@@ -53,8 +53,14 @@ pub fn check_file(folder: &Folder, seen: Seen<'_>) -> Result<Checked> {
         }
     };
     let abs = folder.file_path(seen.rel);
-    let hashed = match hash_file(&abs) {
+    let hashed = match hash_file(&abs, max_bytes(&target)) {
         Ok(HashOutcome::Done(h)) => h,
+        Ok(HashOutcome::TooLarge { size }) => {
+            return Ok(Checked::Invalid {
+                hashed: None,
+                reason: size_problem(&target, size).unwrap_or_default(),
+            })
+        }
         Ok(HashOutcome::Changed { after: None, .. }) => return Ok(Checked::Gone),
         Ok(HashOutcome::Changed { .. }) => return Ok(Checked::Changed),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

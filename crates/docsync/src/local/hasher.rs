@@ -29,7 +29,7 @@ pub enum FileKind {
     Webp,
     Docx,
     Xlsx,
-    /// UTF-8 text without NUL bytes (CSV or plain text).
+    /// Text in a common encoding (CSV or plain text): see [`TextCheck`].
     Text,
     /// Another recognised type (its MIME type).
     Other(&'static str),
@@ -71,8 +71,8 @@ impl FileKind {
         }
     }
 
-    /// Sniff from the first bytes (`is_text` says whether the whole file is UTF-8
-    /// text without NULs).
+    /// Sniff from the first bytes (`is_text` says whether the whole file is text
+    /// in a common encoding). A known binary signature wins over `is_text`.
     pub fn sniff(head: &[u8], is_text: bool) -> FileKind {
         if head.is_empty() {
             return FileKind::Unknown;
@@ -103,6 +103,9 @@ pub struct Hashed {
     /// The whole content of a file of at most [`CHUNK`] bytes: the bytes just
     /// hashed, which the uploader sends instead of reading the file again.
     pub content: Option<Content>,
+    /// The path's stat right after hashing (inode included): what the path must
+    /// still show when the upload intent is committed.
+    pub stat: FileStat,
 }
 
 /// The bytes of a small file, exactly as hashed (at most [`CHUNK`] of them).
@@ -124,74 +127,74 @@ pub enum HashOutcome {
         before: FileStat,
         after: Option<FileStat>,
     },
+    /// Its metadata says it is larger than the limit: not read at all.
+    TooLarge {
+        size: u64,
+    },
 }
 
-/// Tracks whether a byte stream is UTF-8 without NULs, across chunk boundaries.
-#[derive(Debug, Default)]
+/// Tracks whether a byte stream is text in a common encoding: UTF-16 with a
+/// byte-order mark, or 8-bit text (UTF-8 with or without a BOM, Latin-1,
+/// Windows-1252 ...): no NUL byte and no control character but tab, line feed,
+/// form feed, carriage return and the DOS end-of-file mark (0x1A). Which 8-bit
+/// encoding it is does not matter here: the bytes are sent as they are.
+#[derive(Debug)]
 struct TextCheck {
+    /// Set from the first two bytes: UTF-16 (with its BOM) may hold NUL bytes.
+    utf16: Option<bool>,
     ok: bool,
-    carry: Vec<u8>,
 }
 
 impl TextCheck {
     fn new() -> Self {
         TextCheck {
+            utf16: None,
             ok: true,
-            carry: Vec::new(),
         }
     }
 
     fn feed(&mut self, chunk: &[u8]) {
-        if !self.ok {
+        if chunk.is_empty() {
             return;
         }
-        if chunk.contains(&0) {
-            self.ok = false;
+        let utf16 = *self.utf16.get_or_insert_with(|| {
+            chunk.starts_with(&[0xff, 0xfe]) || chunk.starts_with(&[0xfe, 0xff])
+        });
+        if utf16 || !self.ok {
             return;
         }
-        // only the few carried bytes of a split character are copied
-        let mut rest = chunk;
-        if !self.carry.is_empty() {
-            while !self.carry.is_empty() && !rest.is_empty() {
-                self.carry.push(rest[0]);
-                rest = &rest[1..];
-                match std::str::from_utf8(&self.carry) {
-                    Ok(_) => self.carry.clear(),
-                    Err(e) if e.error_len().is_some() => {
-                        self.ok = false;
-                        return;
-                    }
-                    Err(_) if self.carry.len() >= 4 => {
-                        self.ok = false;
-                        return;
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-        match std::str::from_utf8(rest) {
-            Ok(_) => {}
-            Err(e) if e.error_len().is_none() => {
-                self.carry.extend_from_slice(&rest[e.valid_up_to()..]);
-            }
-            Err(_) => self.ok = false,
-        }
+        self.ok = !chunk
+            .iter()
+            .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | 0x1a));
     }
 
     fn finish(self) -> bool {
-        self.ok && self.carry.is_empty()
+        self.ok
     }
 }
 
 /// Hash the file at `path`, sniff its type, and check it did not change meanwhile.
-pub fn hash_file(path: &Path) -> Result<HashOutcome> {
-    hash_file_with(path, |_| {})
+///
+/// Metadata first: a file whose stat says it is larger than `max_bytes` is
+/// [`HashOutcome::TooLarge`] without a byte read. Otherwise at most one byte
+/// more than the stat's size is read, so a file that grows while it is read
+/// (and comes back [`HashOutcome::Changed`]) is never read past `max_bytes + 1`.
+pub fn hash_file(path: &Path, max_bytes: u64) -> Result<HashOutcome> {
+    hash_file_with(path, max_bytes, |_| {})
 }
 
 /// [`hash_file`] with a hook called after each chunk (tests use it to change the file).
-fn hash_file_with(path: &Path, mut after_chunk: impl FnMut(u64)) -> Result<HashOutcome> {
+fn hash_file_with(
+    path: &Path,
+    max_bytes: u64,
+    mut after_chunk: impl FnMut(u64),
+) -> Result<HashOutcome> {
     let before = FileStat::of_path(path).map_err(|e| Error::io("reading metadata of", path, e))?;
-    let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    if before.size > max_bytes {
+        return Ok(HashOutcome::TooLarge { size: before.size });
+    }
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut file = file.take(before.size.saturating_add(1));
     let mut hasher = Sha256::new();
     let mut text = TextCheck::new();
     let mut head: Vec<u8> = Vec::new();
@@ -219,11 +222,10 @@ fn hash_file_with(path: &Path, mut after_chunk: impl FnMut(u64)) -> Result<HashO
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io("reading metadata of", path, e)),
     };
-    let unchanged =
-        after.as_ref().is_some_and(|a| a.same_content_as(&before)) && total == before.size;
-    if !unchanged {
-        return Ok(HashOutcome::Changed { before, after });
-    }
+    let after = match after {
+        Some(a) if a.same_content_as(&before) && total == before.size => a,
+        after => return Ok(HashOutcome::Changed { before, after }),
+    };
     let kind = FileKind::sniff(&head, total > 0 && text.finish());
     // the head is the whole file when it fits in one chunk
     let content = (total <= CHUNK as u64).then_some(Content(head));
@@ -233,6 +235,7 @@ fn hash_file_with(path: &Path, mut after_chunk: impl FnMut(u64)) -> Result<HashO
         mtime_ns: before.mtime_ns,
         kind,
         content,
+        stat: after,
     }))
 }
 
@@ -247,7 +250,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, bytes).unwrap();
-        match hash_file(&path).unwrap() {
+        match hash_file(&path, u64::MAX).unwrap() {
             HashOutcome::Done(h) => h,
             other => panic!("unexpected {other:?}"),
         }
@@ -292,7 +295,8 @@ mod tests {
             (b"name,amount\nal,1\n", FileKind::Text),
             ("caf\u{e9},\u{1f600}\n".as_bytes(), FileKind::Text),
             (b"a,b\0c", FileKind::Unknown),
-            (b"\xff\xfe\x00\x01", FileKind::Unknown),
+            (b"\xff\xfe\x00\x01", FileKind::Text),
+            (b"\x01\x02\x03\x04", FileKind::Unknown),
             (b"", FileKind::Unknown),
             (
                 b"\x1f\x8b\x08\0\0\0\0\0",
@@ -315,9 +319,9 @@ mod tests {
         let mut data = vec![b'a'; CHUNK + 10];
         data.push(0);
         assert_eq!(hash_bytes(&data).kind, FileKind::Unknown);
-        // a truncated character at the end is not text
-        let mut data = b"abc".to_vec();
-        data.extend_from_slice(&"\u{1f600}".as_bytes()[..2]);
+        // a control character after the first chunk makes it binary too
+        let mut data = vec![b'a'; CHUNK + 10];
+        data.push(0x07);
         assert_eq!(hash_bytes(&data).kind, FileKind::Unknown);
     }
 
@@ -327,10 +331,10 @@ mod tests {
             (&[b"abc"], true),
             (&[b"ab\xc3", b"\xa9"], true),
             (&[b"\xf0", b"\x9f", b"\x98", b"\x80z"], true),
-            (&[b"\xf0\x9f", b"z"], false),
-            (&[b"\xc3"], false),
-            (&[b"\xff"], false),
+            (&[b"a\tb\r\n\x0c\x1a"], true),
             (&[b"a", b"\0"], false),
+            (&[b"a", b"\x1b[0m"], false),
+            (&[b"\xff\xfe", b"a\0"], true),
         ];
         for (chunks, want) in cases {
             let mut t = TextCheck::new();
@@ -339,11 +343,104 @@ mod tests {
         }
     }
 
+    /// CSVs as spreadsheets and editors save them: each is text, whatever the
+    /// encoding; only NUL bytes (outside UTF-16) or a binary signature are not.
+    #[test]
+    fn text_in_any_common_encoding() {
+        let cases: &[(&str, &[u8], FileKind)] = &[
+            (
+                "utf-8",
+                "name;amount\ncaf\u{e9};3 \u{20ac}\n".as_bytes(),
+                FileKind::Text,
+            ),
+            (
+                "utf-8 with bom",
+                b"\xef\xbb\xbfname;amount\ncaf\xc3\xa9;3\n",
+                FileKind::Text,
+            ),
+            // Latin-1: e-acute is 0xE9 (invalid as UTF-8)
+            ("latin-1", b"name;amount\r\ncaf\xe9;3\r\n", FileKind::Text),
+            // Windows-1252, as Excel saves it: the euro sign is 0x80
+            (
+                "windows-1252",
+                b"name;amount\r\ncaf\xe9;3 \x80\r\n",
+                FileKind::Text,
+            ),
+            (
+                "utf-16le with bom",
+                b"\xff\xfen\0a\0m\0e\0;\0\xe9\0\r\0\n\0",
+                FileKind::Text,
+            ),
+            (
+                "utf-16be with bom",
+                b"\xfe\xff\0n\0a\0m\0e\0;\0\xe9\0\r\0\n",
+                FileKind::Text,
+            ),
+            ("nul bytes", b"name;amount\n\0\0\0\n", FileKind::Unknown),
+            (
+                "png signature",
+                b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+                FileKind::Png,
+            ),
+            (
+                "pdf signature",
+                b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n",
+                FileKind::Pdf,
+            ),
+        ];
+        for (what, bytes, want) in cases {
+            assert_eq!(hash_bytes(bytes).kind, *want, "{what}");
+        }
+    }
+
+    /// The size from metadata decides first: a sparse 1 TiB file over the
+    /// limit is not read at all.
+    #[test]
+    fn a_file_over_the_limit_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.pdf");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(1 << 40).unwrap();
+        let mut chunks = 0;
+        let outcome = hash_file_with(&path, 20 << 20, |_| chunks += 1).unwrap();
+        assert_eq!(outcome, HashOutcome::TooLarge { size: 1 << 40 });
+        assert_eq!(chunks, 0, "not a byte read");
+    }
+
+    /// A file that grows while it is read is never read past its first size
+    /// plus one byte (so never past the limit + 1), and starts over.
+    #[test]
+    fn a_growing_file_is_not_read_past_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.pdf");
+        std::fs::write(&path, vec![b'%'; CHUNK * 2]).unwrap();
+        let limit = (CHUNK * 2) as u64;
+        let p2 = path.clone();
+        let mut read = 0;
+        let outcome = hash_file_with(&path, limit, |done| {
+            read = done;
+            if done == CHUNK as u64 {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&p2).unwrap();
+                f.write_all(&vec![b'x'; CHUNK * 4]).unwrap();
+            }
+        })
+        .unwrap();
+        assert!(
+            matches!(outcome, HashOutcome::Changed { .. }),
+            "{outcome:?}"
+        );
+        assert!(
+            read <= limit + 1,
+            "read {read} bytes of a file limited to {limit}"
+        );
+    }
+
     #[test]
     fn missing_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gone.pdf");
-        let err = hash_file(&path).unwrap_err();
+        let err = hash_file(&path, u64::MAX).unwrap_err();
         assert!(err.to_string().contains("gone.pdf"), "{err}");
     }
 
@@ -355,7 +452,7 @@ mod tests {
         data.resize(CHUNK * 2, b'x');
         std::fs::write(&path, &data).unwrap();
         let p2 = path.clone();
-        let outcome = hash_file_with(&path, move |done| {
+        let outcome = hash_file_with(&path, u64::MAX, move |done| {
             if done == CHUNK as u64 {
                 use std::io::Write;
                 let mut f = std::fs::OpenOptions::new().append(true).open(&p2).unwrap();
@@ -378,7 +475,7 @@ mod tests {
         let path = dir.path().join("gone.pdf");
         std::fs::write(&path, vec![b'a'; CHUNK + 1]).unwrap();
         let p2 = path.clone();
-        let outcome = hash_file_with(&path, move |done| {
+        let outcome = hash_file_with(&path, u64::MAX, move |done| {
             if done == CHUNK as u64 {
                 std::fs::remove_file(&p2).unwrap();
             }

@@ -84,25 +84,73 @@ fn extension(name: &str) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
+/// The largest file `target` accepts.
+pub fn max_bytes(target: &Target) -> u64 {
+    match target {
+        Target::MoovFiles(_) => MOOV_FILES_MAX_BYTES,
+        Target::MoovImages(_) => MOOV_IMAGES_MAX_BYTES,
+        Target::Attachments(_) => ATTACHMENTS_MAX_BYTES,
+    }
+}
+
+/// Why a file of `size` bytes can never go to `target`, decided from its
+/// metadata alone (before a byte is read); `None` if the size is fine.
+pub fn size_problem(target: &Target, size: u64) -> Option<String> {
+    let max = max_bytes(target);
+    (size > max).then(|| {
+        format!(
+            "the file is {} ({size} bytes), more than the {} {} accepts; compress or split it",
+            mib(size),
+            mib(max),
+            target.kind().as_str()
+        )
+    })
+}
+
+/// The file kind a name's extension promises, if it names one this checks.
+fn promised_kind(name: &str) -> Option<FileKind> {
+    Some(match extension(name)?.as_str() {
+        "pdf" => FileKind::Pdf,
+        "png" => FileKind::Png,
+        "jpg" | "jpeg" => FileKind::Jpeg,
+        "webp" => FileKind::Webp,
+        "docx" => FileKind::Docx,
+        "xlsx" => FileKind::Xlsx,
+        "csv" | "txt" => FileKind::Text,
+        _ => return None,
+    })
+}
+
+/// The extension a file of `kind` should have.
+fn extension_for(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Pdf => ".pdf",
+        FileKind::Png => ".png",
+        FileKind::Jpeg => ".jpg",
+        FileKind::Webp => ".webp",
+        FileKind::Docx => ".docx",
+        FileKind::Xlsx => ".xlsx",
+        FileKind::Text => ".csv or .txt",
+        FileKind::Other(_) | FileKind::Unknown => "",
+    }
+}
+
 /// Check `candidate` against `target`'s rules.
 pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
     let kind_name = target.kind().as_str();
     if candidate.size == 0 {
         return Verdict::Invalid("the file is empty; save the document into it again".into());
     }
-    let (max, allowed, what): (u64, &[FileKind], &str) = match target {
+    let (allowed, what): (&[FileKind], &str) = match target {
         Target::MoovFiles(_) => (
-            MOOV_FILES_MAX_BYTES,
             &[FileKind::Text, FileKind::Jpeg, FileKind::Pdf, FileKind::Png],
             "csv, jpeg, pdf or png",
         ),
         Target::MoovImages(_) => (
-            MOOV_IMAGES_MAX_BYTES,
             &[FileKind::Png, FileKind::Jpeg, FileKind::Webp],
             "png, jpeg or webp",
         ),
         Target::Attachments(_) => (
-            ATTACHMENTS_MAX_BYTES,
             &[
                 FileKind::Text,
                 FileKind::Pdf,
@@ -112,13 +160,8 @@ pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
             "csv, txt, pdf, docx or xlsx",
         ),
     };
-    if candidate.size > max {
-        return Verdict::Invalid(format!(
-            "the file is {} ({} bytes), more than the {} {kind_name} accepts; compress or split it",
-            mib(candidate.size),
-            candidate.size,
-            mib(max)
-        ));
+    if let Some(problem) = size_problem(target, candidate.size) {
+        return Verdict::Invalid(problem);
     }
     if !allowed.contains(&candidate.kind) {
         return Verdict::Invalid(format!(
@@ -129,6 +172,16 @@ pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
     }
 
     let local = candidate.file_name.to_string_lossy();
+    // The bytes decide the type; a name that promises another type would
+    // mislead whoever opens the upload, so it is refused with the fix.
+    if promised_kind(&local).is_some_and(|k| k != candidate.kind) {
+        let ext = extension(&local).unwrap_or_default();
+        return Verdict::Invalid(format!(
+            "content is {}, name says .{ext}: rename it to {}",
+            candidate.kind.name().to_ascii_uppercase(),
+            extension_for(candidate.kind)
+        ));
+    }
     let mut rename_reason = Vec::new();
     if local.contains('\u{fffd}') && candidate.file_name.to_str().is_none() {
         rename_reason.push("the name is not valid UTF-8".to_owned());
@@ -281,7 +334,34 @@ mod tests {
             (files(), "a.csv", 10, Text, 0, Ok("text/csv")),
             (files(), "a.jpg", 10, Jpeg, 0, Ok("image/jpeg")),
             (files(), "a.png", 10, Png, 0, Ok("image/png")),
-            (files(), "scan.pdf", 10, Png, 0, Ok("image/png")), // bytes win over the extension
+            // the bytes decide; a name promising another type is refused with the fix
+            (
+                files(),
+                "scan.pdf",
+                10,
+                Png,
+                0,
+                Err("content is PNG, name says .pdf: rename it to .png"),
+            ),
+            (
+                files(),
+                "photo.JPEG",
+                10,
+                Pdf,
+                0,
+                Err("content is PDF, name says .jpeg: rename it to .pdf"),
+            ),
+            (files(), "export.txt", 10, Pdf, 0, Err("rename it to .pdf")),
+            (
+                files(),
+                "report.pdf",
+                10,
+                Text,
+                0,
+                Err("rename it to .csv or .txt"),
+            ),
+            (files(), "scan", 10, Png, 0, Ok("image/png")), // no extension: nothing promised
+            (files(), "scan.dat", 10, Pdf, 0, Ok("application/pdf")),
             (files(), "a.pdf", 0, Pdf, 0, Err("empty")),
             (files(), "a.pdf", 20 * MIB, Pdf, 0, Ok("application/pdf")),
             (

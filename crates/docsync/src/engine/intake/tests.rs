@@ -72,6 +72,26 @@ fn a_changed_file_becomes_stable_after_the_quiet_window() {
     assert_eq!(fx.intake.waiting(), 0);
 }
 
+/// Metadata before bytes: a file over the target's limit (here a sparse
+/// 1 TiB `.pdf`) is `invalid` as soon as it is seen, with the reason, and never
+/// waits for the quiet window (so it is never hashed).
+#[test]
+fn a_file_over_the_limit_is_invalid_when_first_seen() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    fx.hint(Hint::Changed(path.clone()), 0);
+    assert_eq!(fx.state(A), Some(State::Invalid));
+    assert_eq!(fx.intake.waiting(), 0, "never waits to be hashed");
+    let key = fx.intake.folder(0).unwrap().0.key();
+    let row = fx.store.find_live(&key, A.as_bytes()).unwrap().unwrap();
+    let reason = fx.store.events(row.id).unwrap().pop().unwrap().reason;
+    assert!(reason.contains("more than the 20 MiB"), "{reason}");
+}
+
 /// The upload stage puts a row back to `discovered` when its file changed
 /// after it held still; woken, the intake stats it afresh and starts its
 /// quiet window again (nothing else hands it back).

@@ -7,9 +7,12 @@
 //!
 //! [`check_file`]: crate::local::check::check_file
 
-use crate::error::Result;
+use std::path::Path;
+
+use crate::error::{Error, Result};
 use crate::local::check::Checked;
 use crate::local::hasher::Content;
+use crate::local::scanner::FileStat;
 use crate::local::validate::UploadPlan;
 use crate::store::{BeginUpload, Change, FileRow, State, Store, UploadIntent};
 
@@ -46,10 +49,36 @@ pub enum Prepared {
 /// Record what [`check_file`] found for `row` (which must still be `stable` or
 /// `retrying`): for a file ready to send, the upload intent, committed before
 /// any request is sent.
-pub fn commit_intent(store: &mut Store, row: &FileRow, checked: Checked) -> Result<Prepared> {
+///
+/// The path before the handle: an upload cannot be taken back, so just before
+/// the intent is committed, `path` is stat'ed again. A file gone since it was
+/// read (an app's temporary file) is `deleted`, one replaced or changed since
+/// (another inode, size or mtime) goes back to `discovered`; neither is sent.
+pub fn commit_intent(
+    store: &mut Store,
+    row: &FileRow,
+    checked: Checked,
+    path: &Path,
+) -> Result<Prepared> {
     let from = row.state;
     match checked {
         Checked::Ready { hashed, plan } => {
+            match recheck(path, &hashed.stat)? {
+                Recheck::Same => {}
+                Recheck::Gone => {
+                    let change = Change::because("vanished after it was read; not sent");
+                    let row = store.transition(row.id, from, State::Deleted, &change)?;
+                    return Ok(Prepared::Deleted { row });
+                }
+                Recheck::Replaced => {
+                    let change = Change::because(
+                        "replaced or changed after it was read; not sent; \
+                         read again once it holds still",
+                    );
+                    let row = store.transition(row.id, from, State::Discovered, &change)?;
+                    return Ok(Prepared::Restarted { row });
+                }
+            }
             let mut reason = format!(
                 "hashed ({}, {}); upload intent committed",
                 hashed.kind.name(),
@@ -107,6 +136,23 @@ pub fn commit_intent(store: &mut Store, row: &FileRow, checked: Checked) -> Resu
             )?;
             Ok(Prepared::Deleted { row })
         }
+    }
+}
+
+/// What a fresh stat of the path shows, against the stat taken when hashing.
+enum Recheck {
+    Same,
+    Gone,
+    /// Another inode, size or mtime.
+    Replaced,
+}
+
+fn recheck(path: &Path, hashed: &FileStat) -> Result<Recheck> {
+    match FileStat::of_path(path) {
+        Ok(now) if now.same_content_as(hashed) => Ok(Recheck::Same),
+        Ok(_) => Ok(Recheck::Replaced),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Recheck::Gone),
+        Err(e) => Err(Error::io("checking the file again before sending", path, e)),
     }
 }
 

@@ -81,7 +81,8 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
                 mtime_ns: row.mtime_ns,
             };
             let checked = check_file(&folder, seen)?;
-            store.call_blocking(|s| commit_intent(s, &row, checked))
+            let path = folder.file_path(&row.path);
+            store.call_blocking(|s| commit_intent(s, &row, checked, &path))
         })
         .await
         .map_err(|e| Error::Task {

@@ -201,3 +201,53 @@ async fn a_file_changed_after_it_held_still_is_not_sent() {
         0
     );
 }
+
+/// The path before the handle: a file deleted after it was read (an app's
+/// temporary file) is not sent, and its row says so.
+#[test]
+fn a_file_gone_after_it_was_read_is_not_sent() {
+    let mut fx = fixture();
+    std::fs::write(fx.root.join("tmp.pdf"), b"%PDF-1.4 short-lived").unwrap();
+    let rows = fx.scan_and_settle();
+    let row = &rows[0];
+    let seen = crate::local::check::Seen {
+        rel: &row.path,
+        size: row.size,
+        mtime_ns: row.mtime_ns,
+    };
+    let checked = crate::local::check::check_file(&fx.folder, seen).unwrap();
+    std::fs::remove_file(fx.root.join("tmp.pdf")).unwrap();
+    let path = fx.folder.file_path(&row.path);
+    let prepared = intent::commit_intent(&mut fx.store, row, checked, &path).unwrap();
+    let Prepared::Deleted { row } = prepared else {
+        panic!("sent a file that is gone: {prepared:?}")
+    };
+    assert_eq!(row.state, State::Deleted);
+    let last = fx.store.events(row.id).unwrap().pop().unwrap();
+    assert_eq!(last.reason, "vanished after it was read; not sent");
+}
+
+/// A file replaced after it was read (same name, another inode) is not sent
+/// either: it is read again once it holds still.
+#[test]
+fn a_file_replaced_after_it_was_read_is_not_sent() {
+    let mut fx = fixture();
+    std::fs::write(fx.root.join("a.pdf"), b"%PDF-1.4 first").unwrap();
+    let rows = fx.scan_and_settle();
+    let row = &rows[0];
+    let seen = crate::local::check::Seen {
+        rel: &row.path,
+        size: row.size,
+        mtime_ns: row.mtime_ns,
+    };
+    let checked = crate::local::check::check_file(&fx.folder, seen).unwrap();
+    // an atomic save: a new file renamed over the old one, same size
+    std::fs::write(fx.root.join(".a.pdf.tmp"), b"%PDF-1.4 other").unwrap();
+    std::fs::rename(fx.root.join(".a.pdf.tmp"), fx.root.join("a.pdf")).unwrap();
+    let path = fx.folder.file_path(&row.path);
+    let prepared = intent::commit_intent(&mut fx.store, row, checked, &path).unwrap();
+    let Prepared::Restarted { row } = prepared else {
+        panic!("sent a replaced file: {prepared:?}")
+    };
+    assert_eq!(row.state, State::Discovered);
+}
