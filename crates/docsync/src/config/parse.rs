@@ -129,13 +129,11 @@ fn api(raw: Option<Spanned<RawApi>>, env: &Env, p: &mut Problems<'_>) -> ApiConf
     );
     let auth = auth_mode(raw.auth.unwrap_or_default(), env, p);
     for Sourced { span, key, value } in [&url, &attachments_url].into_iter().flatten() {
-        if !(value.starts_with("http://") || value.starts_with("https://"))
-            || value.len() <= "https://".len()
-        {
+        if let Err(why) = check_base_url(value) {
             p.error(
                 span.clone(),
                 key.clone(),
-                format!("`{value}` is not an http(s) URL"),
+                format!("`{value}` is not an http(s) URL: {why}"),
                 "write the base URL, such as \"https://api.moov.io\", or remove it to use the embedded sandbox",
             );
         }
@@ -568,4 +566,20 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Why `value` cannot be an API's base URL, parsed as a URL (not by prefix):
+/// an http(s) scheme, a host, a port in range, nothing a request cannot carry.
+fn check_base_url(value: &str) -> std::result::Result<(), String> {
+    let parsed = url::Url::parse(value).map_err(|e| e.to_string())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("the scheme is `{}`", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("it names no host".into());
+    }
+    if value.contains(char::is_whitespace) {
+        return Err("it contains a space".into());
+    }
+    Ok(())
 }

@@ -118,6 +118,7 @@ pub(super) struct PlainCredentials {
 /// The top-level keys named in an unknown-field message.
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "api",
+    "admin",
     "credentials",
     "folder",
     "state_dir",

@@ -741,3 +741,55 @@ fn admin_section() {
         "{unknown:?}"
     );
 }
+
+/// `[admin]` is a known top-level table: beside another mistake it is not
+/// reported as unknown.
+#[test]
+fn admin_is_a_known_top_level_key() {
+    let text =
+        "colour = \"red\"\n[admin]\naddress = \"127.0.0.1:9090\"\n[[folder]]\npath = \"/a\"\n";
+    let problems = parse(text, Some(Path::new("docsync.toml")), &env()).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.message.contains("colour")),
+        "{problems:?}"
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.message.contains("unknown field `admin`")),
+        "{problems:?}"
+    );
+}
+
+/// URLs are parsed, not checked by prefix: a space in the host or a port out
+/// of range is an error at the key, with the fix.
+#[test]
+fn api_urls_are_parsed_as_urls() {
+    for (url, why) in [
+        ("http://exa mple.com", "invalid"),
+        ("http://host:99999", "port"),
+        ("ftp://example.com", "scheme"),
+        ("https://", "host"),
+        ("api.moov.io", "relative url"),
+    ] {
+        let text = format!("[api]\nurl = {url:?}\n[[folder]]\npath = \"/a\"\n");
+        let problems = errors(parse(&text, None, &env()).unwrap_err());
+        let p = problems
+            .iter()
+            .find(|p| p.location.key.as_deref() == Some("api.url"))
+            .unwrap_or_else(|| panic!("{url}: no problem at api.url: {problems:?}"));
+        assert!(p.message.contains("is not an http(s) URL"), "{url}: {p}");
+        assert!(p.message.to_lowercase().contains(why), "{url}: {p}");
+        assert!(p.fix.contains("https://api.moov.io"), "{url}: {p}");
+    }
+    for url in ["https://api.moov.io", "http://127.0.0.1:8080/base/"] {
+        let text = format!("[api]\nurl = {url:?}\n[[folder]]\npath = \"/a\"\n");
+        let problems = parse(&text, None, &env()).err().unwrap_or_default();
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.location.key.as_deref() == Some("api.url")),
+            "{url}: {problems:?}"
+        );
+    }
+}
