@@ -37,8 +37,8 @@ pub use crate::model::{State, TargetKey, MOOV_FILES_PER_ACCOUNT};
 
 /// The embedded migrations, in order. Append only.
 const MIGRATION_LIST: &[M<'static>] = &[
-    M::up(include_str!("../migrations/0001_init.sql")),
-    M::up(include_str!("../migrations/0002_status_page_indexes.sql")),
+    M::up(include_str!("../../migrations/0001_init.sql")),
+    M::up(include_str!("../../migrations/0002_status_page_indexes.sql")),
 ];
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
