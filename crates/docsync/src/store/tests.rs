@@ -1,4 +1,7 @@
+use std::os::unix::fs::PermissionsExt;
+
 use super::*;
+use crate::model::TargetKind;
 
 fn key(account: &str) -> TargetKey {
     TargetKey {
