@@ -31,7 +31,8 @@
 //! - `upload`: upload intents and their outcomes (duplicates, quota, retries,
 //!   what the server says).
 //! - `overview`: the read API of `status`, `history`, the status page, the
-//!   metrics (counts, pages, events).
+//!   metrics and the benchmark (counts, pages, events).
+//! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
 //! - `lock`: the state directory and its single-instance lock.
 //! - `shared`: [`SharedStore`], one store shared between tasks.
 //!
@@ -52,6 +53,7 @@ mod files;
 mod lock;
 mod observe;
 mod overview;
+mod seed;
 mod shared;
 mod upload;
 
@@ -59,6 +61,7 @@ pub use files::{ListFilter, PendingGroup};
 pub use lock::{create_state_dir, InstanceLock};
 pub use observe::{Observation, Observed, Reconciled};
 pub use overview::{ActivityBucket, FolderCounts, History, Page};
+pub use seed::Replica;
 pub use shared::SharedStore;
 pub use upload::{BeginUpload, UploadIntent};
 

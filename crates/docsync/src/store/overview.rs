@@ -1,16 +1,18 @@
 //! Read-only queries: `docsync status` and `history`, the status page and the
-//! metrics (`docsync run --admin`).
+//! metrics (`docsync run --admin`), and the benchmark, which polls the counts while
+//! the daemon runs.
 //!
-//! The status page's queries are bounded: counts come from the `(folder, state, id)`
-//! and `(state, id)` indexes, lists are keyset pages (`id > after ... LIMIT n`),
-//! activity reads only the events of the last window through `events_at`. None of
-//! them loads every row, so the page stays quick with 100,000 files.
+//! The status page's queries and the counts are bounded: counts come from the
+//! `(folder, state, id)`, `(state, id)` and `events_at` indexes, lists are keyset
+//! pages (`id > after ... LIMIT n`), activity reads only the events of the last
+//! window through `events_at`. None of them loads every row, so the page stays
+//! quick with 100,000 files.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Row};
 
-use super::{text_err, Event, FileRow, State, Store, FILE_COLUMNS};
+use super::{query_row_cached, text_err, Event, FileRow, State, Store, FILE_COLUMNS};
 use crate::error::Result;
 
 /// One folder's rows by state (states without rows are absent).
@@ -173,6 +175,28 @@ impl Store {
         Ok(counts)
     }
 
+    /// Rows in `state`: one count through the `(state, id)` index, cheap enough to
+    /// poll while the daemon writes.
+    pub fn count_in_state(&self, state: State) -> Result<u64> {
+        let n: i64 = query_row_cached(&self.conn, COUNT_IN_STATE, [state.as_str()], |r| r.get(0))
+            .map_err(self.db("counting the rows in a state"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Transitions recorded at or after `since_ms` (unix ms), counting only those
+    /// into `to` when given (a row's creation counts as a transition into its first
+    /// state). One count through the `events_at` index.
+    pub fn count_events_since(&self, since_ms: i64, to: Option<State>) -> Result<u64> {
+        let n: i64 = query_row_cached(
+            &self.conn,
+            COUNT_EVENTS_SINCE,
+            params![since_ms, to.map(State::as_str)],
+            |r| r.get(0),
+        )
+        .map_err(self.db("counting recent events"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Every row ever recorded for `path` (any folder unless given), with its events.
     pub fn history(&self, folder: Option<&str>, path: &[u8]) -> Result<Vec<History>> {
         let rows = match folder {
@@ -238,6 +262,11 @@ impl Store {
 
 const COUNTS_BY_STATE: &str = "SELECT state, COUNT(*) FROM files GROUP BY state";
 
+const COUNT_IN_STATE: &str = "SELECT COUNT(*) FROM files WHERE state = ?1";
+
+const COUNT_EVENTS_SINCE: &str =
+    "SELECT COUNT(*) FROM events WHERE at >= ?1 AND (?2 IS NULL OR to_state = ?2)";
+
 const COUNTS_BY_FOLDER: &str = "SELECT folder, state, COUNT(*) FROM files GROUP BY folder, state";
 
 const ACTIVITY: &str = "SELECT f.folder, (e.at - ?1) / ?2 AS bucket, COUNT(*) \
@@ -286,6 +315,8 @@ pub(super) fn queries() -> Vec<String> {
         page_sql(true),
         page_sql(false),
         COUNTS_BY_STATE.to_owned(),
+        COUNT_IN_STATE.to_owned(),
+        COUNT_EVENTS_SINCE.to_owned(),
     ]
 }
 
