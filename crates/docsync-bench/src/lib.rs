@@ -6,6 +6,5 @@ pub mod fixtures;
 pub mod machine;
 pub mod process;
 pub mod report;
-pub mod state_db;
 pub mod stats;
 pub mod workdir;

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
+use docsync::store::{State, Store};
 use docsync_bench::process::{wait_for, Binaries, DaemonProcess, SandboxProcess};
 use docsync_bench::report::Row;
-use docsync_bench::state_db::StateDb;
 use docsync_bench::workdir::Workdir;
 
 /// What every figure gets.
@@ -81,7 +81,10 @@ impl Bench {
                         w.dir.join("daemon.log").display()
                     );
                 }
-                Ok(db.is_file() && StateDb::open(&db).and_then(|s| s.count("pending")).is_ok())
+                Ok(db.is_file()
+                    && Store::open_read_only(&db)
+                        .and_then(|s| s.count_in_state(State::Pending))
+                        .is_ok())
             },
         )?;
         // the watchers are installed right after the store opens
@@ -93,13 +96,13 @@ impl Bench {
 /// Wait until `n` rows of `w`'s database are `pending` (failing early, with the
 /// daemon's log, if rows end up invalid or failed).
 pub fn wait_pending(w: &Workdir, n: u64, timeout: Duration, every: Duration) -> Result<()> {
-    let db = StateDb::open(&w.db())?;
+    let db = Store::open_read_only(&w.db())?;
     wait_for(&format!("{n} pending rows"), timeout, every, || {
-        let pending = db.count("pending")?;
+        let pending = db.count_in_state(State::Pending)?;
         if pending >= n {
             return Ok(true);
         }
-        let bad = db.count("invalid")? + db.count("failed")?;
+        let bad = db.count_in_state(State::Invalid)? + db.count_in_state(State::Failed)?;
         if bad > 0 {
             anyhow::bail!(
                 "{bad} rows invalid or failed: see `docsync status` in {}",

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use docsync::store::{State, Store};
 use docsync_bench::fixtures::{self, PURPOSE};
 use docsync_bench::report::{Row, Verdict};
-use docsync_bench::state_db::StateDb;
 use docsync_bench::stats::{burst_sizes, Summary};
 use docsync_bench::workdir::{Settings, Workdir};
 
@@ -58,7 +58,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
             .collect();
         seeded::replicate(&w.db(), &w.inbox, seed, &files)?;
     }
-    let pending = StateDb::open(&w.db())?.count("pending")?;
+    let pending = Store::open_read_only(&w.db())?.count_in_state(State::Pending)?;
     if pending != FILES as u64 {
         bail!("expected {FILES} pending rows, found {pending}");
     }

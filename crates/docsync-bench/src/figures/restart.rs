@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use docsync::store::{State, Store};
 use docsync_bench::fixtures::{self, PURPOSE};
 use docsync_bench::process::DaemonProcess;
 use docsync_bench::report::{summary, Row, Verdict};
-use docsync_bench::state_db::StateDb;
 use docsync_bench::stats::Summary;
 use docsync_bench::workdir::{Settings, Workdir};
 
@@ -62,8 +62,8 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         })
         .collect();
     seeded::replicate(&w.db(), &w.inbox, seed, &files)?;
-    let db = StateDb::open(&w.db())?;
-    let approved = db.count("approved")?;
+    let db = Store::open_read_only(&w.db())?;
+    let approved = db.count_in_state(State::Approved)?;
     if approved != FILES as u64 + 1 {
         bail!("expected {} approved rows, found {approved}", FILES + 1);
     }
@@ -91,8 +91,8 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
                     .is_some_and(|op| op.starts_with("upload") || op == "replaceImage")
             })
             .count();
-        let hashed = db.events_since(since, Some("stable"))?;
-        let all = db.events_since(since, None)?;
+        let hashed = db.count_events_since(since, Some(State::Stable))?;
+        let all = db.count_events_since(since, None)?;
         eprintln!(
             "  restart run {}: {took:.2}s, {sent} uploads, {hashed} re-hashed, {all} events, {} requests",
             run + 1,

@@ -1,15 +1,18 @@
-//! Read-only queries for the status page and the metrics (`docsync run --admin`).
+//! Read-only queries: `docsync status` and `history`, the status page and the
+//! metrics (`docsync run --admin`), and the benchmark, which polls the counts while
+//! the daemon runs.
 //!
-//! Each one is bounded: counts come from the `(folder, state, id)` index, lists are
-//! keyset pages (`id > after ... LIMIT n`), activity reads only the events of the
-//! last window through `events_at`. None of them loads every row, so the page stays
+//! The status page's queries and the counts are bounded: counts come from the
+//! `(folder, state, id)`, `(state, id)` and `events_at` indexes, lists are keyset
+//! pages (`id > after ... LIMIT n`), activity reads only the events of the last
+//! window through `events_at`. None of them loads every row, so the page stays
 //! quick with 100,000 files.
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use rusqlite::{params, Row};
 
-use super::{FileRow, State, Store, FILE_COLUMNS};
+use super::{query_row_cached, text_err, Event, FileRow, State, Store, FILE_COLUMNS};
 use crate::error::Result;
 
 /// One folder's rows by state (states without rows are absent).
@@ -33,6 +36,13 @@ pub struct Page {
     pub rows: Vec<FileRow>,
     /// The `after` of the next page; `None` on the last page.
     pub next_after: Option<i64>,
+}
+
+/// A row with its events, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub file: FileRow,
+    pub events: Vec<Event>,
 }
 
 impl Store {
@@ -145,6 +155,89 @@ impl Store {
         Ok(Page { rows, next_after })
     }
 
+    /// Number of rows in each state (states without rows are absent).
+    pub fn counts_by_state(&self) -> Result<BTreeMap<State, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(COUNTS_BY_STATE)
+            .map_err(self.db("counting states"))?;
+        let pairs = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.db("counting states"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.db("counting states"))?;
+        let mut counts = BTreeMap::new();
+        for (state, n) in pairs {
+            if let Ok(state) = state.parse::<State>() {
+                counts.insert(state, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Rows in `state`: one count through the `(state, id)` index, cheap enough to
+    /// poll while the daemon writes.
+    pub fn count_in_state(&self, state: State) -> Result<u64> {
+        let n: i64 = query_row_cached(&self.conn, COUNT_IN_STATE, [state.as_str()], |r| r.get(0))
+            .map_err(self.db("counting the rows in a state"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Transitions recorded at or after `since_ms` (unix ms), counting only those
+    /// into `to` when given (a row's creation counts as a transition into its first
+    /// state). One count through the `events_at` index.
+    pub fn count_events_since(&self, since_ms: i64, to: Option<State>) -> Result<u64> {
+        let n: i64 = query_row_cached(
+            &self.conn,
+            COUNT_EVENTS_SINCE,
+            params![since_ms, to.map(State::as_str)],
+            |r| r.get(0),
+        )
+        .map_err(self.db("counting recent events"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Every row ever recorded for `path` (any folder unless given), with its events.
+    pub fn history(&self, folder: Option<&str>, path: &[u8]) -> Result<Vec<History>> {
+        let rows = match folder {
+            Some(folder) => self.query_rows(
+                &format!(
+                    "SELECT {FILE_COLUMNS} FROM files WHERE folder = ?1 AND path = ?2 ORDER BY id"
+                ),
+                params![folder, path],
+                "reading history",
+            )?,
+            None => self.query_rows(
+                &format!("SELECT {FILE_COLUMNS} FROM files WHERE path = ?1 ORDER BY id"),
+                params![path],
+                "reading history",
+            )?,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for file in rows {
+            let events = self.events(file.id)?;
+            out.push(History { file, events });
+        }
+        Ok(out)
+    }
+
+    /// The events of one row, oldest first.
+    pub fn events(&self, file_id: i64) -> Result<Vec<Event>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, file_id, at, from_state, to_state, reason, request_id \
+                 FROM events WHERE file_id = ?1 ORDER BY id",
+            )
+            .map_err(self.db("reading events"))?;
+        let events = stmt
+            .query_map([file_id], read_event)
+            .map_err(self.db("reading events"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.db("reading events"))?;
+        Ok(events)
+    }
+
     /// Whether the database takes writes now: rewrites the schema version in a
     /// transaction that is rolled back (nothing changes). For the readiness check.
     pub fn check_writable(&mut self) -> Result<()> {
@@ -166,6 +259,13 @@ impl Store {
         tx.rollback().map_err(db)
     }
 }
+
+const COUNTS_BY_STATE: &str = "SELECT state, COUNT(*) FROM files GROUP BY state";
+
+const COUNT_IN_STATE: &str = "SELECT COUNT(*) FROM files WHERE state = ?1";
+
+const COUNT_EVENTS_SINCE: &str =
+    "SELECT COUNT(*) FROM events WHERE at >= ?1 AND (?2 IS NULL OR to_state = ?2)";
 
 const COUNTS_BY_FOLDER: &str = "SELECT folder, state, COUNT(*) FROM files GROUP BY folder, state";
 
@@ -189,8 +289,24 @@ fn page_sql(of_folder: bool) -> String {
     }
 }
 
-/// Every query of this module (and the per-state counts of the metrics), for the
-/// test that checks each one reads through an index.
+fn read_event(row: &Row<'_>) -> rusqlite::Result<Event> {
+    let from: Option<String> = row.get(3)?;
+    let to: String = row.get(4)?;
+    Ok(Event {
+        id: row.get(0)?,
+        file_id: row.get(1)?,
+        at: row.get(2)?,
+        from_state: from
+            .map(|s| s.parse().map_err(|e| text_err(3, e)))
+            .transpose()?,
+        to_state: to.parse().map_err(|e| text_err(4, e))?,
+        reason: row.get(5)?,
+        request_id: row.get(6)?,
+    })
+}
+
+/// The bounded queries of this module, for the test that checks each one reads
+/// through an index.
 #[cfg(test)]
 pub(super) fn queries() -> Vec<String> {
     vec![
@@ -198,7 +314,9 @@ pub(super) fn queries() -> Vec<String> {
         ACTIVITY.to_owned(),
         page_sql(true),
         page_sql(false),
-        super::COUNTS_BY_STATE.to_owned(),
+        COUNTS_BY_STATE.to_owned(),
+        COUNT_IN_STATE.to_owned(),
+        COUNT_EVENTS_SINCE.to_owned(),
     ]
 }
 

@@ -1,4 +1,7 @@
+use std::os::unix::fs::PermissionsExt;
+
 use super::*;
+use crate::model::TargetKind;
 
 fn key(account: &str) -> TargetKey {
     TargetKey {
@@ -1059,4 +1062,121 @@ async fn grouped_calls_each_get_their_own_result_after_the_commit() {
     let counts = shared.call(|s| s.counts_by_state()).await.unwrap();
     assert_eq!(counts.get(&State::Stable), Some(&14));
     assert_eq!(counts.get(&State::Discovered), Some(&6));
+}
+
+#[test]
+fn count_in_state_agrees_with_counts_by_state_and_reads_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let mut store = Store::open(&path).unwrap();
+    let ids: Vec<i64> = (0..5u8)
+        .map(|n| new_row(&mut store, format!("{n}.pdf").as_bytes()))
+        .collect();
+    for id in &ids[..2] {
+        store
+            .transition(*id, State::Discovered, State::Stable, &Change::because("t"))
+            .unwrap();
+    }
+    force_state(&store, ids[2], State::Pending);
+    let reader = Store::open_read_only(&path).unwrap();
+    let counts = store.counts_by_state().unwrap();
+    for state in State::ALL {
+        let expected = counts.get(&state).copied().unwrap_or(0);
+        assert_eq!(store.count_in_state(state).unwrap(), expected, "{state}");
+        assert_eq!(reader.count_in_state(state).unwrap(), expected, "{state}");
+    }
+    assert_eq!(reader.count_in_state(State::Stable).unwrap(), 2);
+    assert_eq!(reader.count_in_state(State::Approved).unwrap(), 0);
+}
+
+#[test]
+fn count_events_since_counts_the_transitions_from_a_time_on() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = new_row(&mut store, b"a.pdf");
+    let b = new_row(&mut store, b"b.pdf");
+    store
+        .transition(a, State::Discovered, State::Stable, &Change::because("t"))
+        .unwrap();
+    // b was created long ago; a's creation and its move to stable are recent
+    store
+        .conn
+        .execute("UPDATE events SET at = 100 WHERE file_id = ?1", [b])
+        .unwrap();
+    let count = |since, to| store.count_events_since(since, to).unwrap();
+    assert_eq!(count(0, None), 3);
+    assert_eq!(count(0, Some(State::Discovered)), 2);
+    assert_eq!(count(0, Some(State::Stable)), 1);
+    assert_eq!(count(100, None), 3);
+    assert_eq!(count(101, None), 2);
+    assert_eq!(count(101, Some(State::Discovered)), 1);
+    assert_eq!(count(101, Some(State::Pending)), 0);
+    assert_eq!(count(now_ms() + 60_000, None), 0);
+}
+
+#[test]
+fn replicate_copies_the_seed_row_for_each_file_with_its_event() {
+    let mut store = Store::open_in_memory().unwrap();
+    let seed = new_row(&mut store, b"seed.pdf");
+    force_state(&store, seed, State::Pending);
+    let change = Change {
+        remote_id: Some("remote-seed".into()),
+        remote_status: Some("approved".into()),
+        decision_reason: Some("looks fine".into()),
+        ..Change::because("decided")
+    };
+    store.update_remote(seed, State::Pending, &change).unwrap();
+    force_state(&store, seed, State::Approved);
+    let seed_row = store.get(seed).unwrap().unwrap();
+    let replica = |n: u8| Replica {
+        path: format!("copy-{n}.pdf").into_bytes(),
+        account: "other".into(),
+        size: 100 + u64::from(n),
+        mtime_ns: 7,
+        sha256: format!("sha-{n}"),
+        remote_id: Some(format!("bench-replica-{n}")),
+    };
+    let reason = format!("replicated from row {seed} by the benchmark");
+    let ids = store
+        .replicate(seed, &[replica(0), replica(1)], &reason)
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    for (n, id) in ids.iter().enumerate() {
+        let r = replica(n as u8);
+        let row = store.get(*id).unwrap().unwrap();
+        assert_eq!(
+            row,
+            FileRow {
+                id: *id,
+                path: r.path.clone(),
+                target: TargetKey {
+                    account: r.account.clone(),
+                    ..seed_row.target.clone()
+                },
+                size: r.size,
+                mtime_ns: r.mtime_ns,
+                sha256: Some(r.sha256.clone()),
+                remote_id: r.remote_id.clone(),
+                last_error: None,
+                last_request_id: None,
+                ..seed_row.clone()
+            }
+        );
+        let events = store.events(*id).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].from_state, None);
+        assert_eq!(events[0].to_state, State::Approved);
+        assert_eq!(events[0].at, seed_row.updated_at);
+        assert_eq!(events[0].reason, reason);
+    }
+    assert_eq!(store.count_in_state(State::Approved).unwrap(), 3);
+
+    // no seed: nothing inserted
+    let err = store.replicate(999, &[replica(5)], "r").unwrap_err();
+    assert!(matches!(err, Error::NoSuchFile { id: 999 }), "{err:?}");
+    // a path that already has a live row: the whole call inserts nothing
+    assert!(store
+        .replicate(seed, &[replica(6), replica(0)], "r")
+        .is_err());
+    assert_eq!(store.count_in_state(State::Approved).unwrap(), 3);
+    assert!(store.find_live("inbox", b"copy-6.pdf").unwrap().is_none());
 }

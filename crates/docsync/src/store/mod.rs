@@ -1,0 +1,652 @@
+//! The state store: one SQLite database per state directory.
+//!
+//! # Shape
+//!
+//! [`Store`] is a narrow API (a struct with methods, no SQL outside this module) so a
+//! PostgreSQL backend can take its place later. Every state change goes through
+//! [`State::can_transition_to`] (the one table of allowed transitions) and one private
+//! function, `apply_transition`, which updates the row and inserts its event in the
+//! caller's transaction.
+//!
+//! # One writer
+//!
+//! The daemon has exactly one writer: one [`Store`] (one connection) behind
+//! [`SharedStore`], an `Arc<Mutex<Store>>` whose [`SharedStore::call`] runs a short
+//! closure on tokio's blocking pool. Each closure is one short section (usually one
+//! transaction); nothing holds the lock across an `.await`. Readers in other processes
+//! (`docsync status`) open their own connection; WAL lets them read while the daemon
+//! writes, and `busy_timeout` absorbs the rare checkpoint contention.
+//!
+//! Invariant: a row's state only changes together with an `events` row recording it.
+//! Invariant: at most one live (not superseded, not deleted) row per (folder, path).
+//!
+//! # Layout
+//!
+//! This file holds [`Store`] itself (opening, migrations, transactions and batches,
+//! the one transition function) and the row types. Its methods are split by the
+//! question they answer, each file an `impl Store` block:
+//!
+//! - `files`: reading and writing file rows (by id, by path, lists by state).
+//! - `observe`: recording what a folder scan or a hint saw on disk.
+//! - `upload`: upload intents and their outcomes (duplicates, quota, retries,
+//!   what the server says).
+//! - `overview`: the read API of `status`, `history`, the status page, the
+//!   metrics and the benchmark (counts, pages, events).
+//! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
+//! - `lock`: the state directory and its single-instance lock.
+//! - `shared`: [`SharedStore`], one store shared between tasks.
+//!
+//! Everything public is reachable as `store::X`, wherever it is defined.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, Row, Savepoint};
+use rusqlite_migration::{Migrations, M};
+
+use crate::error::{Error, Result};
+use crate::model::now_ms;
+pub use crate::model::{State, TargetKey, MOOV_FILES_PER_ACCOUNT};
+
+mod files;
+mod lock;
+mod observe;
+mod overview;
+mod seed;
+mod shared;
+mod upload;
+
+pub use files::{ListFilter, PendingGroup};
+pub use lock::{create_state_dir, InstanceLock};
+pub use observe::{Observation, Observed, Reconciled};
+pub use overview::{ActivityBucket, FolderCounts, History, Page};
+pub use seed::Replica;
+pub use shared::SharedStore;
+pub use upload::{BeginUpload, UploadIntent};
+
+use files::get_row;
+
+/// The embedded migrations, in order. Append only.
+const MIGRATION_LIST: &[M<'static>] = &[
+    M::up(include_str!("../../migrations/0001_init.sql")),
+    M::up(include_str!(
+        "../../migrations/0002_status_page_indexes.sql"
+    )),
+];
+
+static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: usize = MIGRATION_LIST.len();
+
+/// The database file name inside the state directory.
+pub const DB_FILE: &str = "docsync.db";
+
+/// The lock file name inside the state directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// One row of the `files` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub id: i64,
+    pub folder: String,
+    /// Path relative to the folder root, as raw bytes.
+    pub path: Vec<u8>,
+    pub target: TargetKey,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: Option<String>,
+    pub state: State,
+    pub remote_id: Option<String>,
+    pub remote_status: Option<String>,
+    pub decision_reason: Option<String>,
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_request_id: Option<String>,
+    pub remote_name: Option<String>,
+    pub supersedes: Option<i64>,
+    /// Where docsync moved the file after its decision (relative to the folder root).
+    pub moved_to: Option<Vec<u8>>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+impl FileRow {
+    /// The path for display (lossy for non-UTF-8 names).
+    pub fn path_display(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+}
+
+/// One row of the `events` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub file_id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// `None` when the row was created.
+    pub from_state: Option<State>,
+    pub to_state: State,
+    pub reason: String,
+    pub request_id: Option<String>,
+}
+
+/// What to do with `attempts` in a transition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Attempts {
+    #[default]
+    Keep,
+    Increment,
+    Reset,
+}
+
+/// The fields a transition sets besides the state. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Why, in words a person can act on (stored in the event).
+    pub reason: String,
+    /// The server's x-request-id, if a request caused this.
+    pub request_id: Option<String>,
+    pub sha256: Option<String>,
+    pub remote_id: Option<String>,
+    pub remote_status: Option<String>,
+    pub decision_reason: Option<String>,
+    pub remote_name: Option<String>,
+    pub last_error: Option<String>,
+    /// Required meaning for `retrying`: when to try again (unix ms; now if `None`).
+    pub next_attempt_at: Option<i64>,
+    /// New size and mtime (a re-stat saw them).
+    pub observed: Option<(u64, i64)>,
+    pub attempts: Attempts,
+}
+
+impl Change {
+    /// A change with only a reason.
+    pub fn because(reason: impl Into<String>) -> Self {
+        Change {
+            reason: reason.into(),
+            ..Change::default()
+        }
+    }
+}
+
+/// The state database. See the module docs for the one-writer rule.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Distinct statements kept parsed per connection: all of the store's hot paths fit.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+const FILE_COLUMNS: &str = "id, folder, path, target, account, purpose, size, mtime_ns, sha256, \
+     state, remote_id, remote_status, decision_reason, attempts, next_attempt_at, last_error, \
+     last_request_id, remote_name, supersedes, moved_to, created_at, updated_at";
+
+fn text_err(col: usize, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        Box::<dyn std::error::Error + Send + Sync>::from(msg),
+    )
+}
+
+fn read_file_row(row: &Row<'_>) -> rusqlite::Result<FileRow> {
+    let state: String = row.get(9)?;
+    let kind: String = row.get(3)?;
+    let size: i64 = row.get(6)?;
+    let attempts: i64 = row.get(13)?;
+    Ok(FileRow {
+        id: row.get(0)?,
+        folder: row.get(1)?,
+        path: row.get(2)?,
+        target: TargetKey {
+            kind: kind.parse().map_err(|e| text_err(3, e))?,
+            account: row.get(4)?,
+            purpose: row.get(5)?,
+        },
+        size: u64::try_from(size).unwrap_or(0),
+        mtime_ns: row.get(7)?,
+        sha256: row.get(8)?,
+        state: state.parse().map_err(|e| text_err(9, e))?,
+        remote_id: row.get(10)?,
+        remote_status: row.get(11)?,
+        decision_reason: row.get(12)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: row.get(14)?,
+        last_error: row.get(15)?,
+        last_request_id: row.get(16)?,
+        remote_name: row.get(17)?,
+        supersedes: row.get(18)?,
+        moved_to: row.get(19)?,
+        created_at: row.get(20)?,
+        updated_at: row.get(21)?,
+    })
+}
+
+/// `conn.execute` through the connection's statement cache: the hot paths run the
+/// same few statements for every file, so each is parsed once per connection.
+fn execute_cached(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `conn.query_row` through the connection's statement cache.
+fn query_row_cached<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, read)
+}
+
+fn size_i64(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
+fn insert_event(
+    tx: &Connection,
+    file_id: i64,
+    at: i64,
+    from: Option<State>,
+    to: State,
+    reason: &str,
+    request_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    execute_cached(
+        tx,
+        "INSERT INTO events (file_id, at, from_state, to_state, reason, request_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            file_id,
+            at,
+            from.map(State::as_str),
+            to.as_str(),
+            reason,
+            request_id
+        ],
+    )?;
+    Ok(())
+}
+
+/// The one place a state changes: checks the machine, writes the row and its event.
+/// Runs inside the caller's transaction.
+fn apply_transition(
+    tx: &Connection,
+    row: &FileRow,
+    to: State,
+    change: &Change,
+    now: i64,
+) -> Result<FileRow, TransitionError> {
+    if !row.state.can_transition_to(to) {
+        return Err(TransitionError::Illegal {
+            from: row.state,
+            to,
+        });
+    }
+    let mut new = row.clone();
+    new.state = to;
+    new.updated_at = now;
+    if let Some((size, mtime)) = change.observed {
+        new.size = size;
+        new.mtime_ns = mtime;
+    }
+    let set = |field: &mut Option<String>, value: &Option<String>| {
+        if let Some(v) = value {
+            *field = Some(v.clone());
+        }
+    };
+    set(&mut new.sha256, &change.sha256);
+    set(&mut new.remote_id, &change.remote_id);
+    set(&mut new.remote_status, &change.remote_status);
+    set(&mut new.decision_reason, &change.decision_reason);
+    set(&mut new.remote_name, &change.remote_name);
+    set(&mut new.last_error, &change.last_error);
+    set(&mut new.last_request_id, &change.request_id);
+    match change.attempts {
+        Attempts::Keep => {}
+        Attempts::Increment => new.attempts = new.attempts.saturating_add(1),
+        Attempts::Reset => new.attempts = 0,
+    }
+    new.next_attempt_at = match to {
+        State::Retrying => Some(change.next_attempt_at.unwrap_or(now)),
+        _ => None,
+    };
+    if to == State::Discovered {
+        // starting over: the old hash and name no longer describe the file
+        new.sha256 = change.sha256.clone();
+        new.remote_name = None;
+        new.last_error = None;
+        new.attempts = 0;
+    }
+    execute_cached(
+        tx,
+        "UPDATE files SET size = ?2, mtime_ns = ?3, sha256 = ?4, state = ?5, remote_id = ?6, \
+         remote_status = ?7, decision_reason = ?8, attempts = ?9, next_attempt_at = ?10, \
+         last_error = ?11, last_request_id = ?12, remote_name = ?13, updated_at = ?14 \
+         WHERE id = ?1",
+        params![
+            new.id,
+            size_i64(new.size),
+            new.mtime_ns,
+            new.sha256,
+            new.state.as_str(),
+            new.remote_id,
+            new.remote_status,
+            new.decision_reason,
+            i64::from(new.attempts),
+            new.next_attempt_at,
+            new.last_error,
+            new.last_request_id,
+            new.remote_name,
+            now
+        ],
+    )?;
+    insert_event(
+        tx,
+        new.id,
+        now,
+        Some(row.state),
+        to,
+        &change.reason,
+        change.request_id.as_deref(),
+    )?;
+    Ok(new)
+}
+
+/// Internal error for `apply_transition`, mapped to [`Error`] with the row's context.
+#[derive(Debug)]
+enum TransitionError {
+    Illegal { from: State, to: State },
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for TransitionError {
+    fn from(e: rusqlite::Error) -> Self {
+        TransitionError::Sql(e)
+    }
+}
+
+impl Store {
+    /// Open (creating if needed, mode 0600) the database at `path` and migrate it.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            Self::create(path)?;
+        }
+        let conn = Connection::open(path).map_err(|source| Error::Db {
+            path: path.to_owned(),
+            what: "opening",
+            source,
+        })?;
+        Self::setup(conn, path.to_owned())
+    }
+
+    /// Create a migrated database at `path` in one step: built under a temporary
+    /// name (mode 0600) and linked into place only when complete, so a reader
+    /// (`docsync status` while the daemon starts) sees no database or a whole
+    /// one, never an empty one. An existing database is never replaced.
+    fn create(path: &Path) -> Result<()> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+        let built = (|| {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| Error::io("creating database", &tmp, e))?;
+            let conn = Connection::open(&tmp).map_err(|source| Error::Db {
+                path: tmp.clone(),
+                what: "opening",
+                source,
+            })?;
+            // closing the only connection checkpoints the WAL into the file
+            drop(Self::setup(conn, tmp.clone())?);
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                // a filesystem without hard links: a rename (which would replace
+                // a database created meanwhile, so only if there is none)
+                Err(_) if !path.exists() => {
+                    std::fs::rename(&tmp, path).map_err(|e| Error::io("creating database", path, e))
+                }
+                Err(_) => Ok(()),
+            }
+        })();
+        for leftover in ["", "-wal", "-shm"] {
+            let mut file = tmp.clone().into_os_string();
+            file.push(leftover);
+            let _ = std::fs::remove_file(file);
+        }
+        built
+    }
+
+    /// Open the database in `state_dir` (created 0700), as the daemon does.
+    pub fn open_in_state_dir(state_dir: &Path) -> Result<Store> {
+        create_state_dir(state_dir)?;
+        Self::open(&state_dir.join(DB_FILE))
+    }
+
+    /// Open an existing database read-only (`docsync status`, `history`, scripts):
+    /// never migrates or writes; refuses a schema that is older or newer than this
+    /// binary's.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let db = |what| sql(path, what);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(db("opening read-only"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db("setting busy_timeout"))?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db("reading user_version"))?;
+        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(Error::SchemaTooOld {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// A private in-memory database (tests, dry runs).
+    pub fn open_in_memory() -> Result<Store> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(sql(&path, "opening"))?;
+        Self::setup(conn, path)
+    }
+
+    fn setup(mut conn: Connection, path: PathBuf) -> Result<Store> {
+        let db = |what| sql(&path, what);
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db("setting busy_timeout"))?;
+        // in-memory databases answer "memory"; that is fine
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db("enabling WAL"))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(db("setting pragmas"))?;
+        // every statement the daemon runs per file stays parsed (rusqlite keeps 16)
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db("reading user_version"))?;
+        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path,
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        MIGRATIONS
+            .to_latest(&mut conn)
+            .map_err(|source| Error::Migration {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Store { conn, path })
+    }
+
+    /// The database path (`:memory:` for in-memory stores).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        sql(&self.path, what)
+    }
+}
+
+fn map_transition(db_path: &Path, row: &FileRow, e: TransitionError) -> Error {
+    match e {
+        TransitionError::Illegal { from, to } => Error::IllegalTransition {
+            id: row.id,
+            path: row.path_display(),
+            from,
+            to,
+        },
+        TransitionError::Sql(source) => Error::Db {
+            path: db_path.to_owned(),
+            what: "recording a transition",
+            source,
+        },
+    }
+}
+
+/// A `map_err` argument: an [`Error::Db`] on the database at `path` while doing `what`.
+fn sql(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Db { path, what, source }
+}
+
+/// Row `id` read inside `tx`; [`Error::StaleState`] (naming `expected`) unless its
+/// state passes `ok`.
+fn row_in(
+    tx: &Connection,
+    db_path: &Path,
+    id: i64,
+    expected: State,
+    ok: impl Fn(State) -> bool,
+) -> Result<FileRow> {
+    let row = get_row(tx, id)
+        .map_err(sql(db_path, "reading a file"))?
+        .ok_or(Error::NoSuchFile { id })?;
+    if ok(row.state) {
+        Ok(row)
+    } else {
+        Err(Error::StaleState {
+            id,
+            expected,
+            actual: row.state,
+        })
+    }
+}
+
+/// The savepoint [`Store::batch`] holds open while its closure runs.
+const BATCH_SAVEPOINT: &str = "docsync_batch";
+
+impl Store {
+    /// One atomic section: a transaction of its own, or a savepoint inside the
+    /// enclosing [`Store::batch`] (whose commit then makes it durable).
+    fn tx(&mut self) -> Result<Savepoint<'_>> {
+        let path = self.path.clone();
+        self.conn
+            .savepoint()
+            .map_err(sql(&path, "starting a transaction"))
+    }
+
+    /// Run `f` with every store call inside it grouped into one commit: each
+    /// call stays atomic on its own (a savepoint, rolled back alone if it fails),
+    /// and all of them become durable together when `f` returns, whatever it
+    /// returns. For the intake's many small steps (a hint, a promotion), where
+    /// one commit per step was most of the cost. Never use it around an upload
+    /// intent that must be committed before a request is sent.
+    pub fn batch<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {BATCH_SAVEPOINT}"))
+            .map_err(sql(&path, "starting a batch"))?;
+        let result = f(self);
+        self.conn
+            .execute_batch(&format!("RELEASE {BATCH_SAVEPOINT}"))
+            .map_err(sql(&path, "committing a batch"))?;
+        result
+    }
+
+    /// Roll back a transaction a panicking closure left open (a [`Store::batch`]
+    /// unwound before its commit), so the next call starts clean.
+    fn recover_open_transaction(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Move row `id` from `expected` to `to`, in one transaction with its event.
+    ///
+    /// Fails with [`Error::StaleState`] if the row is no longer in `expected` and
+    /// with [`Error::IllegalTransition`] if the machine forbids the move.
+    pub fn transition(
+        &mut self,
+        id: i64,
+        expected: State,
+        to: State,
+        change: &Change,
+    ) -> Result<FileRow> {
+        let path = self.path.clone();
+        let tx = self.tx()?;
+        let row = row_in(&tx, &path, id, expected, |s| s == expected)?;
+        let new = apply_transition(&tx, &row, to, change, now_ms())
+            .map_err(|e| map_transition(&path, &row, e))?;
+        tx.commit().map_err(sql(&path, "committing a transition"))?;
+        Ok(new)
+    }
+
+    /// The file rows `sql` (which selects [`FILE_COLUMNS`]) returns for `params`.
+    fn query_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        what: &'static str,
+    ) -> Result<Vec<FileRow>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.db(what))?;
+        let rows = stmt
+            .query_map(params, read_file_row)
+            .map_err(self.db(what))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.db(what))?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests;

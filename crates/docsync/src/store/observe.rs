@@ -1,0 +1,285 @@
+//! Recording what the folder scan and the watcher saw: new, changed and vanished
+//! files, reconciled with the live rows of their folder in one transaction.
+
+use rusqlite::{params, Connection};
+
+use super::files::find_live_row;
+use super::{
+    apply_transition, execute_cached, insert_event, map_transition, read_file_row, size_i64, sql,
+    Change, FileRow, State, Store, TransitionError, FILE_COLUMNS,
+};
+use crate::error::{Error, Result};
+use crate::model::{now_ms, TargetKey};
+
+/// A file seen on disk by a scan or a hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Path relative to the folder root, raw bytes.
+    pub path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub target: TargetKey,
+}
+
+/// What [`Store::observe_batch`] did with one observed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// A new row in `discovered`.
+    New { id: i64 },
+    /// Same size and mtime as recorded.
+    Unchanged { id: i64, state: State },
+    /// The size or mtime changed; the row is (back) in `discovered`.
+    Changed { id: i64 },
+    /// The content changed after upload: `old` is superseded, `new` is discovered.
+    Superseded { old: i64, new: i64 },
+    /// Changed while an upload is in flight; left for the uploader, seen again later.
+    Busy { id: i64 },
+}
+
+impl Observation {
+    /// The id of the live row for the path after this observation.
+    pub fn id(&self) -> i64 {
+        match *self {
+            Observation::New { id }
+            | Observation::Unchanged { id, .. }
+            | Observation::Changed { id }
+            | Observation::Busy { id } => id,
+            Observation::Superseded { new, .. } => new,
+        }
+    }
+}
+
+/// The result of reconciling a folder scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// One entry per observed file, in input order.
+    pub observations: Vec<Observation>,
+    /// Rows marked deleted because their file was not seen.
+    pub deleted: Vec<i64>,
+}
+
+impl Store {
+    /// Reconcile observed files of one folder in one transaction.
+    ///
+    /// New paths get a `discovered` row; changed files go back to `discovered` (or, if
+    /// their content already reached the server, the old row is superseded by a new
+    /// one). With `complete` (a full scan of the folder), live rows whose file was not
+    /// observed are marked `deleted` — except rows in `uploading`, which belong to the
+    /// uploader until it finishes.
+    pub fn observe_batch(
+        &mut self,
+        folder: &str,
+        observed: &[Observed],
+        complete: bool,
+    ) -> Result<Reconciled> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let tx = self.tx()?;
+        let result = reconcile(&tx, folder, observed, complete, now);
+        match result {
+            Ok(rec) => {
+                tx.commit().map_err(|source| Error::Db {
+                    path,
+                    what: "committing a scan",
+                    source,
+                })?;
+                Ok(rec)
+            }
+            Err((row, e)) => Err(match row {
+                Some(row) => map_transition(&path, &row, e),
+                None => match e {
+                    TransitionError::Sql(source) => Error::Db {
+                        path,
+                        what: "reconciling a scan",
+                        source,
+                    },
+                    TransitionError::Illegal { from, to } => Error::IllegalTransition {
+                        id: 0,
+                        path: String::new(),
+                        from,
+                        to,
+                    },
+                },
+            }),
+        }
+    }
+
+    /// [`Store::observe_batch`] for one file seen by a hint (never deletes others).
+    pub fn observe_one(&mut self, folder: &str, observed: &Observed) -> Result<Observation> {
+        let rec = self.observe_batch(folder, std::slice::from_ref(observed), false)?;
+        rec.observations.first().copied().ok_or(Error::Task {
+            what: "observing a file",
+            message: "no observation returned".into(),
+        })
+    }
+
+    /// Mark the live row at `path` deleted (a removal hint confirmed by a stat).
+    /// Returns the row id, or `None` if there is no live row or it is `uploading`.
+    pub fn mark_deleted(&mut self, folder: &str, path: &[u8], reason: &str) -> Result<Option<i64>> {
+        let db_path = self.path.clone();
+        let tx = self.tx()?;
+        let row = find_live_row(&tx, folder, path).map_err(sql(&db_path, "finding a file"))?;
+        let Some(row) = row else { return Ok(None) };
+        // an uploading row belongs to the uploader until its request finishes
+        if row.state == State::Uploading || !row.state.can_transition_to(State::Deleted) {
+            return Ok(None);
+        }
+        apply_transition(
+            &tx,
+            &row,
+            State::Deleted,
+            &Change::because(reason),
+            now_ms(),
+        )
+        .map_err(|e| map_transition(&db_path, &row, e))?;
+        tx.commit()
+            .map_err(sql(&db_path, "committing a deletion"))?;
+        Ok(Some(row.id))
+    }
+}
+
+fn insert_discovered(
+    tx: &Connection,
+    folder: &str,
+    obs: &Observed,
+    supersedes: Option<i64>,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    execute_cached(
+        tx,
+        "INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, state, \
+         supersedes, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'discovered', ?8, ?9, ?9)",
+        params![
+            folder,
+            obs.path,
+            obs.target.kind.as_str(),
+            obs.target.account,
+            obs.target.purpose,
+            size_i64(obs.size),
+            obs.mtime_ns,
+            supersedes,
+            now
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    insert_event(tx, id, now, None, State::Discovered, reason, None)?;
+    Ok(id)
+}
+
+type ReconcileError = (Option<Box<FileRow>>, TransitionError);
+
+fn reconcile(
+    tx: &Connection,
+    folder: &str,
+    observed: &[Observed],
+    complete: bool,
+    now: i64,
+) -> std::result::Result<Reconciled, ReconcileError> {
+    let sql = |e: rusqlite::Error| (None, TransitionError::Sql(e));
+    let mut out = Reconciled::default();
+    for obs in observed {
+        let mut existing = find_live_row(tx, folder, &obs.path).map_err(sql)?;
+        if let Some(row) = existing.as_mut() {
+            // the configuration (or the layout) now maps the file elsewhere: follow it
+            // while nothing has been sent
+            if row.target != obs.target && !row.state.is_remote() && row.remote_id.is_none() {
+                execute_cached(
+                    tx,
+                    "UPDATE files SET target = ?2, account = ?3, purpose = ?4, updated_at = ?5 \
+                     WHERE id = ?1",
+                    params![
+                        row.id,
+                        obs.target.kind.as_str(),
+                        obs.target.account,
+                        obs.target.purpose,
+                        now
+                    ],
+                )
+                .map_err(sql)?;
+                row.target = obs.target.clone();
+            }
+        }
+        let observation = match existing {
+            None => Observation::New {
+                id: insert_discovered(tx, folder, obs, None, "seen on disk", now).map_err(sql)?,
+            },
+            Some(row) if row.size == obs.size && row.mtime_ns == obs.mtime_ns => {
+                Observation::Unchanged {
+                    id: row.id,
+                    state: row.state,
+                }
+            }
+            Some(row) => match row.state {
+                State::Discovered => {
+                    execute_cached(
+                        tx,
+                        "UPDATE files SET size = ?2, mtime_ns = ?3, updated_at = ?4 WHERE id = ?1",
+                        params![row.id, size_i64(obs.size), obs.mtime_ns, now],
+                    )
+                    .map_err(sql)?;
+                    Observation::Changed { id: row.id }
+                }
+                State::Uploading => Observation::Busy { id: row.id },
+                State::Pending | State::Approved | State::Rejected => {
+                    let reason = format!(
+                        "content changed on disk (size {} -> {}); a new row takes over",
+                        row.size, obs.size
+                    );
+                    apply_transition(tx, &row, State::Superseded, &Change::because(reason), now)
+                        .map_err(|e| (Some(Box::new(row.clone())), e))?;
+                    let new = insert_discovered(
+                        tx,
+                        folder,
+                        obs,
+                        Some(row.id),
+                        &format!("content changed; replaces row {}", row.id),
+                        now,
+                    )
+                    .map_err(sql)?;
+                    Observation::Superseded { old: row.id, new }
+                }
+                _ => {
+                    let change = Change {
+                        observed: Some((obs.size, obs.mtime_ns)),
+                        ..Change::because("content changed on disk; starting over")
+                    };
+                    apply_transition(tx, &row, State::Discovered, &change, now)
+                        .map_err(|e| (Some(Box::new(row.clone())), e))?;
+                    Observation::Changed { id: row.id }
+                }
+            },
+        };
+        out.observations.push(observation);
+    }
+    if complete {
+        let seen: std::collections::HashSet<&[u8]> =
+            observed.iter().map(|o| o.path.as_slice()).collect();
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE folder = ?1 \
+                 AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL"
+            ))
+            .map_err(sql)?;
+        let live = stmt
+            .query_map([folder], read_file_row)
+            .map_err(sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql)?;
+        for row in live {
+            if !seen.contains(row.path.as_slice()) {
+                apply_transition(
+                    tx,
+                    &row,
+                    State::Deleted,
+                    &Change::because("no longer on disk"),
+                    now,
+                )
+                .map_err(|e| (Some(Box::new(row.clone())), e))?;
+                out.deleted.push(row.id);
+            }
+        }
+    }
+    Ok(out)
+}
