@@ -66,6 +66,7 @@ pub fn failure_class(error: &RemoteError) -> &'static str {
     match error {
         RemoteError::Read { .. } => "local_read",
         RemoteError::NotConfigured(_) => "not_configured",
+        RemoteError::Mismatch { .. } => "answer_mismatch",
         RemoteError::Api(e) => match **e {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized { .. } => "unauthorized",

@@ -116,12 +116,19 @@ pub async fn stage(delay: Duration) -> Stage {
     })
     .await
     .unwrap();
+    let url = sandbox.url().to_owned();
+    stage_at(sandbox, &url)
+}
+
+/// A stage fixture whose API is at `url` (the sandbox still runs, for its
+/// credentials and to stop with the fixture).
+pub fn stage_at(sandbox: SandboxHandle, url: &str) -> Stage {
     let creds = sandbox.credentials().clone();
     let env = Env::from_pairs([
         ("DOCSYNC_PUBLIC_KEY", creds.public_key.as_str()),
         ("DOCSYNC_SECRET_KEY", creds.secret_key.as_str()),
     ]);
-    let (dir, config) = fixture_with(&format!("[api]\nurl = {:?}", sandbox.url()), &env);
+    let (dir, config) = fixture_with(&format!("[api]\nurl = {url:?}"), &env);
     let apis = crate::remote::connect::apis(&config).unwrap();
     let store = SharedStore::new(Store::open_in_memory().unwrap());
     let ctx = Ctx::new(store, apis, &config.folders).with_retry_initial(Duration::from_millis(10));
@@ -184,6 +191,7 @@ impl Stage {
             path: &path,
             content: None,
             remote_name: &ready.plan.file_name,
+            size: ready.row.size,
             sha256: ready.row.sha256.as_deref().unwrap(),
             content_type: ready.plan.content_type,
         };

@@ -36,6 +36,8 @@ pub struct Upload<'a> {
     pub content: Option<&'a [u8]>,
     /// The name the server records (shortened when the local one is too long).
     pub remote_name: &'a str,
+    /// The size hashed: what the server must say it received.
+    pub size: u64,
     pub sha256: &'a str,
     pub content_type: &'a str,
 }
@@ -105,6 +107,13 @@ pub enum RemoteError {
     },
     #[error("no {0} API is configured for this folder")]
     NotConfigured(&'static str),
+    /// A success answer that does not match what was sent (another name or
+    /// size, no marker): the server's word for this upload cannot be trusted.
+    #[error("the server's answer does not match the upload: {reason} (request {})", .request_id.as_deref().unwrap_or("without an ID"))]
+    Mismatch {
+        reason: String,
+        request_id: Option<String>,
+    },
 }
 
 impl From<ApiError> for RemoteError {
@@ -232,6 +241,26 @@ impl Apis {
                     .await?;
                 let rid = request_id(&response);
                 let details = response.into_inner();
+                let mut wrong = Vec::new();
+                if details.file_name.as_str() != upload.remote_name {
+                    wrong.push(format!(
+                        "it names the file {:?}, {:?} was sent",
+                        details.file_name.as_str(),
+                        upload.remote_name
+                    ));
+                }
+                if u64::try_from(details.file_size_bytes).ok() != Some(upload.size) {
+                    wrong.push(format!(
+                        "it says {} bytes arrived, {} were sent",
+                        details.file_size_bytes, upload.size
+                    ));
+                }
+                if !wrong.is_empty() {
+                    return Err(RemoteError::Mismatch {
+                        reason: wrong.join(" and "),
+                        request_id: rid,
+                    });
+                }
                 Ok(Remote {
                     decision: file_decision(&details.file_status, details.decision_reason.as_ref()),
                     remote_id: details.file_id,

@@ -73,6 +73,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!(
         "../../migrations/0002_status_page_indexes.sql"
     )),
+    M::up(include_str!("../../migrations/0003_remote_id_index.sql")),
 ];
 
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -551,7 +551,7 @@ fn pending_groups_counts_list_history() {
 #[test]
 fn migrations_are_valid() {
     MIGRATIONS.validate().unwrap();
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
 }
 
 #[test]
@@ -1179,4 +1179,47 @@ fn replicate_copies_the_seed_row_for_each_file_with_its_event() {
         .is_err());
     assert_eq!(store.count_in_state(State::Approved).unwrap(), 3);
     assert!(store.find_live("inbox", b"copy-6.pdf").unwrap().is_none());
+}
+
+/// An upload's answer is checked against what is recorded: another row of the
+/// target under the same remote ID with other content is found (through the
+/// `files_remote` index); the same content and the replaced row are not.
+#[test]
+fn remote_id_holder_finds_an_id_given_before() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = new_row(&mut store, b"a.pdf");
+    let b = new_row(&mut store, b"b.pdf");
+    for (id, sha) in [(a, "aa"), (b, "bb")] {
+        force_state(&store, id, State::Stable);
+        store
+            .begin_upload(id, State::Stable, &intent(sha, None))
+            .unwrap();
+    }
+    let uploaded = Change {
+        remote_id: Some("file-1".into()),
+        ..Change::because("uploaded")
+    };
+    store
+        .transition(a, State::Uploading, State::Pending, &uploaded)
+        .unwrap();
+    let holder = store
+        .remote_id_holder(&key("acct"), "file-1", b, Some("bb"), None)
+        .unwrap();
+    assert_eq!(holder.map(|r| r.id), Some(a));
+    // the same content, the row it replaces, another ID or account: no one
+    let none = [
+        store.remote_id_holder(&key("acct"), "file-1", b, Some("aa"), None),
+        store.remote_id_holder(&key("acct"), "file-1", b, Some("bb"), Some(a)),
+        store.remote_id_holder(&key("acct"), "file-2", b, Some("bb"), None),
+        store.remote_id_holder(&key("other"), "file-1", b, Some("bb"), None),
+        store.remote_id_holder(&key("acct"), "file-1", a, Some("aa"), None),
+    ];
+    for found in none {
+        assert_eq!(found.unwrap(), None);
+    }
+    let plan = store.query_plan(&upload::remote_id_holder_sql());
+    assert!(
+        plan.iter().any(|step| step.contains("files_remote")),
+        "{plan:?}"
+    );
 }

@@ -219,10 +219,48 @@ impl Store {
             .map_err(self.db("looking for duplicates"))
     }
 
+    /// Another row of the same target already recorded under `remote_id` for
+    /// other content than `sha256`: the server answered row `id`'s upload with
+    /// an ID it gave before, which is not trusted. `replaces` is the row whose
+    /// ID may come back (the image a changed image replaces).
+    pub fn remote_id_holder(
+        &self,
+        target: &TargetKey,
+        remote_id: &str,
+        id: i64,
+        sha256: Option<&str>,
+        replaces: Option<i64>,
+    ) -> Result<Option<FileRow>> {
+        query_row_cached(
+            &self.conn,
+            &remote_id_holder_sql(),
+            params![
+                target.kind.as_str(),
+                target.account,
+                remote_id,
+                id,
+                replaces,
+                sha256
+            ],
+            read_file_row,
+        )
+        .optional()
+        .map_err(self.db("checking the server's file ID"))
+    }
+
     /// How many files count against the account's quota (on the server or on the way).
     pub fn quota_used(&self, target: &TargetKey) -> Result<u64> {
         quota_used_in(&self.conn, target, None).map_err(self.db("counting the quota"))
     }
+}
+
+/// The query of [`Store::remote_id_holder`] (it reads through `files_remote`).
+pub(super) fn remote_id_holder_sql() -> String {
+    format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE target = ?1 AND account = ?2 \
+         AND remote_id = ?3 AND id <> ?4 AND id IS NOT ?5 \
+         AND (sha256 IS NULL OR sha256 IS NOT ?6) ORDER BY id LIMIT 1"
+    )
 }
 
 fn find_uploaded_row(

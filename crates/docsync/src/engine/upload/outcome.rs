@@ -42,6 +42,10 @@ pub(super) fn classify(error: RemoteError) -> Outcome {
             request_id: None,
             retry_after: None,
         },
+        RemoteError::Mismatch { reason, request_id } => Outcome::Permanent(
+            format!("the server's answer does not match the upload: {reason}; not marked pending"),
+            request_id,
+        ),
         RemoteError::NotConfigured(what) => Outcome::Permanent(
             format!(
                 "no {what} API is configured; add its URL and credentials, then `docsync retry`"
@@ -106,10 +110,43 @@ pub(super) async fn finish(
     match result {
         Ok((remote, how)) => {
             let recorded = remote.clone();
-            ctx.store
-                .call_grouped(move |s| record_on_server(s, id, &recorded, how).map(|_| ()))
+            let (target, sha256, replaces) =
+                (row.target.clone(), row.sha256.clone(), row.supersedes);
+            let reused = ctx
+                .store
+                .call_grouped(move |s| {
+                    // checked when it comes back: an ID the server gave before
+                    // for other content is not this upload's
+                    let holder = s.remote_id_holder(
+                        &target,
+                        &recorded.remote_id,
+                        id,
+                        sha256.as_deref(),
+                        replaces,
+                    )?;
+                    match holder {
+                        Some(other) => {
+                            let reason = reused_id(&recorded, &other);
+                            let change = Change {
+                                last_error: Some(reason.clone()),
+                                request_id: recorded.request_id.clone(),
+                                ..Change::because(reason)
+                            };
+                            s.transition(id, State::Uploading, State::Failed, &change)?;
+                            Ok(Some(other.path_display()))
+                        }
+                        None => record_on_server(s, id, &recorded, how).map(|_| None),
+                    }
+                })
                 .await?;
-            info!(path, remote_id = %remote.remote_id, request_id = remote.request_id.as_deref().unwrap_or("-"), "uploaded");
+            match reused {
+                Some(other) => {
+                    warn!(path, remote_id = %remote.remote_id, other = %other, request_id = remote.request_id.as_deref().unwrap_or("-"), "the server answered with a file ID already recorded for other content; not marked pending")
+                }
+                None => {
+                    info!(path, remote_id = %remote.remote_id, request_id = remote.request_id.as_deref().unwrap_or("-"), "uploaded")
+                }
+            }
         }
         Err(Outcome::Permanent(reason, request_id)) => {
             warn!(path, request_id = request_id.as_deref().unwrap_or("-"), %reason, "upload refused");
@@ -159,6 +196,18 @@ pub(super) async fn finish(
         }
     }
     Ok(())
+}
+
+/// The reason recorded when the server answers with an ID it gave before.
+fn reused_id(remote: &Remote, other: &FileRow) -> String {
+    format!(
+        "the server answered with file ID {} (request {}), which is already recorded \
+         for {} with other content; not marked pending: check the server, then \
+         `docsync retry`",
+        remote.remote_id,
+        remote.request_id.as_deref().unwrap_or("without an ID"),
+        other.path_display()
+    )
 }
 
 #[cfg(test)]

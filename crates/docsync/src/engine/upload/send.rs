@@ -48,6 +48,7 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         path: &path,
         content: content.as_ref().map(|c| c.0.as_slice()),
         remote_name: &remote_name,
+        size: row.size,
         sha256: &sha256,
         content_type: plan.content_type,
     };

@@ -251,3 +251,100 @@ fn a_file_replaced_after_it_was_read_is_not_sent() {
     };
     assert_eq!(row.state, State::Discovered);
 }
+
+/// A stand-in for a Moov server that answers every upload with the file ID,
+/// size and (unless set) the name it is told, whatever was sent. Bound to
+/// 127.0.0.1:0; it stops with the test's runtime.
+async fn answering_server(file_id: &'static str, size: u64, name: Option<&'static str>) -> String {
+    use axum::routing::post;
+    let answer = move |body: axum::body::Bytes| async move {
+        let text = String::from_utf8_lossy(&body);
+        let sent = text
+            .split("filename=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("")
+            .to_owned();
+        let details = serde_json::json!({
+            "accountID": crate::engine::testkit::ACCOUNT,
+            "createdOn": "2026-01-01T00:00:00Z",
+            "updatedOn": "2026-01-01T00:00:00Z",
+            "fileID": file_id,
+            "fileName": name.map(str::to_owned).unwrap_or(sent),
+            "filePurpose": "business_verification",
+            "fileSizeBytes": size,
+            "fileStatus": "pending",
+            "metadata": "{}",
+        });
+        ([("x-request-id", "req-mock-1")], axum::Json(details))
+    };
+    let app = axum::Router::new().route("/accounts/{account}/files", post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn answered_by(
+    file_id: &'static str,
+    size: u64,
+    name: Option<&'static str>,
+) -> crate::engine::testkit::Stage {
+    let sandbox = docsync_sandbox::Sandbox::start(docsync_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let url = answering_server(file_id, size, name).await;
+    crate::engine::testkit::stage_at(sandbox, &url)
+}
+
+/// Checked when it comes back: a server that answers every upload with the
+/// same file ID gets the first file recorded, and every other one `failed`
+/// with the request ID, never `pending` under an ID that is not its own.
+#[tokio::test]
+async fn an_id_already_recorded_for_other_content_is_refused() {
+    let st = answered_by("file-same", 11, None).await;
+    let a = st.stable_file("a.pdf", b"%PDF-1.4 a1").await;
+    let b = st.stable_file("b.pdf", b"%PDF-1.4 b2").await;
+    assert_eq!(process(&st.ctx, a.clone()).await.unwrap(), Processed::Sent);
+    assert_eq!(st.row(a.id).await.state, State::Pending);
+    assert_eq!(process(&st.ctx, b.clone()).await.unwrap(), Processed::Sent);
+    let b = st.row(b.id).await;
+    assert_eq!(b.state, State::Failed);
+    assert_eq!(b.remote_id, None);
+    let id = b.id;
+    let last = st.ctx.store.call(move |s| s.events(id)).await.unwrap();
+    assert_eq!(
+        last.last().unwrap().request_id.as_deref(),
+        Some("req-mock-1")
+    );
+    let reason = b.last_error.unwrap_or_default();
+    assert!(
+        reason.contains("file ID file-same") && reason.contains("a.pdf"),
+        "{reason}"
+    );
+    assert_eq!(st.row(a.id).await.remote_id.as_deref(), Some("file-same"));
+}
+
+/// An answer naming another size or another name than what was sent is a
+/// recorded error with the request ID; the file is not marked pending.
+#[tokio::test]
+async fn an_answer_with_another_size_or_name_is_refused() {
+    for (size, name, needle) in [
+        (99, None, "it says 99 bytes arrived, 11 were sent"),
+        (11, Some("other.pdf"), "it names the file \"other.pdf\""),
+    ] {
+        let st = answered_by("file-1", size, name).await;
+        let a = st.stable_file("a.pdf", b"%PDF-1.4 a1").await;
+        assert_eq!(process(&st.ctx, a.clone()).await.unwrap(), Processed::Sent);
+        let a = st.row(a.id).await;
+        assert_eq!(a.state, State::Failed, "{needle}");
+        let id = a.id;
+        let last = st.ctx.store.call(move |s| s.events(id)).await.unwrap();
+        assert_eq!(
+            last.last().unwrap().request_id.as_deref(),
+            Some("req-mock-1")
+        );
+        let reason = a.last_error.unwrap_or_default();
+        assert!(reason.contains(needle), "{reason}");
+    }
+}
