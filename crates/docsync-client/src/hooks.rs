@@ -4,15 +4,36 @@
 //! tags the response with the operation it answers, so that [`ApiError`] can
 //! decode a documented error body from the right schema.
 //!
+//! # A 401 to an OAuth token
+//!
+//! A token the client believes fresh may still be refused (revoked, or its
+//! expiry misread). When the Moov API answers 401 to a request that carried a
+//! cached OAuth token, `exec` drops that token, fetches a new one and sends the
+//! request once more; the answer to that second attempt is the caller's, 401
+//! or not. The token request itself (it carries the key pair, not a token) and
+//! requests with Basic or caller-given Bearer credentials are never resent.
+//!
+//! progenitor's hooks allow this only in `exec`: it owns the built
+//! `reqwest::Request`, and `post` only sees the result. A request can be sent
+//! again only if it can be copied before the first attempt
+//! (`reqwest::Request::try_clone`), which fails for a streamed body: every
+//! multipart upload (reqwest streams multipart forms, even from bytes in
+//! memory) and a file streamed from disk. Such a request is not resent: its
+//! 401 is returned, but the token is still dropped, so the next request (the
+//! caller's own retry, which rebuilds the body) gets a new one. If the new
+//! token cannot be fetched, the token endpoint's failure is returned as it would
+//! be from `pre` (a 503 stays retryable), or the 401 when there is no response
+//! to pass on.
+//!
 //! [`ApiError`]: crate::ApiError
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo, ResponseValue};
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::StatusCode;
 use tokio::sync::Mutex;
 
 use crate::auth::{CachedToken, MoovCredentials, Secret, TokenCache};
@@ -139,11 +160,87 @@ impl moov::Client {
                 Error::Custom("no token source for OAuth credentials".to_string())
             })?;
         let token = (source.0)(body).await.map_err(token_error)?;
-        let expires_in = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
-        let fresh = CachedToken::new(Secret::new(token.access_token), expires_in);
+        let fresh = CachedToken::new(Secret::new(token.access_token), i64::from(token.expires_in));
         let secret = fresh.token.clone();
         cache.token = Some(fresh);
         Ok(secret)
+    }
+
+    /// With OAuth credentials, whether `operation` is sent with a cached token
+    /// (everything but the token request and the public image).
+    fn uses_cached_token(&self, operation: &str) -> bool {
+        matches!(self.inner().credentials, MoovCredentials::OAuth { .. })
+            && operation != "create_access_token"
+            && operation != "get_public_image"
+    }
+
+    /// Forget the cached token if it is the one in `authorization` (the header
+    /// a refused request carried); a token another request has fetched since
+    /// is kept.
+    async fn drop_token(&self, authorization: Option<&HeaderValue>) {
+        let Some(sent) = authorization else {
+            return;
+        };
+        let mut cache = self.inner().token.lock().await;
+        if cache
+            .token
+            .as_ref()
+            .is_some_and(|t| t.is_sent_in(sent.as_bytes()))
+        {
+            cache.token = None;
+        }
+    }
+
+    /// Send `request`, which carries a cached OAuth token; on 401, drop the
+    /// token and send a copy once more with a new one (see the module docs).
+    async fn exec_with_token(
+        &self,
+        request: reqwest::Request,
+        operation: &'static str,
+    ) -> reqwest::Result<reqwest::Response> {
+        let replay = request.try_clone();
+        let sent = request.headers().get(AUTHORIZATION).cloned();
+        let refused = execute(self.client(), request, Api::Moov, operation).await?;
+        if refused.status() != StatusCode::UNAUTHORIZED {
+            return Ok(refused);
+        }
+        self.drop_token(sent.as_ref()).await;
+        let Some(mut replay) = replay else {
+            tracing::debug!(
+                operation,
+                "token refused (401) and dropped; the request has a streamed body and is not resent"
+            );
+            return Ok(refused);
+        };
+        let MoovCredentials::OAuth {
+            public_key, scopes, ..
+        } = &self.inner().credentials
+        else {
+            return Ok(refused);
+        };
+        let token = match self.access_token::<()>(public_key, scopes).await {
+            Ok(token) => token,
+            Err(Error::UnexpectedResponse(failed)) if !failed.status().is_success() => {
+                return Ok(failed)
+            }
+            Err(Error::CommunicationError(e)) => return Err(e),
+            Err(_) => {
+                tracing::debug!(
+                    operation,
+                    "token refused (401); no new token could be fetched"
+                );
+                return Ok(refused);
+            }
+        };
+        let Ok(header) = sensitive(&format!("Bearer {}", token.expose())) else {
+            return Ok(refused);
+        };
+        replay.headers_mut().insert(AUTHORIZATION, header);
+        tracing::debug!(
+            operation,
+            "token refused (401); resending once with a new token"
+        );
+        execute(self.client(), replay, Api::Moov, operation).await
     }
 }
 
@@ -210,7 +307,11 @@ impl ClientHooks<MoovContext> for moov::Client {
         request: reqwest::Request,
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        execute(self.client(), request, Api::Moov, info.operation_id).await
+        if self.uses_cached_token(info.operation_id) {
+            self.exec_with_token(request, info.operation_id).await
+        } else {
+            execute(self.client(), request, Api::Moov, info.operation_id).await
+        }
     }
 }
 

@@ -6,9 +6,11 @@
 //! `src/generated/`, which is never edited by hand. The hand-written part is
 //! small and sits beside it:
 //!
-//! - [`auth`]: credentials (secrets redacted in `Debug`) and OAuth2 tokens;
-//! - [`hooks`]: what every request gets (auth header, `X-Moov-Version`), and the
-//!   operation tag that lets [`ApiError`] decode error bodies;
+//! - [`auth`]: credentials (secrets redacted in `Debug`) and OAuth2 tokens,
+//!   whose `expires_in` may be seconds or a Unix time;
+//! - [`hooks`]: what every request gets (auth header, `X-Moov-Version`), one
+//!   resend with a new OAuth token after a 401, and the operation tag that lets
+//!   [`ApiError`] decode error bodies;
 //! - [`builder`]: clients with sensible timeouts (never progenitor's 15 s total);
 //! - [`error`]: [`ApiError`], telling apart conflict, validation, auth, not
 //!   found, rate limiting, server and transport errors, each with its request id;
