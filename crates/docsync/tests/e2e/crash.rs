@@ -23,10 +23,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use docsync::store::{Event, FileRow, ListFilter, State, Store};
-use docsync_e2e::server_store::ServerFile;
-use docsync_e2e::{wait_until, TestSandbox, Workspace};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
+
+use crate::harness::server_store::ServerFile;
+use crate::harness::{wait_until, TestSandbox, Workspace};
 
 /// The reasons crash reconciliation records (see `docsync::reconcile`).
 const RECONCILED: &str = "reconciled after a restart";
@@ -459,7 +460,7 @@ fn wait_all_decided(w: &Workspace, files: &[LocalFile], log: impl Fn() -> String
 #[test]
 fn sandbox_killed_mid_upload_and_restarted_on_the_same_port() {
     // answers take 40 ms, so that uploads are still in flight at every outage
-    let mut sandbox = docsync_e2e::RestartableSandbox::start(docsync_sandbox::SandboxConfig {
+    let mut sandbox = crate::harness::RestartableSandbox::start(docsync_sandbox::SandboxConfig {
         decision: docsync_sandbox::DecisionRule {
             delay: Duration::from_millis(200),
             ..docsync_sandbox::DecisionRule::default()

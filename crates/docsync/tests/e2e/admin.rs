@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use docsync_e2e::{pdf, wait_until, Daemon, TestSandbox, Workspace};
 use serde_json::Value;
+
+use crate::harness::{pdf, wait_until, Daemon, TestSandbox, Workspace};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -372,7 +373,7 @@ fn the_man_pages_are_roff_for_every_subcommand() {
 #[test]
 fn the_systemd_unit_is_hardened_and_its_command_line_parses() {
     let unit = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/docsync.service"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/docsync.service"),
     )
     .unwrap();
     for line in [

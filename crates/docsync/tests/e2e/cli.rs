@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use docsync_e2e::{wait_until, Workspace};
+use crate::harness::{wait_until, Workspace};
 
 const VALID: &str = r#"[[folder]]
 path = "inbox"

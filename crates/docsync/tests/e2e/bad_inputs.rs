@@ -12,6 +12,7 @@
 //! Each group prints its cases; the total is over 25.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -97,7 +98,15 @@ fn recorded(db: &Path, row: &FileRow) -> String {
     text.join("\n")
 }
 
-/// Warnings and errors the daemon logged, captured for the whole test binary.
+thread_local! {
+    /// Whether this thread's warnings go to [`logs`]: set on the threads of a
+    /// [`block_on`] runtime and on the test thread that drives it.
+    static CAPTURED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Warnings and errors the daemons of this module's tests logged (from the
+/// threads [`block_on`] marks), captured for all of them. The other modules of
+/// the test binary run in the same process: what their threads log is dropped.
 fn logs() -> &'static Mutex<Vec<u8>> {
     static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
     let buffer = LOGS.get_or_init(|| Mutex::new(Vec::new()));
@@ -107,8 +116,10 @@ fn logs() -> &'static Mutex<Vec<u8>> {
         struct Sink;
         impl std::io::Write for Sink {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                if let Ok(mut l) = logs().lock() {
-                    l.extend_from_slice(buf);
+                if CAPTURED.with(Cell::get) {
+                    if let Ok(mut l) = logs().lock() {
+                        l.extend_from_slice(buf);
+                    }
                 }
                 Ok(buf.len())
             }
@@ -123,6 +134,21 @@ fn logs() -> &'static Mutex<Vec<u8>> {
             .try_init();
     });
     buffer
+}
+
+/// Run `test` to the end on a runtime like the one of
+/// `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`, with its threads
+/// and this one marked so that what they log reaches [`logs`].
+fn block_on<F: std::future::Future>(test: F) -> F::Output {
+    logs();
+    CAPTURED.with(|c| c.set(true));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(|| CAPTURED.with(|c| c.set(true)))
+        .build()
+        .expect("a runtime for the test")
+        .block_on(test)
 }
 
 fn logged() -> String {
@@ -387,38 +413,38 @@ fn put(root: &Path, case: &FileCase) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_on_disk() {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox().await;
-    let files = dir.path().join("files");
-    let quota = dir.path().join("quota");
-    let images = dir.path().join("images");
-    let outside = dir.path().join("outside/secret.pdf");
-    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
-    std::fs::write(&outside, pdf(99)).unwrap();
-    let as_root = unsafe_free_geteuid() == 0;
+#[test]
+fn files_on_disk() {
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = sandbox().await;
+        let files = dir.path().join("files");
+        let quota = dir.path().join("quota");
+        let images = dir.path().join("images");
+        let outside = dir.path().join("outside/secret.pdf");
+        std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+        std::fs::write(&outside, pdf(99)).unwrap();
+        let as_root = unsafe_free_geteuid() == 0;
 
-    let cases = file_cases(&outside, as_root);
-    for case in &cases {
-        put(&files, case);
-    }
-    // duplicate content in one account
-    std::fs::write(files.join("dup-1.pdf"), pdf(50)).unwrap();
-    std::fs::write(files.join("dup-2.pdf"), pdf(50)).unwrap();
-    // 51 files for an account that holds at most 50
-    std::fs::create_dir_all(&quota).unwrap();
-    for n in 0..51 {
-        std::fs::write(quota.join(format!("q-{n:02}.pdf")), pdf(1000 + n)).unwrap();
-    }
-    // duplicate image content
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::write(images.join("logo-a.png"), png(7)).unwrap();
-    std::fs::write(images.join("logo-b.png"), png(7)).unwrap();
+        let cases = file_cases(&outside, as_root);
+        for case in &cases {
+            put(&files, case);
+        }
+        // duplicate content in one account
+        std::fs::write(files.join("dup-1.pdf"), pdf(50)).unwrap();
+        std::fs::write(files.join("dup-2.pdf"), pdf(50)).unwrap();
+        // 51 files for an account that holds at most 50
+        std::fs::create_dir_all(&quota).unwrap();
+        for n in 0..51 {
+            std::fs::write(quota.join(format!("q-{n:02}.pdf")), pdf(1000 + n)).unwrap();
+        }
+        // duplicate image content
+        std::fs::create_dir_all(&images).unwrap();
+        std::fs::write(images.join("logo-a.png"), png(7)).unwrap();
+        std::fs::write(images.join("logo-b.png"), png(7)).unwrap();
 
-    let text = format!(
-        r#"
+        let text = format!(
+            r#"
 state_dir = "{state}"
 quiet_window = "100ms"
 poll_interval = "100ms"
@@ -435,184 +461,188 @@ target = {{ kind = "moov-files", account_id = "acct-quota", file_purpose = "busi
 path = "{images}"
 target = {{ kind = "moov-images", account_id = "acct-img" }}
 "#,
-        state = dir.path().join("state").display(),
-        url = sandbox.url(),
-        files = files.display(),
-        quota = quota.display(),
-        images = images.display(),
-    );
-    let c = sandbox.credentials();
-    let config = parse(&text, None, &creds_env(&c.public_key, &c.secret_key)).unwrap();
-    let apis = docsync::remote::connect::apis(&config).unwrap();
-    let (tx, _rx) = watch::channel(Snapshot::default());
-    let report = Engine::new(config, apis)
-        .mode(Mode::Once {
-            timeout: Duration::from_secs(40),
-        })
-        .progress(tx)
-        .run(CancellationToken::new())
-        .await
-        .unwrap();
-    assert!(!report.timed_out, "{report:?}");
+            state = dir.path().join("state").display(),
+            url = sandbox.url(),
+            files = files.display(),
+            quota = quota.display(),
+            images = images.display(),
+        );
+        let c = sandbox.credentials();
+        let config = parse(&text, None, &creds_env(&c.public_key, &c.secret_key)).unwrap();
+        let apis = docsync::remote::connect::apis(&config).unwrap();
+        let (tx, _rx) = watch::channel(Snapshot::default());
+        let report = Engine::new(config, apis)
+            .mode(Mode::Once {
+                timeout: Duration::from_secs(40),
+            })
+            .progress(tx)
+            .run(CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(!report.timed_out, "{report:?}");
 
-    let db = dir.path().join("state/docsync.db");
-    let rows = all_rows(&db);
-    let skipped = docsync::local::scanner::scan_folder(
-        &files,
-        &docsync::local::ignore::IgnoreSet::new::<String>(&[], false).unwrap(),
-    )
-    .unwrap()
-    .skipped;
-    let mut tried = 0;
-    for case in &cases {
-        tried += 1;
-        let shown = String::from_utf8_lossy(&case.path).into_owned();
-        match &case.expect {
-            Expect::Row(state, needle) => {
-                let row = live(&rows, &files, &case.path)
-                    .unwrap_or_else(|| panic!("{}: no row for {shown:?}: {rows:#?}", case.what));
-                let text = recorded(&db, row);
-                assert_eq!(row.state, *state, "{}: {row:#?}\n{text}", case.what);
-                assert!(
-                    text.contains(needle),
-                    "{}: the record does not mention {needle:?}:\n{text}",
-                    case.what
-                );
-                eprintln!(
-                    "ok  {:<70} {} ({})",
-                    case.what,
-                    state.as_str(),
-                    first_line(&text, needle)
-                );
-            }
-            Expect::Skipped(needle) => {
-                let prefix = files.join(OsStr::from_bytes(&case.path));
-                assert!(
-                    !rows.iter().any(|r| r.path.starts_with(&case.path)),
-                    "{}: a row exists: {rows:#?}",
-                    case.what
-                );
-                let skip = skipped
-                    .iter()
-                    .find(|s| s.path == prefix)
-                    .unwrap_or_else(|| panic!("{}: not reported skipped: {skipped:#?}", case.what));
-                assert!(skip.reason.contains(needle), "{}: {skip:?}", case.what);
-                eprintln!("ok  {:<70} skipped ({})", case.what, skip.reason);
+        let db = dir.path().join("state/docsync.db");
+        let rows = all_rows(&db);
+        let skipped = docsync::local::scanner::scan_folder(
+            &files,
+            &docsync::local::ignore::IgnoreSet::new::<String>(&[], false).unwrap(),
+        )
+        .unwrap()
+        .skipped;
+        let mut tried = 0;
+        for case in &cases {
+            tried += 1;
+            let shown = String::from_utf8_lossy(&case.path).into_owned();
+            match &case.expect {
+                Expect::Row(state, needle) => {
+                    let row = live(&rows, &files, &case.path).unwrap_or_else(|| {
+                        panic!("{}: no row for {shown:?}: {rows:#?}", case.what)
+                    });
+                    let text = recorded(&db, row);
+                    assert_eq!(row.state, *state, "{}: {row:#?}\n{text}", case.what);
+                    assert!(
+                        text.contains(needle),
+                        "{}: the record does not mention {needle:?}:\n{text}",
+                        case.what
+                    );
+                    eprintln!(
+                        "ok  {:<70} {} ({})",
+                        case.what,
+                        state.as_str(),
+                        first_line(&text, needle)
+                    );
+                }
+                Expect::Skipped(needle) => {
+                    let prefix = files.join(OsStr::from_bytes(&case.path));
+                    assert!(
+                        !rows.iter().any(|r| r.path.starts_with(&case.path)),
+                        "{}: a row exists: {rows:#?}",
+                        case.what
+                    );
+                    let skip = skipped
+                        .iter()
+                        .find(|s| s.path == prefix)
+                        .unwrap_or_else(|| {
+                            panic!("{}: not reported skipped: {skipped:#?}", case.what)
+                        });
+                    assert!(skip.reason.contains(needle), "{}: {skip:?}", case.what);
+                    eprintln!("ok  {:<70} skipped ({})", case.what, skip.reason);
+                }
             }
         }
-    }
 
-    // the long name: shortened to 64, extension kept, recorded, and what the server has
-    let long = live(&rows, &files, cases[4].path.as_slice()).unwrap();
-    let remote = long.remote_name.as_deref().unwrap();
-    assert!(
-        remote.chars().count() <= 64 && remote.ends_with(".pdf"),
-        "{remote}"
-    );
-    let non_utf8 = live(&rows, &files, &cases[5].path).unwrap();
-    assert_eq!(
-        non_utf8.remote_name.as_deref(),
-        Some("caf\u{fffd}-invoice.pdf")
-    );
-    let server = server_files(&sandbox, "acct-bad").await;
-    let names: Vec<String> = server.iter().map(|f| f.file_name.to_string()).collect();
-    assert!(names.iter().any(|n| n == remote), "{names:?}");
-    assert!(names.iter().any(|n| n == "scan.png"), "{names:?}");
-    // names with quotes, spaces and unicode arrive exactly as they are on disk
-    for name in [
-        r#"say "hi" it's.pdf"#,
-        "  lots   of spaces .pdf",
-        "résumé 日本語 🦀.pdf",
-        "line_break.pdf",
-    ] {
-        assert!(names.iter().any(|n| n == name), "{name:?} not in {names:?}");
-    }
-    assert!(
-        !names
+        // the long name: shortened to 64, extension kept, recorded, and what the server has
+        let long = live(&rows, &files, cases[4].path.as_slice()).unwrap();
+        let remote = long.remote_name.as_deref().unwrap();
+        assert!(
+            remote.chars().count() <= 64 && remote.ends_with(".pdf"),
+            "{remote}"
+        );
+        let non_utf8 = live(&rows, &files, &cases[5].path).unwrap();
+        assert_eq!(
+            non_utf8.remote_name.as_deref(),
+            Some("caf\u{fffd}-invoice.pdf")
+        );
+        let server = server_files(&sandbox, "acct-bad").await;
+        let names: Vec<String> = server.iter().map(|f| f.file_name.to_string()).collect();
+        assert!(names.iter().any(|n| n == remote), "{names:?}");
+        assert!(names.iter().any(|n| n == "scan.png"), "{names:?}");
+        // names with quotes, spaces and unicode arrive exactly as they are on disk
+        for name in [
+            r#"say "hi" it's.pdf"#,
+            "  lots   of spaces .pdf",
+            "résumé 日本語 🦀.pdf",
+            "line_break.pdf",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name:?} not in {names:?}");
+        }
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("secret") || n.contains("outside")),
+            "a symlink out of the folder was followed: {names:?}"
+        );
+
+        // duplicate content in one account: sent once, the other recorded `duplicate`
+        tried += 1;
+        let dups: Vec<_> = [&b"dup-1.pdf"[..], b"dup-2.pdf"]
             .iter()
-            .any(|n| n.contains("secret") || n.contains("outside")),
-        "a symlink out of the folder was followed: {names:?}"
-    );
+            .map(|p| live(&rows, &files, p).unwrap())
+            .collect();
+        let mut states: Vec<_> = dups.iter().map(|r| r.state).collect();
+        states.sort();
+        assert_eq!(states, [State::Approved, State::Duplicate], "{dups:#?}");
+        let dup = dups.iter().find(|r| r.state == State::Duplicate).unwrap();
+        let text = recorded(&db, dup);
+        assert!(text.contains("same content"), "{text}");
+        eprintln!(
+            "ok  {:<70} duplicate ({})",
+            "duplicate content in one account",
+            first_line(&text, "same content")
+        );
+        assert_eq!(
+            server
+                .iter()
+                .filter(|f| f.metadata.contains(dup.sha256.as_deref().unwrap()))
+                .count(),
+            1
+        );
 
-    // duplicate content in one account: sent once, the other recorded `duplicate`
-    tried += 1;
-    let dups: Vec<_> = [&b"dup-1.pdf"[..], b"dup-2.pdf"]
-        .iter()
-        .map(|p| live(&rows, &files, p).unwrap())
-        .collect();
-    let mut states: Vec<_> = dups.iter().map(|r| r.state).collect();
-    states.sort();
-    assert_eq!(states, [State::Approved, State::Duplicate], "{dups:#?}");
-    let dup = dups.iter().find(|r| r.state == State::Duplicate).unwrap();
-    let text = recorded(&db, dup);
-    assert!(text.contains("same content"), "{text}");
-    eprintln!(
-        "ok  {:<70} duplicate ({})",
-        "duplicate content in one account",
-        first_line(&text, "same content")
-    );
-    assert_eq!(
-        server
+        // the 51st file of an account
+        tried += 1;
+        let in_quota: Vec<_> = rows
             .iter()
-            .filter(|f| f.metadata.contains(dup.sha256.as_deref().unwrap()))
-            .count(),
-        1
-    );
-
-    // the 51st file of an account
-    tried += 1;
-    let in_quota: Vec<_> = rows
-        .iter()
-        .filter(|r| r.folder == quota.to_string_lossy())
-        .collect();
-    assert_eq!(in_quota.len(), 51);
-    assert_eq!(
-        in_quota
+            .filter(|r| r.folder == quota.to_string_lossy())
+            .collect();
+        assert_eq!(in_quota.len(), 51);
+        assert_eq!(
+            in_quota
+                .iter()
+                .filter(|r| r.state == State::Approved)
+                .count(),
+            50
+        );
+        let over: Vec<_> = in_quota
             .iter()
-            .filter(|r| r.state == State::Approved)
-            .count(),
-        50
-    );
-    let over: Vec<_> = in_quota
-        .iter()
-        .filter(|r| r.state == State::Invalid)
-        .collect();
-    assert_eq!(over.len(), 1, "{in_quota:#?}");
-    let text = recorded(&db, over[0]);
-    // found either when validated or when the intent is committed (concurrent
-    // uploads): both messages name the limit
-    assert!(
-        text.contains("already holds 50 files") && text.contains("is 50"),
-        "{text}"
-    );
-    eprintln!(
-        "ok  {:<70} invalid ({})",
-        "the 51st file of an account",
-        first_line(&text, "50")
-    );
+            .filter(|r| r.state == State::Invalid)
+            .collect();
+        assert_eq!(over.len(), 1, "{in_quota:#?}");
+        let text = recorded(&db, over[0]);
+        // found either when validated or when the intent is committed (concurrent
+        // uploads): both messages name the limit
+        assert!(
+            text.contains("already holds 50 files") && text.contains("is 50"),
+            "{text}"
+        );
+        eprintln!(
+            "ok  {:<70} invalid ({})",
+            "the 51st file of an account",
+            first_line(&text, "50")
+        );
 
-    // duplicate image content
-    tried += 1;
-    let imgs: Vec<_> = rows
-        .iter()
-        .filter(|r| r.folder == images.to_string_lossy())
-        .collect();
-    let mut states: Vec<_> = imgs.iter().map(|r| r.state).collect();
-    states.sort();
-    assert_eq!(states, [State::Approved, State::Duplicate], "{imgs:#?}");
-    let text = recorded(
-        &db,
-        imgs.iter().find(|r| r.state == State::Duplicate).unwrap(),
-    );
-    eprintln!(
-        "ok  {:<70} duplicate ({})",
-        "duplicate image content",
-        first_line(&text, "same content")
-    );
-    assert!(text.contains("same content"), "{text}");
+        // duplicate image content
+        tried += 1;
+        let imgs: Vec<_> = rows
+            .iter()
+            .filter(|r| r.folder == images.to_string_lossy())
+            .collect();
+        let mut states: Vec<_> = imgs.iter().map(|r| r.state).collect();
+        states.sort();
+        assert_eq!(states, [State::Approved, State::Duplicate], "{imgs:#?}");
+        let text = recorded(
+            &db,
+            imgs.iter().find(|r| r.state == State::Duplicate).unwrap(),
+        );
+        eprintln!(
+            "ok  {:<70} duplicate ({})",
+            "duplicate image content",
+            first_line(&text, "same content")
+        );
+        assert!(text.contains("same content"), "{text}");
 
-    eprintln!("files on disk: {tried} cases");
-    assert!(!logged().contains("panicked"), "{}", logged());
+        eprintln!("files on disk: {tried} cases");
+        assert!(!logged().contains("panicked"), "{}", logged());
+    })
 }
 
 fn first_line<'a>(text: &'a str, needle: &str) -> &'a str {
@@ -676,107 +706,108 @@ target = {{ kind = "moov-files", account_id = "{account}", file_purpose = "busin
     (inbox, config)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_changing_under_the_daemon() {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox().await;
-    let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-change", "800ms");
-    let mut daemon = Running::start(config);
-    let db = daemon.db.clone();
+#[test]
+fn files_changing_under_the_daemon() {
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = sandbox().await;
+        let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-change", "800ms");
+        let mut daemon = Running::start(config);
+        let db = daemon.db.clone();
 
-    // 1. deleted between scan and upload: seen, then gone before it is stable
-    std::fs::write(inbox.join("gone.pdf"), pdf(1)).unwrap();
-    daemon
-        .wait_for("gone.pdf discovered", 10, |rows| {
-            live(rows, &inbox, b"gone.pdf").is_some()
-        })
-        .await;
-    std::fs::remove_file(inbox.join("gone.pdf")).unwrap();
+        // 1. deleted between scan and upload: seen, then gone before it is stable
+        std::fs::write(inbox.join("gone.pdf"), pdf(1)).unwrap();
+        daemon
+            .wait_for("gone.pdf discovered", 10, |rows| {
+                live(rows, &inbox, b"gone.pdf").is_some()
+            })
+            .await;
+        std::fs::remove_file(inbox.join("gone.pdf")).unwrap();
 
-    // 2. and 3. uploaded, then appended to / truncated
-    std::fs::write(inbox.join("grows.csv"), b"id,amount\n1,10\n").unwrap();
-    std::fs::write(inbox.join("shrinks.pdf"), pdf(2)).unwrap();
-    daemon
-        .wait_for("the first versions approved", 20, |rows| {
-            [&b"grows.csv"[..], b"shrinks.pdf"]
-                .iter()
-                .all(|p| live(rows, &inbox, p).is_some_and(|r| r.state == State::Approved))
-        })
-        .await;
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(inbox.join("grows.csv"))
-            .unwrap();
-        f.write_all(b"2,20\n").unwrap();
-    }
-    std::fs::File::create(inbox.join("shrinks.pdf")).unwrap(); // truncated to 0
+        // 2. and 3. uploaded, then appended to / truncated
+        std::fs::write(inbox.join("grows.csv"), b"id,amount\n1,10\n").unwrap();
+        std::fs::write(inbox.join("shrinks.pdf"), pdf(2)).unwrap();
+        daemon
+            .wait_for("the first versions approved", 20, |rows| {
+                [&b"grows.csv"[..], b"shrinks.pdf"]
+                    .iter()
+                    .all(|p| live(rows, &inbox, p).is_some_and(|r| r.state == State::Approved))
+            })
+            .await;
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(inbox.join("grows.csv"))
+                .unwrap();
+            f.write_all(b"2,20\n").unwrap();
+        }
+        std::fs::File::create(inbox.join("shrinks.pdf")).unwrap(); // truncated to 0
 
-    let rows = daemon
-        .wait_for("the changes handled", 20, |rows| {
-            let gone = rows
-                .iter()
-                .any(|r| r.path == b"gone.pdf" && r.state == State::Deleted);
-            let grows = live(rows, &inbox, b"grows.csv")
-                .is_some_and(|r| r.state == State::Approved && r.supersedes.is_some());
-            let shrinks =
-                live(rows, &inbox, b"shrinks.pdf").is_some_and(|r| r.state == State::Invalid);
-            gone && grows && shrinks
-        })
-        .await;
+        let rows = daemon
+            .wait_for("the changes handled", 20, |rows| {
+                let gone = rows
+                    .iter()
+                    .any(|r| r.path == b"gone.pdf" && r.state == State::Deleted);
+                let grows = live(rows, &inbox, b"grows.csv")
+                    .is_some_and(|r| r.state == State::Approved && r.supersedes.is_some());
+                let shrinks =
+                    live(rows, &inbox, b"shrinks.pdf").is_some_and(|r| r.state == State::Invalid);
+                gone && grows && shrinks
+            })
+            .await;
 
-    let gone = rows.iter().find(|r| r.path == b"gone.pdf").unwrap();
-    let text = recorded(&db, gone);
-    assert!(
-        text.contains("removed from disk") || text.contains("vanished"),
-        "{text}"
-    );
-    assert!(gone.remote_id.is_none(), "never sent: {gone:#?}");
-    eprintln!(
-        "ok  {:<70} deleted ({})",
-        "deleted between scan and upload",
-        text.lines().last().unwrap_or("")
-    );
-
-    for (path, what, new_state, needle) in [
-        (
-            &b"grows.csv"[..],
-            "appended after upload: superseded, the new content uploaded",
-            State::Approved,
-            "uploaded",
-        ),
-        (
-            b"shrinks.pdf",
-            "truncated to 0 after upload: superseded, the new row invalid",
-            State::Invalid,
-            "empty",
-        ),
-    ] {
-        let new = live(&rows, &inbox, path).unwrap();
-        assert_eq!(new.state, new_state);
-        let old = rows.iter().find(|r| Some(r.id) == new.supersedes).unwrap();
-        assert_eq!(old.state, State::Superseded, "{old:#?}");
-        let old_text = recorded(&db, old);
-        let new_text = recorded(&db, new);
-        assert!(new_text.contains(needle), "{new_text}");
-        assert!(old_text.contains("content changed on disk"), "{old_text}");
-        eprintln!(
-            "ok  {:<70} superseded -> {} ({})",
-            what,
-            new_state.as_str(),
-            first_line(&old_text, "content changed")
+        let gone = rows.iter().find(|r| r.path == b"gone.pdf").unwrap();
+        let text = recorded(&db, gone);
+        assert!(
+            text.contains("removed from disk") || text.contains("vanished"),
+            "{text}"
         );
-    }
-    let uploads = sandbox
-        .request_log()
-        .iter()
-        .filter(|e| e.operation_id.as_deref() == Some("uploadFile"))
-        .count();
-    assert_eq!(uploads, 3, "gone.pdf never sent, the empty file never sent");
-    daemon.stop().await;
-    eprintln!("files changing under the daemon: 3 cases");
+        assert!(gone.remote_id.is_none(), "never sent: {gone:#?}");
+        eprintln!(
+            "ok  {:<70} deleted ({})",
+            "deleted between scan and upload",
+            text.lines().last().unwrap_or("")
+        );
+
+        for (path, what, new_state, needle) in [
+            (
+                &b"grows.csv"[..],
+                "appended after upload: superseded, the new content uploaded",
+                State::Approved,
+                "uploaded",
+            ),
+            (
+                b"shrinks.pdf",
+                "truncated to 0 after upload: superseded, the new row invalid",
+                State::Invalid,
+                "empty",
+            ),
+        ] {
+            let new = live(&rows, &inbox, path).unwrap();
+            assert_eq!(new.state, new_state);
+            let old = rows.iter().find(|r| Some(r.id) == new.supersedes).unwrap();
+            assert_eq!(old.state, State::Superseded, "{old:#?}");
+            let old_text = recorded(&db, old);
+            let new_text = recorded(&db, new);
+            assert!(new_text.contains(needle), "{new_text}");
+            assert!(old_text.contains("content changed on disk"), "{old_text}");
+            eprintln!(
+                "ok  {:<70} superseded -> {} ({})",
+                what,
+                new_state.as_str(),
+                first_line(&old_text, "content changed")
+            );
+        }
+        let uploads = sandbox
+            .request_log()
+            .iter()
+            .filter(|e| e.operation_id.as_deref() == Some("uploadFile"))
+            .count();
+        assert_eq!(uploads, 3, "gone.pdf never sent, the empty file never sent");
+        daemon.stop().await;
+        eprintln!("files changing under the daemon: 3 cases");
+    })
 }
 
 /// A 12 MiB PDF whose content is unique to `n`.
@@ -797,92 +828,93 @@ fn sha256(bytes: &[u8]) -> String {
 /// still being streamed when the file changes. The interrupted upload is not
 /// counted as the server's refusal; the file is read again once it holds still,
 /// and its final content is uploaded, once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_changing_during_upload() {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox().await;
-    let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-midway", "300ms");
-    sandbox
-        .set_faults(docsync_sandbox::FaultConfig {
-            latency_ms: 2000,
-            ..docsync_sandbox::FaultConfig::default()
-        })
-        .unwrap();
-    let mut daemon = Running::start(config);
-    std::fs::write(inbox.join("grows.pdf"), big_pdf(1)).unwrap();
-    std::fs::write(inbox.join("shrinks.pdf"), big_pdf(2)).unwrap();
-    daemon
-        .wait_for("both uploads started", 30, |rows| {
-            [&b"grows.pdf"[..], b"shrinks.pdf"]
-                .iter()
-                .all(|p| live(rows, &inbox, p).is_some_and(|r| r.state == State::Uploading))
-        })
-        .await;
-    // the intent is committed just before the file is opened and streamed;
-    // nothing on this side shows how far the stream got, so give it a moment
-    // (the server reads nothing for 2 s: the bytes wait in the socket buffers)
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sandbox
-        .set_faults(docsync_sandbox::FaultConfig::default())
-        .unwrap();
-    let mut grown = big_pdf(1);
-    {
-        use std::io::Write;
-        let more = vec![b'%'; 3 * 1024 * 1024];
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(inbox.join("grows.pdf"))
+#[test]
+fn files_changing_during_upload() {
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = sandbox().await;
+        let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-midway", "300ms");
+        sandbox
+            .set_faults(docsync_sandbox::FaultConfig {
+                latency_ms: 2000,
+                ..docsync_sandbox::FaultConfig::default()
+            })
             .unwrap();
-        f.write_all(&more).unwrap();
-        grown.extend_from_slice(&more);
-    }
-    let shrunk = big_pdf(2)[..1000].to_vec();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(inbox.join("shrinks.pdf"))
-        .unwrap()
-        .set_len(1000)
-        .unwrap();
+        let mut daemon = Running::start(config);
+        std::fs::write(inbox.join("grows.pdf"), big_pdf(1)).unwrap();
+        std::fs::write(inbox.join("shrinks.pdf"), big_pdf(2)).unwrap();
+        daemon
+            .wait_for("both uploads started", 30, |rows| {
+                [&b"grows.pdf"[..], b"shrinks.pdf"]
+                    .iter()
+                    .all(|p| live(rows, &inbox, p).is_some_and(|r| r.state == State::Uploading))
+            })
+            .await;
+        // the intent is committed just before the file is opened and streamed;
+        // nothing on this side shows how far the stream got, so give it a moment
+        // (the server reads nothing for 2 s: the bytes wait in the socket buffers)
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sandbox
+            .set_faults(docsync_sandbox::FaultConfig::default())
+            .unwrap();
+        let mut grown = big_pdf(1);
+        {
+            use std::io::Write;
+            let more = vec![b'%'; 3 * 1024 * 1024];
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(inbox.join("grows.pdf"))
+                .unwrap();
+            f.write_all(&more).unwrap();
+            grown.extend_from_slice(&more);
+        }
+        let shrunk = big_pdf(2)[..1000].to_vec();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(inbox.join("shrinks.pdf"))
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
 
-    let db = daemon.db.clone();
-    let rows = daemon
-        .wait_for_or("the final contents approved", 30, logged, |rows| {
-            [(&b"grows.pdf"[..], &grown), (b"shrinks.pdf", &shrunk)]
-                .iter()
-                .all(|(p, bytes)| {
-                    live(rows, &inbox, p).is_some_and(|r| {
-                        r.state == State::Approved
-                            && r.sha256.as_deref() == Some(sha256(bytes).as_str())
+        let db = daemon.db.clone();
+        let rows = daemon
+            .wait_for_or("the final contents approved", 30, logged, |rows| {
+                [(&b"grows.pdf"[..], &grown), (b"shrinks.pdf", &shrunk)]
+                    .iter()
+                    .all(|(p, bytes)| {
+                        live(rows, &inbox, p).is_some_and(|r| {
+                            r.state == State::Approved
+                                && r.sha256.as_deref() == Some(sha256(bytes).as_str())
+                        })
                     })
-                })
-        })
-        .await;
-    let server = server_files(&sandbox, "acct-midway").await;
-    for (path, bytes, what) in [
-        (&b"grows.pdf"[..], &grown, "appended during upload"),
-        (b"shrinks.pdf", &shrunk, "truncated during upload"),
-    ] {
-        let row = live(&rows, &inbox, path).unwrap();
-        let text = recorded(&db, row);
-        assert!(
-            text.contains("changed while it was being sent"),
-            "{what}: {text}"
-        );
-        let sha = sha256(bytes);
-        assert_eq!(
-            server.iter().filter(|f| f.metadata.contains(&sha)).count(),
-            1,
-            "{what}: the final content is on the server once: {server:#?}"
-        );
-        eprintln!(
-            "ok  {what:<70} approved ({})",
-            first_line(&text, "changed while it was being sent")
-        );
-    }
-    assert_eq!(server.len(), 2, "only the final contents: {server:#?}");
-    daemon.stop().await;
-    eprintln!("files changing during upload: 2 cases");
+            })
+            .await;
+        let server = server_files(&sandbox, "acct-midway").await;
+        for (path, bytes, what) in [
+            (&b"grows.pdf"[..], &grown, "appended during upload"),
+            (b"shrinks.pdf", &shrunk, "truncated during upload"),
+        ] {
+            let row = live(&rows, &inbox, path).unwrap();
+            let text = recorded(&db, row);
+            assert!(
+                text.contains("changed while it was being sent"),
+                "{what}: {text}"
+            );
+            let sha = sha256(bytes);
+            assert_eq!(
+                server.iter().filter(|f| f.metadata.contains(&sha)).count(),
+                1,
+                "{what}: the final content is on the server once: {server:#?}"
+            );
+            eprintln!(
+                "ok  {what:<70} approved ({})",
+                first_line(&text, "changed while it was being sent")
+            );
+        }
+        assert_eq!(server.len(), 2, "only the final contents: {server:#?}");
+        daemon.stop().await;
+        eprintln!("files changing during upload: 2 cases");
+    })
 }
 
 // ---------------------------------------------------------------------------------
@@ -1031,52 +1063,53 @@ async fn run_once(config: docsync::config::Config) -> docsync::Result<docsync::e
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_dir_problems() {
-    logs();
-    // 1. locked by another instance
-    let dir = tempfile::tempdir().unwrap();
-    let config = offline_config(dir.path());
-    let held = docsync::store::InstanceLock::acquire(&config.state_dir).unwrap();
-    let err = run_once(config.clone()).await.unwrap_err();
-    assert!(
-        matches!(err, docsync::Error::AlreadyRunning { ref dir, .. } if *dir == config.state_dir),
-        "{err:?}"
-    );
-    let message = err.to_string();
-    assert!(
-        message.contains(&config.state_dir.display().to_string())
-            && message.contains("already uses"),
-        "{message}"
-    );
-    eprintln!(
-        "ok  {:<70} {message}",
-        "state DB locked by another instance"
-    );
-    drop(held);
+#[test]
+fn state_dir_problems() {
+    block_on(async {
+        // 1. locked by another instance
+        let dir = tempfile::tempdir().unwrap();
+        let config = offline_config(dir.path());
+        let held = docsync::store::InstanceLock::acquire(&config.state_dir).unwrap();
+        let err = run_once(config.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, docsync::Error::AlreadyRunning { ref dir, .. } if *dir == config.state_dir),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&config.state_dir.display().to_string())
+                && message.contains("already uses"),
+            "{message}"
+        );
+        eprintln!(
+            "ok  {:<70} {message}",
+            "state DB locked by another instance"
+        );
+        drop(held);
 
-    // 2. a database from a newer docsync
-    let dir = tempfile::tempdir().unwrap();
-    let config = offline_config(dir.path());
-    drop(docsync::store::Store::open_in_state_dir(&config.state_dir).unwrap());
-    {
-        let conn = rusqlite::Connection::open(config.state_dir.join("docsync.db")).unwrap();
-        conn.pragma_update(None, "user_version", 999).unwrap();
-    }
-    let err = run_once(config.clone()).await.unwrap_err();
-    let message = err.to_string();
-    assert!(
-        matches!(err, docsync::Error::SchemaTooNew { found: 999, .. }),
-        "{err:?}"
-    );
-    assert!(
-        message.contains("upgrade docsync or use another state_dir"),
-        "{message}"
-    );
-    eprintln!("ok  {:<70} {message}", "state DB from a newer schema");
+        // 2. a database from a newer docsync
+        let dir = tempfile::tempdir().unwrap();
+        let config = offline_config(dir.path());
+        drop(docsync::store::Store::open_in_state_dir(&config.state_dir).unwrap());
+        {
+            let conn = rusqlite::Connection::open(config.state_dir.join("docsync.db")).unwrap();
+            conn.pragma_update(None, "user_version", 999).unwrap();
+        }
+        let err = run_once(config.clone()).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, docsync::Error::SchemaTooNew { found: 999, .. }),
+            "{err:?}"
+        );
+        assert!(
+            message.contains("upgrade docsync or use another state_dir"),
+            "{message}"
+        );
+        eprintln!("ok  {:<70} {message}", "state DB from a newer schema");
 
-    full_disk().await;
-    eprintln!("state dir: 3 cases");
+        full_disk().await;
+        eprintln!("state dir: 3 cases");
+    })
 }
 
 /// A small tmpfs as the state directory, filled up while the daemon runs.
@@ -1274,111 +1307,112 @@ async fn fake_list(
         .into_response()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_misbehaviour() {
-    logs();
-    let fake = Fake::default();
-    let app = axum::Router::new()
-        .route(
-            "/accounts/{account}/files",
-            axum::routing::post(fake_upload).get(fake_list),
-        )
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let server = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
-    };
+#[test]
+fn server_misbehaviour() {
+    block_on(async {
+        let fake = Fake::default();
+        let app = axum::Router::new()
+            .route(
+                "/accounts/{account}/files",
+                axum::routing::post(fake_upload).get(fake_list),
+            )
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let server = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        };
 
-    // (case, account, the state it stays in, what its record must say)
-    let cases: &[(&str, &str, State, &str)] = &[
-        (
-            "malformed JSON in a 200",
-            "acct-malformed",
-            State::Retrying,
-            "could not be read",
-        ),
-        (
-            "a 200 with a required field missing",
-            "acct-missing",
-            State::Retrying,
-            "missing field `fileID`",
-        ),
-        (
-            "an HTML 502 page from a proxy",
-            "acct-proxy",
-            State::Retrying,
-            "server error 502",
-        ),
-        (
-            "an unknown status (fileStatus \"archived\")",
-            "acct-archived",
-            State::Pending,
-            "`archived`",
-        ),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("inbox");
-    for (n, (_, account, _, _)) in cases.iter().enumerate() {
-        let d = root.join(account).join("business_verification");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("doc.pdf"), pdf(n as u32)).unwrap();
-    }
-    let text = format!(
-        "state_dir = \"{}\"\nquiet_window = \"100ms\"\npoll_interval = \"100ms\"\nretry_initial = \"50ms\"\n[api]\nurl = \"{url}\"\n[[folder]]\npath = \"{}\"\n",
-        dir.path().join("state").display(),
-        root.display()
-    );
-    let config = parse(&text, None, &creds_env("pk", "sk")).unwrap();
-    let apis = docsync::remote::connect::apis(&config).unwrap();
-    let (tx, _rx) = watch::channel(Snapshot::default());
-    let report = Engine::new(config, apis)
-        .mode(Mode::Once {
-            timeout: Duration::from_secs(4),
-        })
-        .progress(tx)
-        .run(CancellationToken::new())
-        .await
-        .unwrap();
-    assert!(report.timed_out, "nothing can be decided here: {report:?}");
+        // (case, account, the state it stays in, what its record must say)
+        let cases: &[(&str, &str, State, &str)] = &[
+            (
+                "malformed JSON in a 200",
+                "acct-malformed",
+                State::Retrying,
+                "could not be read",
+            ),
+            (
+                "a 200 with a required field missing",
+                "acct-missing",
+                State::Retrying,
+                "missing field `fileID`",
+            ),
+            (
+                "an HTML 502 page from a proxy",
+                "acct-proxy",
+                State::Retrying,
+                "server error 502",
+            ),
+            (
+                "an unknown status (fileStatus \"archived\")",
+                "acct-archived",
+                State::Pending,
+                "`archived`",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("inbox");
+        for (n, (_, account, _, _)) in cases.iter().enumerate() {
+            let d = root.join(account).join("business_verification");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("doc.pdf"), pdf(n as u32)).unwrap();
+        }
+        let text = format!(
+            "state_dir = \"{}\"\nquiet_window = \"100ms\"\npoll_interval = \"100ms\"\nretry_initial = \"50ms\"\n[api]\nurl = \"{url}\"\n[[folder]]\npath = \"{}\"\n",
+            dir.path().join("state").display(),
+            root.display()
+        );
+        let config = parse(&text, None, &creds_env("pk", "sk")).unwrap();
+        let apis = docsync::remote::connect::apis(&config).unwrap();
+        let (tx, _rx) = watch::channel(Snapshot::default());
+        let report = Engine::new(config, apis)
+            .mode(Mode::Once {
+                timeout: Duration::from_secs(4),
+            })
+            .progress(tx)
+            .run(CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(report.timed_out, "nothing can be decided here: {report:?}");
 
-    let db = dir.path().join("state/docsync.db");
-    let rows = all_rows(&db);
-    for (what, account, state, needle) in cases {
-        let path = format!("{account}/business_verification/doc.pdf");
-        let row = live(&rows, &root, path.as_bytes())
-            .unwrap_or_else(|| panic!("{what}: no row: {rows:#?}"));
-        let text = recorded(&db, row);
-        assert_eq!(row.state, *state, "{what}: {row:#?}\n{text}");
-        assert!(
-            row.last_error
-                .as_deref()
-                .is_some_and(|e| e.contains(needle)),
-            "{what}: {row:#?}\n{text}"
+        let db = dir.path().join("state/docsync.db");
+        let rows = all_rows(&db);
+        for (what, account, state, needle) in cases {
+            let path = format!("{account}/business_verification/doc.pdf");
+            let row = live(&rows, &root, path.as_bytes())
+                .unwrap_or_else(|| panic!("{what}: no row: {rows:#?}"));
+            let text = recorded(&db, row);
+            assert_eq!(row.state, *state, "{what}: {row:#?}\n{text}");
+            assert!(
+                row.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(needle)),
+                "{what}: {row:#?}\n{text}"
+            );
+            eprintln!(
+                "ok  {what:<70} {} ({})",
+                state.as_str(),
+                row.last_error.as_deref().unwrap_or("")
+            );
+        }
+        let archived = live(&rows, &root, b"acct-archived/business_verification/doc.pdf").unwrap();
+        assert_eq!(archived.remote_status.as_deref(), Some("archived"));
+        assert_eq!(archived.remote_id.as_deref(), Some("f-archived"));
+        let uploads = fake.uploads.lock().unwrap().clone();
+        assert_eq!(
+            uploads.iter().filter(|a| *a == "acct-archived").count(),
+            1,
+            "a file the server took is never sent again: {uploads:?}"
         );
-        eprintln!(
-            "ok  {what:<70} {} ({})",
-            state.as_str(),
-            row.last_error.as_deref().unwrap_or("")
-        );
-    }
-    let archived = live(&rows, &root, b"acct-archived/business_verification/doc.pdf").unwrap();
-    assert_eq!(archived.remote_status.as_deref(), Some("archived"));
-    assert_eq!(archived.remote_id.as_deref(), Some("f-archived"));
-    let uploads = fake.uploads.lock().unwrap().clone();
-    assert_eq!(
-        uploads.iter().filter(|a| *a == "acct-archived").count(),
-        1,
-        "a file the server took is never sent again: {uploads:?}"
-    );
-    stop.cancel();
-    let _ = server.await;
-    assert!(!logged().contains("panicked"), "{}", logged());
-    eprintln!("server misbehaviour: {} cases", cases.len());
+        stop.cancel();
+        let _ = server.await;
+        assert!(!logged().contains("panicked"), "{}", logged());
+        eprintln!("server misbehaviour: {} cases", cases.len());
+    })
 }

@@ -18,8 +18,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use docsync_e2e::{pdf, run_command, wait_until, TestSandbox, Workspace, COMMAND_TIMEOUT};
 use docsync_sandbox::{Credentials, DecisionRule, SandboxConfig};
+
+use crate::harness::{pdf, run_command, wait_until, TestSandbox, Workspace, COMMAND_TIMEOUT};
 
 const PUBLIC_KEY: &str = "pk_canary_public";
 const SECRET_KEY: &str = "sk_CANARY_5e3c1a9f7d2b4e6a8c0f1d3b5a7e9c2d";

@@ -1,8 +1,7 @@
 //! Shared harness for the end-to-end tests: the real `docsync` binary, an
 //! in-process sandbox, and temp folders.
 //!
-//! - [`docsync_bin`] builds the binary once per test process (cargo does not build
-//!   another package's binaries for this crate's tests) and returns its path.
+//! - [`docsync_bin`] is the path of the binary cargo built for this test target.
 //! - [`TestSandbox`] runs the sandbox in process, with a short decision delay, so a
 //!   test can read its request log.
 //! - [`Workspace`] is a temp dir with an inbox, a state dir and (optionally) a
@@ -22,7 +21,6 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use docsync_sandbox::{
@@ -33,29 +31,9 @@ use serde_json::Value;
 /// How long a one-shot command may take before the test fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `docsync` binary, built (or checked up to date) once per test process with
-/// the cargo that runs the tests.
+/// The `docsync` binary (cargo builds it before the tests of this package).
 pub fn docsync_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "docsync", "--bin", "docsync"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let status = build
-            .status()
-            .expect("running cargo to build the docsync binary");
-        assert!(status.success(), "building the docsync binary failed");
-        let path = assert_cmd::cargo::cargo_bin("docsync");
-        assert!(
-            path.is_file(),
-            "the docsync binary is not at {}",
-            path.display()
-        );
-        path
-    })
+    Path::new(env!("CARGO_BIN_EXE_docsync"))
 }
 
 /// A sandbox running in this process (on its own runtime), stopped on drop.
@@ -520,13 +498,6 @@ impl Daemon {
     /// Its pid.
     pub fn id(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Exited already? (its status if so)
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().expect("polling the daemon"))
     }
 
     /// SIGKILL it (no chance to clean up) and reap it. Panics if it had already

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use docsync_e2e::{pdf, wait_until, TestSandbox, Workspace};
 use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::harness::{pdf, wait_until, TestSandbox, Workspace};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -163,7 +164,7 @@ fn status_page_in_headless_chromium() {
     w.drop_file("needs-retry.pdf", &pdf("browser-retry"));
     let mut wrong = w.cmd(["sync", "--once", "--timeout", "30s"]);
     wrong.env("DOCSYNC_SECRET_KEY", "not-the-secret");
-    let out = docsync_e2e::run_command(wrong, WAIT);
+    let out = crate::harness::run_command(wrong, WAIT);
     assert_eq!(out.code(), Some(1), "{out}");
     assert_eq!(w.status_of("needs-retry.pdf").unwrap()["state"], "failed");
     // then the daemon, with the right secret, and files it decides

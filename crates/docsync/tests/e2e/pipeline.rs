@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use docsync_e2e::{elf, pdf, wait_until, TestSandbox, Workspace};
 use serde_json::Value;
+
+use crate::harness::{elf, pdf, wait_until, TestSandbox, Workspace};
 
 const DECIDED: Duration = Duration::from_secs(60);
 
@@ -344,14 +345,14 @@ fn the_progress_bar_shows_on_a_terminal_only() {
         w.drop_file(&format!("p{i}.pdf"), &pdf(&format!("progress {i}")));
     }
     // `script` runs the command on a pseudo-terminal and copies what it drew
-    let bin = docsync_e2e::docsync_bin().display().to_string();
+    let bin = crate::harness::docsync_bin().display().to_string();
     let mut on_tty = w.program("script");
     on_tty.env("PATH", "/usr/bin:/bin").args([
         "-qefc",
         &format!("{bin} sync --once --timeout 60s"),
         "/dev/null",
     ]);
-    let out = docsync_e2e::run_command(on_tty, docsync_e2e::COMMAND_TIMEOUT);
+    let out = crate::harness::run_command(on_tty, crate::harness::COMMAND_TIMEOUT);
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(draws_a_bar(&out.stdout), "no bar on a terminal\n{out}");
     assert!(out.stdout.contains("3 approved"), "{out}");

@@ -1,0 +1,34 @@
+//! End-to-end tests, one test binary: the real `docsync` binary (cargo builds it
+//! for this target, see [`harness::docsync_bin`]) and the daemon library in
+//! process, against a sandbox and temp folders.
+//!
+//! One module per suite; run one with `cargo test -p docsync --test e2e crash::`.
+//!
+//! Through the binary:
+//! - [`cli`]: the commands that need no running daemon;
+//! - [`pipeline`]: files dropped into a watched inbox end up decided;
+//! - [`admin`]: the admin listener over HTTP, completions, man pages, the systemd unit;
+//! - [`status_page_browser`]: the status page in headless Chromium;
+//! - [`crash`]: SIGKILL, a server killed mid-upload, SIGTERM during a burst;
+//! - [`security`]: secrets never leak, server names never become local paths.
+//!
+//! The daemon library in process:
+//! - [`daemon`]: files dropped into a folder end up decided, exactly once;
+//! - [`faults`]: a third of all requests failing loses and duplicates nothing;
+//! - [`bad_inputs`]: every bad input ends in a clear, recorded state.
+//!
+//! The tests of every module run in parallel in this one process: nothing here
+//! may set environment variables, change the working directory or bind a fixed
+//! port.
+
+mod harness;
+
+mod admin;
+mod bad_inputs;
+mod cli;
+mod crash;
+mod daemon;
+mod faults;
+mod pipeline;
+mod security;
+mod status_page_browser;
