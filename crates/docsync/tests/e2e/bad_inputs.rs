@@ -306,12 +306,16 @@ fn file_cases(outside: &Path, root_as_root: bool) -> Vec<FileCase> {
             expect: Row(State::Invalid, "not its extension"),
         },
         FileCase {
-            // The type is decided by the bytes: a PDF is a PDF whatever its name,
-            // and moov-files accepts PDFs; it is sent as application/pdf.
-            what: "valid type, wrong extension (PDF named .png): accepted as PDF",
+            // The type is decided by the bytes, and a name that promises
+            // another type is refused with the fix (it would mislead whoever
+            // opens the upload).
+            what: "valid type, wrong extension (PDF named .png): invalid, rename it",
             path: b"scan.png".to_vec(),
             put: Bytes(pdf(1)),
-            expect: Row(State::Approved, "hashed (pdf,"),
+            expect: Row(
+                State::Invalid,
+                "content is PDF, name says .png: rename it to .pdf",
+            ),
         },
         FileCase {
             what: "name over 64 characters: shortened, extension kept, recorded",
@@ -546,7 +550,8 @@ target = {{ kind = "moov-images", account_id = "acct-img" }}
         let server = server_files(&sandbox, "acct-bad").await;
         let names: Vec<String> = server.iter().map(|f| f.file_name.to_string()).collect();
         assert!(names.iter().any(|n| n == remote), "{names:?}");
-        assert!(names.iter().any(|n| n == "scan.png"), "{names:?}");
+        // a PDF named .png is refused before anything is sent
+        assert!(!names.iter().any(|n| n == "scan.png"), "{names:?}");
         // names with quotes, spaces and unicode arrive exactly as they are on disk
         for name in [
             r#"say "hi" it's.pdf"#,
@@ -1277,7 +1282,12 @@ async fn fake_upload(
             d.as_object_mut().unwrap().remove("fileID");
             json(d.to_string())
         }
-        "acct-archived" => json(details("f-archived", "doc.pdf", "pending").to_string()),
+        "acct-archived" => {
+            // a faithful answer (the name and size sent) but for its status
+            let mut d = details("f-archived", "doc.pdf", "pending");
+            d["fileSizeBytes"] = pdf(3).len().into();
+            json(d.to_string())
+        }
         _ => (
             StatusCode::BAD_GATEWAY,
             [(header::CONTENT_TYPE, "text/html")],

@@ -456,7 +456,12 @@ fn names_from_the_server_never_become_local_paths() {
         ("sub/e.pdf", "approved/../../../evil-nested.pdf".to_owned()),
     ];
     for (name, _) in &renames {
-        w.drop_file(name, &pdf(name));
+        // the bytes must match the name (a PDF named .csv is refused)
+        let bytes = match name.ends_with(".csv") {
+            true => format!("id,name\n1,{name}\n").into_bytes(),
+            false => pdf(name),
+        };
+        w.drop_file(name, &bytes);
     }
     let daemon = w.spawn(["run"]);
     wait_until(Duration::from_secs(60), "every file uploaded", || {
