@@ -1,14 +1,14 @@
 //! A request-rate limit shared by every request the daemon sends
 //! (`max_requests_per_second`).
 //!
-//! Each request reserves the next free slot on a timeline whose slots are
-//! `1 / rate` apart, then waits for it. Requests are therefore evenly spaced:
-//! no bursts, and any window of one second holds at most `rate + 1` of them.
-//! A slot is reserved under a short lock and waited for without it, so
-//! concurrent callers queue fairly in reservation order. A cancelled wait
-//! leaves its slot unused (the limit errs on the safe side).
+//! Requests leave one at a time, at least `1 / rate` apart, measured when each
+//! one actually leaves (not when it booked a turn): a caller that was stalled
+//! before its turn does not make up for it with a burst, so any window of one
+//! second holds at most `rate + 1` requests. Callers queue on a fair (FIFO)
+//! lock, so they go in the order they asked. A cancelled wait gives up its
+//! place and leaves the budget untouched.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,7 +17,8 @@ use tokio::time::Instant;
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
     interval: Duration,
-    next: Arc<Mutex<Option<Instant>>>,
+    /// When the last request left.
+    last: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl RateLimiter {
@@ -30,7 +31,7 @@ impl RateLimiter {
         let interval = Duration::try_from_secs_f64(1.0 / per_second).ok()?;
         Some(RateLimiter {
             interval,
-            next: Arc::new(Mutex::new(None)),
+            last: Arc::default(),
         })
     }
 
@@ -41,31 +42,18 @@ impl RateLimiter {
 
     /// Wait until the next request may be sent.
     pub async fn acquire(&self) {
-        let now = Instant::now();
-        let slot = match self.next.lock() {
-            Ok(mut next) => {
-                let slot = next.map_or(now, |n| n.max(now));
-                *next = Some(slot + self.interval);
-                slot
-            }
-            // A poisoned lock only means a panic elsewhere mid-update; the
-            // value is still a valid instant: keep limiting from it.
-            Err(poisoned) => {
-                let mut next = poisoned.into_inner();
-                let slot = next.map_or(now, |n| n.max(now));
-                *next = Some(slot + self.interval);
-                slot
-            }
-        };
-        if slot > now {
-            tokio::time::sleep_until(slot).await;
+        let mut last = self.last.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + self.interval).await;
         }
+        *last = Some(Instant::now());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn only_positive_finite_rates() {
