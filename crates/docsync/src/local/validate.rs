@@ -68,12 +68,19 @@ pub enum Verdict {
     Invalid(String),
 }
 
-fn mib(bytes: u64) -> String {
-    let v = bytes as f64 / MIB as f64;
-    if v >= 10.0 {
-        format!("{v:.0} MiB")
-    } else {
-        format!("{v:.1} MiB")
+/// A size for people: in the largest binary unit that keeps it at least 1.
+fn human(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match (unit, value >= 10.0) {
+        (0, _) => format!("{bytes} bytes"),
+        (_, true) => format!("{value:.0} {}", units[unit]),
+        (_, false) => format!("{value:.1} {}", units[unit]),
     }
 }
 
@@ -100,8 +107,8 @@ pub fn size_problem(target: &Target, size: u64) -> Option<String> {
     (size > max).then(|| {
         format!(
             "the file is {} ({size} bytes), more than the {} {} accepts; compress or split it",
-            mib(size),
-            mib(max),
+            human(size),
+            human(max),
             target.kind().as_str()
         )
     })

@@ -393,7 +393,63 @@ fn file_cases(outside: &Path, root_as_root: bool) -> Vec<FileCase> {
             put: Bytes(b"id,amount\n1,2\n".to_vec()),
             expect: Row(State::Approved, "uploaded"),
         },
+        FileCase {
+            // decided from its metadata when first seen: never read (reading
+            // 1 TiB of zeros took an upload slot for an hour)
+            what: "sparse 1 TiB .pdf: invalid from its size, never read",
+            path: b"huge.pdf".to_vec(),
+            put: Sparse(1 << 40),
+            expect: Row(State::Invalid, "more than the 20 MiB moov-files accepts"),
+        },
+        FileCase {
+            what: "CSV saved by Excel in Windows-1252 (\u{e9} = 0xE9, \u{20ac} = 0x80)",
+            path: b"excel-1252.csv".to_vec(),
+            put: Bytes(b"name;amount\r\ncaf\xe9;3 \x80\r\n".to_vec()),
+            expect: Row(State::Approved, "uploaded"),
+        },
+        FileCase {
+            what: "CSV in Latin-1",
+            path: b"latin-1.csv".to_vec(),
+            put: Bytes(b"name;city\nJos\xe9;K\xf6ln\n".to_vec()),
+            expect: Row(State::Approved, "uploaded"),
+        },
+        FileCase {
+            what: "CSV in UTF-8 with a BOM",
+            path: b"utf8-bom.csv".to_vec(),
+            put: Bytes(b"\xef\xbb\xbfname;amount\ncaf\xc3\xa9;3\n".to_vec()),
+            expect: Row(State::Approved, "uploaded"),
+        },
+        FileCase {
+            what: "CSV in UTF-16 with a BOM (NUL bytes in every character)",
+            path: b"utf16.csv".to_vec(),
+            put: Bytes(utf16le_with_bom("name;amount\r\ncaf\u{e9};3\r\n")),
+            expect: Row(State::Approved, "uploaded"),
+        },
+        FileCase {
+            what: "CSV with NUL bytes: binary, not text",
+            path: b"nul.csv".to_vec(),
+            put: Bytes(b"id,amount\n1,\0\0\0\n".to_vec()),
+            expect: Row(State::Invalid, "the content is unknown binary data"),
+        },
+        FileCase {
+            what: "PNG bytes named .pdf: invalid, both named, rename it",
+            path: b"photo-scan.pdf".to_vec(),
+            put: Bytes(png(9)),
+            expect: Row(
+                State::Invalid,
+                "content is PNG, name says .pdf: rename it to .png",
+            ),
+        },
     ]
+}
+
+/// `text` as UTF-16LE with its byte-order mark.
+fn utf16le_with_bom(text: &str) -> Vec<u8> {
+    let mut out = vec![0xff, 0xfe];
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&unit.to_le_bytes());
+    }
+    out
 }
 
 fn put(root: &Path, case: &FileCase) {
@@ -1262,7 +1318,7 @@ fn details(id: &str, name: &str, status: &str) -> serde_json::Value {
 async fn fake_upload(
     axum::extract::State(fake): axum::extract::State<Fake>,
     axum::extract::Path(account): axum::extract::Path<String>,
-    _body: axum::body::Bytes,
+    body: axum::body::Bytes,
 ) -> axum::response::Response {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
@@ -1286,6 +1342,26 @@ async fn fake_upload(
             // a faithful answer (the name and size sent) but for its status
             let mut d = details("f-archived", "doc.pdf", "pending");
             d["fileSizeBytes"] = pdf(3).len().into();
+            json(d.to_string())
+        }
+        // answers that do not match what was sent (issue: check what comes back)
+        "acct-wrongsize" => json(details("f-size", "doc.pdf", "pending").to_string()),
+        "acct-wrongname" => {
+            let mut d = details("f-name", "other.pdf", "pending");
+            d["fileSizeBytes"] = pdf(5).len().into();
+            json(d.to_string())
+        }
+        "acct-sameid" => {
+            // every upload answered with one file ID (the name and size echoed)
+            let text = String::from_utf8_lossy(&body);
+            let name = text
+                .split("filename=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_owned();
+            let mut d = details("f-same", &name, "pending");
+            d["fileSizeBytes"] = pdf(10).len().into();
             json(d.to_string())
         }
         _ => (
@@ -1365,6 +1441,18 @@ fn server_misbehaviour() {
                 State::Pending,
                 "`archived`",
             ),
+            (
+                "an answer with another size than was sent",
+                "acct-wrongsize",
+                State::Failed,
+                "it says 10 bytes arrived",
+            ),
+            (
+                "an answer naming another file than was sent",
+                "acct-wrongname",
+                State::Failed,
+                "it names the file \"other.pdf\"",
+            ),
         ];
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("inbox");
@@ -1373,6 +1461,10 @@ fn server_misbehaviour() {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("doc.pdf"), pdf(n as u32)).unwrap();
         }
+        let same_id = root.join("acct-sameid/business_verification");
+        std::fs::create_dir_all(&same_id).unwrap();
+        std::fs::write(same_id.join("a.pdf"), pdf(10)).unwrap();
+        std::fs::write(same_id.join("b.pdf"), pdf(11)).unwrap();
         let text = format!(
             "state_dir = \"{}\"\nquiet_window = \"100ms\"\npoll_interval = \"100ms\"\nretry_initial = \"50ms\"\n[api]\nurl = \"{url}\"\n[[folder]]\npath = \"{}\"\n",
             dir.path().join("state").display(),
@@ -1423,6 +1515,30 @@ fn server_misbehaviour() {
         stop.cancel();
         let _ = server.await;
         assert!(!logged().contains("panicked"), "{}", logged());
-        eprintln!("server misbehaviour: {} cases", cases.len());
+        // every upload answered with the same file ID: the first is recorded,
+        // the second is refused with the request's answer, never pending
+        let mut same: Vec<&FileRow> = ["a.pdf", "b.pdf"]
+            .iter()
+            .map(|name| {
+                let path = format!("acct-sameid/business_verification/{name}");
+                live(&rows, &root, path.as_bytes()).unwrap()
+            })
+            .collect();
+        same.sort_by_key(|r| r.state != State::Pending);
+        assert_eq!(same[0].state, State::Pending, "{same:#?}");
+        assert_eq!(same[0].remote_id.as_deref(), Some("f-same"));
+        assert_eq!(same[1].state, State::Failed, "{same:#?}");
+        assert_eq!(same[1].remote_id, None);
+        let reason = same[1].last_error.as_deref().unwrap_or("");
+        assert!(
+            reason.contains("file ID f-same") && reason.contains("already recorded"),
+            "{reason}"
+        );
+        eprintln!(
+            "ok  {:<70} {} ({reason})",
+            "every upload answered with the same file ID",
+            same[1].state.as_str()
+        );
+        eprintln!("server misbehaviour: {} cases", cases.len() + 1);
     })
 }
