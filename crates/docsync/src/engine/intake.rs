@@ -61,6 +61,7 @@ pub enum Followup {
 pub struct Intake {
     folders: Vec<Watched>,
     tracker: StabilityTracker<FileKey>,
+    quiet: std::time::Duration,
 }
 
 impl Intake {
@@ -80,6 +81,7 @@ impl Intake {
         Ok(Intake {
             folders,
             tracker: StabilityTracker::new(quiet),
+            quiet,
         })
     }
 
@@ -120,12 +122,8 @@ impl Intake {
         let summary = reconcile_folder(store, &w.folder, scan)?;
         for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
             if waits_for_window(obs) && !summary.invalid.contains(&obs.id()) {
-                self.tracker.observe(
-                    (n, file.rel_bytes()),
-                    file.stat.size,
-                    file.stat.mtime_ns,
-                    now,
-                );
+                let key = (n, file.rel_bytes());
+                track(&mut self.tracker, self.quiet, key, &file.stat, false, now);
             }
         }
         Ok(summary)
@@ -224,11 +222,7 @@ impl Intake {
                     return Ok(Followup::Nothing);
                 };
                 if waits_for_window(obs) && summary.invalid.is_empty() {
-                    if closed {
-                        self.tracker.close_write(key, stat.size, stat.mtime_ns, now);
-                    } else {
-                        self.tracker.observe(key, stat.size, stat.mtime_ns, now);
-                    }
+                    track(&mut self.tracker, self.quiet, key, &stat, closed, now);
                 }
                 Ok(Followup::Nothing)
             }
@@ -297,6 +291,25 @@ impl Intake {
             }
         }
         Ok(promoted)
+    }
+}
+
+/// Start (or go on with) a file's quiet window. A file whose writer closed
+/// it, or whose mtime and ctime are already older than the window when it is
+/// seen (it was written before the daemon looked), is complete at once: it
+/// is hashed and re-stat'ed next, and the re-stat still catches a writer.
+fn track(
+    tracker: &mut StabilityTracker<FileKey>,
+    quiet: std::time::Duration,
+    key: FileKey,
+    stat: &FileStat,
+    closed: bool,
+    now: Instant,
+) {
+    if closed || stat.quiet_for(quiet, std::time::SystemTime::now()) {
+        tracker.close_write(key, stat.size, stat.mtime_ns, now);
+    } else {
+        tracker.observe(key, stat.size, stat.mtime_ns, now);
     }
 }
 

@@ -24,6 +24,9 @@ pub struct FileStat {
     pub size: u64,
     /// Nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// The inode's last change (nanoseconds since the Unix epoch): a rename or
+    /// a chmod moves it, a backdated mtime does not hide a fresh file.
+    pub ctime_ns: i64,
     pub dev: u64,
     pub ino: u64,
 }
@@ -36,6 +39,10 @@ impl FileStat {
                 .mtime()
                 .saturating_mul(1_000_000_000)
                 .saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
             dev: meta.dev(),
             ino: meta.ino(),
         }
@@ -48,7 +55,20 @@ impl FileStat {
 
     /// Same size, mtime and inode: the content is taken to be the same.
     pub fn same_content_as(&self, other: &FileStat) -> bool {
-        self == other
+        (self.size, self.mtime_ns, self.dev, self.ino)
+            == (other.size, other.mtime_ns, other.dev, other.ino)
+    }
+
+    /// Whether neither the content (mtime) nor the inode (ctime) changed for
+    /// `quiet` before `now`: such a file was complete before it was seen.
+    pub fn quiet_for(&self, quiet: std::time::Duration, now: std::time::SystemTime) -> bool {
+        let Ok(since_epoch) = now.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let now_ns = i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX);
+        let quiet_ns = i64::try_from(quiet.as_nanos()).unwrap_or(i64::MAX);
+        let last_change = self.mtime_ns.max(self.ctime_ns);
+        now_ns.saturating_sub(last_change) >= quiet_ns
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{Config, Env};
+use crate::local::ignore::IgnoreSet;
 use crate::local::scanner::scan_folder;
 use crate::local::watcher::Hint;
 use std::path::PathBuf;
@@ -70,6 +71,44 @@ fn a_changed_file_becomes_stable_after_the_quiet_window() {
     assert_eq!(fx.promote(1000), vec![A.to_owned()]);
     assert_eq!(fx.state(A), Some(State::Stable));
     assert_eq!(fx.intake.waiting(), 0);
+}
+
+/// A file written before the daemon looked (mtime and ctime older than the
+/// quiet window) has had its quiet window already: it is complete when first
+/// seen, not a window later.
+#[test]
+fn a_file_already_quiet_when_seen_is_complete_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("inbox");
+    std::fs::create_dir_all(root.join("acct/business_verification")).unwrap();
+    let config = Config::zero_config(&root, &Env::default()).unwrap();
+    let quiet = Duration::from_millis(300);
+    let mut intake = Intake::new(&config.folders, quiet).unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let old = root.join(A);
+    std::fs::write(&old, b"%PDF-1.4 written earlier").unwrap();
+    // wait (with a deadline) until the file is older than the window
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !FileStat::of_path(&old)
+        .unwrap()
+        .quiet_for(quiet, std::time::SystemTime::now())
+    {
+        assert!(Instant::now() < deadline, "the clock does not move");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let fresh = root.join("acct/business_verification/b.pdf");
+    std::fs::write(&fresh, b"%PDF-1.4 being written").unwrap();
+    let scan = scan_folder(&root, &IgnoreSet::for_folder(&config.folders[0]).unwrap()).unwrap();
+    let now = Instant::now();
+    intake.apply_scan(&mut store, 0, &scan, now).unwrap();
+    let promoted: Vec<String> = intake
+        .promote_ready(&mut store, now)
+        .unwrap()
+        .iter()
+        .map(FileRow::path_display)
+        .collect();
+    assert_eq!(promoted, vec![A.to_owned()], "only the old file, at once");
+    assert_eq!(intake.waiting(), 1, "the fresh one waits for its window");
 }
 
 /// Metadata before bytes: a file over the target's limit (here a sparse

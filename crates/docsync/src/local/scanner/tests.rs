@@ -136,3 +136,25 @@ fn subtree_scan_is_never_complete() {
     assert!(!scan.complete);
     assert!(scan_folder(&dir.path().join("missing"), &IgnoreSet::defaults()).is_err());
 }
+
+#[test]
+fn quiet_for_looks_at_mtime_and_ctime() {
+    let at = |s: i64| s * 1_000_000_000;
+    let stat = |mtime: i64, ctime: i64| FileStat {
+        size: 1,
+        mtime_ns: at(mtime),
+        ctime_ns: at(ctime),
+        dev: 1,
+        ino: 1,
+    };
+    use std::time::Duration;
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(100);
+    let quiet = Duration::from_secs(2);
+    assert!(stat(90, 90).quiet_for(quiet, now));
+    assert!(stat(98, 98).quiet_for(quiet, now), "exactly the window");
+    assert!(!stat(99, 90).quiet_for(quiet, now), "written a second ago");
+    // a backdated mtime (a copy keeping times) does not hide a fresh inode
+    assert!(!stat(10, 99).quiet_for(quiet, now));
+    // a clock before the file (or before 1970) never calls it quiet
+    assert!(!stat(200, 200).quiet_for(quiet, now));
+}
