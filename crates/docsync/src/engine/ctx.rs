@@ -25,6 +25,7 @@ pub struct Ctx {
     pub wake: Arc<Wakeups>,
     folders: Arc<HashMap<String, Folder>>,
     retry_initial: Duration,
+    verify_first_attempts: bool,
 }
 
 impl Ctx {
@@ -38,7 +39,22 @@ impl Ctx {
             wake: Arc::default(),
             folders: Arc::new(folders),
             retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
+            verify_first_attempts: false,
         }
+    }
+
+    /// Ask the server before a file's first upload too, not only before a
+    /// retry: after an unclean stop an intent may have been lost with its
+    /// request already sent, and such a file looks new.
+    pub fn verifying_first_attempts(mut self, verify: bool) -> Self {
+        self.verify_first_attempts = verify;
+        self
+    }
+
+    /// Whether a first upload is preceded by asking the server (see
+    /// [`Ctx::verifying_first_attempts`]).
+    pub fn verifies_first_attempts(&self) -> bool {
+        self.verify_first_attempts
     }
 
     /// The first wait before retrying a failed upload (see [`super::upload::backoff`]).

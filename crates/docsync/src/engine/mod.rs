@@ -166,9 +166,14 @@ impl Engine {
             }
         };
         create_state_dir(&config.state_dir)?;
-        let _lock = InstanceLock::acquire(&config.state_dir)?;
+        let lock = InstanceLock::acquire(&config.state_dir)?;
+        if !lock.last_stop_was_clean() {
+            warn!("the last run did not stop cleanly: every upload asks the server first, so nothing is sent twice");
+        }
         let store = SharedStore::new(Store::open_in_state_dir(&config.state_dir)?);
-        let ctx = Ctx::new(store, apis, &config.folders).with_retry_initial(config.retry_initial);
+        let ctx = Ctx::new(store, apis, &config.folders)
+            .with_retry_initial(config.retry_initial)
+            .verifying_first_attempts(!lock.last_stop_was_clean());
 
         let settled = settle::settle_once(&ctx).await?;
         if settled != settle::Settled::default() {
@@ -268,7 +273,8 @@ impl Engine {
 
         stop.cancel();
         tracker.close();
-        if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+        let finished = tokio::time::timeout(GRACE, tracker.wait()).await.is_ok();
+        if !finished {
             warn!(
                 "in-flight uploads did not finish within {}s; they are reconciled on the next start",
                 GRACE.as_secs()
@@ -281,6 +287,11 @@ impl Engine {
             .await
             .unwrap_or(counts);
         publish(&counts);
+        if finished {
+            if let Err(e) = lock.stopped_cleanly() {
+                warn!(error = %e, "recording the clean stop failed; the next start asks the server before every upload");
+            }
+        }
         Ok(Report { counts, timed_out })
     }
 }

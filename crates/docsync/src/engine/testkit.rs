@@ -15,7 +15,7 @@ use super::upload::intent::{commit_intent, Prepared};
 use crate::config::{parse, Env};
 use crate::local::check::{check_file, Seen};
 use crate::local::ignore::IgnoreSet;
-use crate::local::scanner::scan_folder;
+use crate::local::scanner::{scan_folder, FileStat};
 use crate::local::stability::StabilityTracker;
 use crate::model::Folder;
 use crate::store::{FileRow, SharedStore, Store};
@@ -103,6 +103,8 @@ pub struct Stage {
     pub sandbox: SandboxHandle,
     pub ctx: Ctx,
     pub folder: Folder,
+    /// The store's database file (a second connection may read it).
+    pub db: PathBuf,
 }
 
 /// A stage fixture whose sandbox decides after `delay`.
@@ -130,13 +132,15 @@ pub fn stage_at(sandbox: SandboxHandle, url: &str) -> Stage {
     ]);
     let (dir, config) = fixture_with(&format!("[api]\nurl = {url:?}"), &env);
     let apis = crate::remote::connect::apis(&config).unwrap();
-    let store = SharedStore::new(Store::open_in_memory().unwrap());
+    let db = dir.path().join("state.db");
+    let store = SharedStore::new(Store::open(&db).unwrap());
     let ctx = Ctx::new(store, apis, &config.folders).with_retry_initial(Duration::from_millis(10));
     Stage {
         _dir: dir,
         sandbox,
         folder: config.folders[0].clone(),
         ctx,
+        db,
     }
 }
 
@@ -197,6 +201,35 @@ impl Stage {
         };
         self.ctx.apis.upload(&target, &upload).await.unwrap();
         ready.row
+    }
+
+    /// Put `name` into the folder and upload it straight to the server, with
+    /// its marker, and nothing recorded: what a lost intent leaves behind.
+    pub async fn uploaded_behind_the_store(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.folder.path.join(name), bytes).unwrap();
+        let seen = Seen {
+            rel: name.as_bytes(),
+            size: bytes.len() as u64,
+            mtime_ns: FileStat::of_path(&self.folder.path.join(name))
+                .unwrap()
+                .mtime_ns,
+        };
+        let crate::local::check::Checked::Ready { hashed, plan } =
+            check_file(&self.folder, seen).unwrap()
+        else {
+            panic!("not ready to send")
+        };
+        let path = self.folder.path.join(name);
+        let target = self.folder.target_for(std::path::Path::new(name)).unwrap();
+        let upload = crate::remote::Upload {
+            path: &path,
+            content: None,
+            remote_name: &plan.file_name,
+            size: hashed.size,
+            sha256: &hashed.sha256,
+            content_type: plan.content_type,
+        };
+        self.ctx.apis.upload(&target, &upload).await.unwrap();
     }
 
     /// The row with this id, as the store has it now.

@@ -22,11 +22,20 @@ pub fn create_state_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("setting permissions on state directory", dir, e))
 }
 
+/// What the lock file says after a clean stop (instead of a pid).
+const STOPPED_CLEANLY: &str = "stopped cleanly";
+
 /// The single-instance lock on a state directory, held until dropped.
+///
+/// While a daemon runs the lock file holds its pid; a clean stop replaces it
+/// with "stopped cleanly" ([`InstanceLock::stopped_cleanly`]). Finding a pid
+/// there at start means the last run ended uncleanly (killed, crashed, or the
+/// machine lost power).
 #[derive(Debug)]
 pub struct InstanceLock {
-    _file: File,
+    file: File,
     dir: PathBuf,
+    last_stop_clean: bool,
 }
 
 impl InstanceLock {
@@ -59,21 +68,43 @@ impl InstanceLock {
                 pid,
             });
         }
-        let write = |file: &mut File| -> std::io::Result<()> {
-            file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))?;
-            writeln!(file, "{}", std::process::id())?;
-            file.sync_all()
-        };
-        write(&mut file).map_err(|e| Error::io("writing pid to lock file", &path, e))?;
+        let mut before = String::new();
+        file.read_to_string(&mut before)
+            .map_err(|e| Error::io("reading lock file", &path, e))?;
+        // an empty file: the first run here
+        let last_stop_clean = before.trim().is_empty() || before.trim() == STOPPED_CLEANLY;
+        write_line(&mut file, &std::process::id().to_string())
+            .map_err(|e| Error::io("writing pid to lock file", &path, e))?;
         Ok(InstanceLock {
-            _file: file,
+            file,
             dir: dir.to_owned(),
+            last_stop_clean,
         })
+    }
+
+    /// Whether the run before this one stopped cleanly (or there was none).
+    pub fn last_stop_was_clean(&self) -> bool {
+        self.last_stop_clean
+    }
+
+    /// Record a clean stop: the next start finds "stopped cleanly" instead of
+    /// a pid. Call it last, once everything the run committed is on disk.
+    pub fn stopped_cleanly(mut self) -> Result<()> {
+        let path = self.dir.join(LOCK_FILE);
+        write_line(&mut self.file, STOPPED_CLEANLY)
+            .map_err(|e| Error::io("recording a clean stop in", &path, e))
     }
 
     /// The locked state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Replace the lock file's content with `line`, synced to disk.
+fn write_line(file: &mut File, line: &str) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    writeln!(file, "{line}")?;
+    file.sync_all()
 }

@@ -494,7 +494,11 @@ impl Store {
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db("enabling WAL"))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+        // FULL: every commit syncs the WAL to disk before it returns, so an
+        // upload intent committed before its request survives a power loss,
+        // not just a crash. Commits are grouped (`SharedStore::call_grouped`,
+        // `Store::batch`), so that is one fsync per batch, not per file.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
             .map_err(db("setting pragmas"))?;
         // every statement the daemon runs per file stays parsed (rusqlite keeps 16)
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
@@ -590,8 +594,9 @@ impl Store {
     /// call stays atomic on its own (a savepoint, rolled back alone if it fails),
     /// and all of them become durable together when `f` returns, whatever it
     /// returns. For the intake's many small steps (a hint, a promotion), where
-    /// one commit per step was most of the cost. Never use it around an upload
-    /// intent that must be committed before a request is sent.
+    /// one commit per step was most of the cost. Never send a request from
+    /// inside it: an intent is committed only when `f` has returned (which is
+    /// how [`SharedStore::call_grouped`] uses it: it answers after the commit).
     pub fn batch<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
         let path = self.path.clone();
         self.conn

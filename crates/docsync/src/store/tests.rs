@@ -1223,3 +1223,38 @@ fn remote_id_holder_finds_an_id_given_before() {
         "{plan:?}"
     );
 }
+
+/// The lock file tells the next start whether this run stopped cleanly: a
+/// pid left in it means killed, crashed or a power loss.
+#[test]
+fn the_lock_file_remembers_an_unclean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let first = InstanceLock::acquire(&state).unwrap();
+    assert!(first.last_stop_was_clean(), "no run before");
+    drop(first); // as if killed: the pid stays in the file
+    let second = InstanceLock::acquire(&state).unwrap();
+    assert!(!second.last_stop_was_clean());
+    second.stopped_cleanly().unwrap();
+    let third = InstanceLock::acquire(&state).unwrap();
+    assert!(third.last_stop_was_clean());
+    let text = std::fs::read_to_string(state.join(LOCK_FILE)).unwrap();
+    assert_eq!(
+        text.trim(),
+        std::process::id().to_string(),
+        "the holder's pid"
+    );
+}
+
+/// Commits are synced to disk before they return (an intent survives a power
+/// loss, not just a crash): the writer runs `synchronous = FULL`.
+#[test]
+fn the_writer_syncs_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let level: i64 = store
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(level, 2, "2 = FULL");
+}

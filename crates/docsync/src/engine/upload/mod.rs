@@ -70,19 +70,19 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
         return Ok(Processed::Skipped);
     };
-    // Hashed off the store lock, then recorded, in one trip to the blocking
-    // pool; the quota is counted when the intent is committed.
-    let prepared = {
-        let (folder, store) = (folder.clone(), ctx.store.clone());
+    // Hashed off the store lock; then the intent is committed together with
+    // those of every other file ready now (one commit, one fsync, for all of
+    // them), and only then is the request sent. The quota is counted in that
+    // commit.
+    let (row, checked) = {
+        let folder = folder.clone();
         tokio::task::spawn_blocking(move || {
             let seen = Seen {
                 rel: &row.path,
                 size: row.size,
                 mtime_ns: row.mtime_ns,
             };
-            let checked = check_file(&folder, seen)?;
-            let path = folder.file_path(&row.path);
-            store.call_blocking(|s| commit_intent(s, &row, checked, &path))
+            check_file(&folder, seen).map(|checked| (row, checked))
         })
         .await
         .map_err(|e| Error::Task {
@@ -90,6 +90,11 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
             message: e.to_string(),
         })??
     };
+    let path = folder.file_path(&row.path);
+    let prepared = ctx
+        .store
+        .call_grouped(move |s| commit_intent(s, &row, checked, &path))
+        .await?;
     match prepared {
         Prepared::Upload(ready) => send::send(ctx, &folder, ready)
             .await

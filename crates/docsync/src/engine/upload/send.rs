@@ -53,8 +53,9 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         content_type: plan.content_type,
     };
 
-    // A retried row may have reached the server the first time.
-    if row.attempts > 1 {
+    // A retried row may have reached the server the first time; after an
+    // unclean stop, so may a row that looks new (its intent may be lost).
+    if row.attempts > 1 || ctx.verifies_first_attempts() {
         let earlier = ctx
             .apis
             .earlier_attempt(&target, row.remote_id.as_deref(), Some(&sha256))

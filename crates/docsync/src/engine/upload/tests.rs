@@ -348,3 +348,105 @@ async fn an_answer_with_another_size_or_name_is_refused() {
         assert!(reason.contains(needle), "{reason}");
     }
 }
+
+/// The intent is committed (and synced) before the request leaves: at the
+/// moment the server receives the upload, a second connection to the state
+/// database already sees the row `uploading` with the content's hash.
+#[tokio::test]
+async fn the_intent_is_committed_before_the_server_receives_the_upload() {
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    /// (state, sha256) of the row as a reader saw it at each receipt
+    type Seen = Vec<(State, Option<String>)>;
+    /// the database and the folder key, once the fixture exists
+    type Slot = Option<(std::path::PathBuf, String)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let db_slot: Arc<Mutex<Slot>> = Arc::default();
+    let (seen2, db2) = (seen.clone(), db_slot.clone());
+    let answer = move |body: axum::body::Bytes| {
+        let (seen, db) = (seen2.clone(), db2.clone());
+        async move {
+            // what another reader sees while this request is being received
+            if let Some((db, folder)) = db.lock().unwrap().clone() {
+                let reader = crate::store::Store::open_read_only(&db).unwrap();
+                let row = reader.find_live(&folder, b"a.pdf").unwrap().unwrap();
+                seen.lock().unwrap().push((row.state, row.sha256));
+            }
+            let text = String::from_utf8_lossy(&body);
+            let name = text
+                .split("filename=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_owned();
+            axum::Json(serde_json::json!({
+                "accountID": crate::engine::testkit::ACCOUNT,
+                "createdOn": "2026-01-01T00:00:00Z",
+                "updatedOn": "2026-01-01T00:00:00Z",
+                "fileID": "file-1",
+                "fileName": name,
+                "filePurpose": "business_verification",
+                "fileSizeBytes": 11,
+                "fileStatus": "pending",
+                "metadata": "{}",
+            }))
+        }
+    };
+    let app = axum::Router::new().route("/accounts/{account}/files", post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let sandbox = docsync_sandbox::Sandbox::start(docsync_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let st = crate::engine::testkit::stage_at(sandbox, &url);
+    *db_slot.lock().unwrap() = Some((st.db.clone(), st.folder.key()));
+
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 a1").await;
+    assert_eq!(
+        process(&st.ctx, row.clone()).await.unwrap(),
+        Processed::Sent
+    );
+    let seen = seen.lock().unwrap().clone();
+    let sha = st.row(row.id).await.sha256;
+    assert_eq!(seen, vec![(State::Uploading, sha.clone())]);
+    assert!(sha.is_some());
+}
+
+/// After an unclean stop an intent may be lost with its request already
+/// sent: the file looks new. Its first upload then asks the server first, and
+/// finds it there instead of sending it again.
+#[tokio::test]
+async fn after_an_unclean_stop_a_file_that_looks_new_is_found_not_resent() {
+    let mut st = stage(Duration::from_secs(3600)).await;
+    // sent before the stop, its intent lost: the server has it, the store
+    // has only a fresh row
+    st.uploaded_behind_the_store("a.pdf", b"%PDF-1.4 lost intent")
+        .await;
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 lost intent").await;
+    assert_eq!(row.attempts, 0);
+    let id = row.id;
+    let posts = |st: &crate::engine::testkit::Stage| {
+        st.sandbox
+            .request_log()
+            .iter()
+            .filter(|e| e.method == "POST")
+            .count()
+    };
+    let before = posts(&st);
+    st.ctx = st.ctx.clone().verifying_first_attempts(true);
+    let row = st.row(id).await;
+    assert_eq!(process(&st.ctx, row).await.unwrap(), Processed::Sent);
+    let row = st.row(id).await;
+    assert_eq!(row.state, State::Pending);
+    assert_eq!(posts(&st), before, "not sent again");
+    let listed = st
+        .ctx
+        .apis
+        .list_files(crate::engine::testkit::ACCOUNT)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(row.remote_id.as_deref(), Some(listed[0].0.as_str()));
+}
