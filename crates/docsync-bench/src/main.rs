@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! docsync-bench --bin-dir target/release --out bench/results.md [--quick]
-//!               [--xtask PATH] [--only burst,latency,memory,restart,polling,codegen]
+//!               [--xtask PATH] [--only burst,sync-once,latency,memory,restart,polling,codegen]
 //! ```
 //!
 //! Every figure runs 5 times (once with `--quick`) and reports the median with
@@ -20,8 +20,14 @@ use docsync_bench::report::Report;
 
 use figures::{Bench, Figure};
 
-const FIGURES: [&str; 6] = [
-    "burst", "latency", "memory", "restart", "polling", "codegen",
+const FIGURES: [&str; 7] = [
+    "burst",
+    "sync-once",
+    "latency",
+    "memory",
+    "restart",
+    "polling",
+    "codegen",
 ];
 
 struct Args {
@@ -112,6 +118,7 @@ async fn main() -> Result<()> {
         eprintln!("{name}:");
         let fig: Figure = match name.as_str() {
             "burst" => figures::burst::run(&bench).await,
+            "sync-once" => figures::sync_once::run(&bench).await,
             "latency" => figures::latency::run(&bench).await,
             "memory" => figures::memory::run(&bench).await,
             "restart" => figures::restart::run(&bench).await,

@@ -20,7 +20,7 @@ use docsync_bench::workdir::{Settings, Workdir};
 
 use super::{wait_pending, Bench, Figure};
 
-const CONCURRENCY: usize = 8;
+pub(super) const CONCURRENCY: usize = 8;
 const SMALL: (usize, usize) = (2_000, 4 * 1024);
 const LARGE: (usize, usize) = (200, 1024 * 1024);
 
@@ -44,9 +44,9 @@ fn count() -> f64 {
 }
 
 /// Seconds and the sandbox's CPU share of one contender.
-struct Timed {
-    secs: f64,
-    sandbox_cpu: f64,
+pub(super) struct Timed {
+    pub secs: f64,
+    pub sandbox_cpu: f64,
 }
 
 async fn uploads_answered(sandbox: &SandboxProcess) -> Result<usize> {
@@ -104,6 +104,17 @@ async fn curl(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) ->
 async fn bare(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) -> Result<Timed> {
     let files = files(&dir.join("bare"), "b");
     fixtures::create(&files)?;
+    bare_upload(bench, &files, dir, sandbox).await
+}
+
+/// Baseline (b): `files`, already on disk, through `bare-uploader` at
+/// [`CONCURRENCY`]; the time from its start to its last answer.
+pub(super) async fn bare_upload(
+    bench: &Bench,
+    files: &[Planned],
+    dir: &std::path::Path,
+    sandbox: &SandboxProcess,
+) -> Result<Timed> {
     let manifest_path = dir.join("bare.manifest");
     let manifest: String = files
         .iter()

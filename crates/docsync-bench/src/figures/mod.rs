@@ -8,6 +8,7 @@ pub mod memory;
 pub mod polling;
 pub mod restart;
 mod seeded;
+pub mod sync_once;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
