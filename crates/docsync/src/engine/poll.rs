@@ -67,62 +67,78 @@ pub struct Cycle {
     pub waiting: u32,
 }
 
-/// Read every pending row's decision once.
+/// Read every pending row's decision once. Only the rows a decision is about
+/// are loaded: a Moov account's list is matched through the remote-ID index,
+/// and rows still pending on the server stay in the database.
 pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
-    let groups = ctx.store.call(|s| s.pending_groups()).await?;
+    let accounts = ctx.store.call(|s| s.pending_accounts()).await?;
     let mut cycle = Cycle::default();
-    for group in groups {
+    for group in accounts {
+        let waiting = u32::try_from(group.count).unwrap_or(u32::MAX);
         match group.kind {
             TargetKind::MoovFiles => {
                 cycle.requests += 1;
-                let listed = match ctx.apis.list_files(&group.account).await {
+                let (files, request_id) = match ctx.apis.list_files(&group.account).await {
                     Ok(listed) => listed,
                     Err(e) => {
                         ctx.metrics.failure(Stage::Poll, &e);
                         warn!(account = %group.account, error = %e, "listing files failed; will poll again");
-                        cycle.waiting += group.rows.len() as u32;
+                        cycle.waiting += waiting;
                         continue;
                     }
                 };
-                let (files, request_id) = listed;
-                let by_id: HashMap<String, Decision> = files.into_iter().collect();
-                let mut unlisted = Vec::new();
-                for row in group.rows {
+                let listed: Vec<String> = files.iter().map(|(id, _)| id.clone()).collect();
+                let answered: HashMap<String, Decision> = files
+                    .into_iter()
+                    .filter(|(_, d)| *d != Decision::Pending)
+                    .collect();
+                let ids: Vec<String> = answered.keys().cloned().collect();
+                let account = group.account.clone();
+                let (rows, matched) = ctx
+                    .store
+                    .call(move |s| {
+                        let rows = s.pending_by_remote_id(group.kind, &account, &ids)?;
+                        let matched =
+                            s.count_pending_by_remote_id(group.kind, &account, &listed)?;
+                        Ok((rows, matched))
+                    })
+                    .await?;
+                let mut decided = 0u32;
+                for row in rows {
                     let Some(remote_id) = row.remote_id.clone() else {
                         continue;
                     };
-                    match by_id.get(&remote_id) {
-                        Some(decision) => {
-                            let remote = Remote {
-                                remote_id,
-                                decision: decision.clone(),
-                                request_id: request_id.clone(),
-                            };
-                            if record(ctx, &row, &remote).await? {
-                                cycle.decided += 1;
-                            } else {
-                                cycle.waiting += 1;
-                            }
-                        }
-                        None => {
-                            debug!(path = %row.path_display(), %remote_id, "the server does not list this file (yet)");
-                            unlisted.push(row.path_display());
-                            cycle.waiting += 1;
-                        }
+                    let Some(decision) = answered.get(&remote_id) else {
+                        continue;
+                    };
+                    let remote = Remote {
+                        remote_id,
+                        decision: decision.clone(),
+                        request_id: request_id.clone(),
+                    };
+                    if record(ctx, &row, &remote).await? {
+                        decided += 1;
                     }
                 }
+                cycle.decided += decided;
+                cycle.waiting += waiting.saturating_sub(decided);
                 // one line per account and cycle, not one per file
-                if let Some(first) = unlisted.first() {
+                let unlisted = group.count.saturating_sub(matched);
+                if unlisted > 0 {
                     warn!(
                         account = %group.account,
-                        count = unlisted.len(),
-                        example = %first,
+                        count = unlisted,
                         "the server does not list these uploaded files (yet); still waiting"
                     );
                 }
             }
             TargetKind::Attachments => {
-                for row in group.rows {
+                let account = group.account.clone();
+                let rows = ctx
+                    .store
+                    .call(move |s| s.pending_rows(group.kind, &account))
+                    .await?;
+                for row in rows {
                     let Some(file_id) = row.remote_id.clone() else {
                         continue;
                     };
@@ -145,7 +161,12 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
             }
             // Images are decided when uploaded; a pending one is approved now.
             TargetKind::MoovImages => {
-                for row in group.rows {
+                let account = group.account.clone();
+                let rows = ctx
+                    .store
+                    .call(move |s| s.pending_rows(group.kind, &account))
+                    .await?;
+                for row in rows {
                     let remote = Remote {
                         remote_id: row.remote_id.clone().unwrap_or_default(),
                         decision: Decision::Approved,

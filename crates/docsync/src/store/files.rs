@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    execute_cached, insert_event, query_row_cached, read_file_row, row_in, sql, FileRow, State,
-    Store, FILE_COLUMNS,
+    execute_cached, insert_event, query_row_cached, read_file_row, row_in, sql, text_err, FileRow,
+    State, Store, FILE_COLUMNS,
 };
 use crate::error::Result;
 use crate::model::{now_ms, TargetKind};
@@ -34,13 +34,28 @@ impl Default for ListFilter {
     }
 }
 
-/// Rows awaiting a decision on one account (one list call per cycle).
+/// A target kind and account with rows awaiting a decision (one list call
+/// per cycle), and how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingGroup {
+pub struct PendingAccount {
     pub kind: TargetKind,
     pub account: String,
-    pub rows: Vec<FileRow>,
+    pub count: u64,
 }
+
+/// The query of [`Store::pending_by_remote_id`] for `n` IDs: through the
+/// `files_remote` index (named, so the planner cannot walk every pending row).
+pub(super) fn pending_by_remote_id_sql(n: usize) -> String {
+    let marks = vec!["?"; n].join(", ");
+    format!(
+        "SELECT {FILE_COLUMNS} FROM files INDEXED BY files_remote \
+         WHERE target = ? AND account = ? AND remote_id IN ({marks}) AND state = 'pending'"
+    )
+}
+
+/// How many remote IDs go into one `IN (...)` (SQLite's parameter limit is
+/// far above; this keeps each statement small).
+const IDS_PER_QUERY: usize = 500;
 
 pub(super) fn get_row(tx: &Connection, id: i64) -> rusqlite::Result<Option<FileRow>> {
     query_row_cached(
@@ -127,30 +142,93 @@ impl Store {
         self.in_state(State::Uploading, u32::MAX)
     }
 
-    /// Pending rows grouped per target kind and account.
-    pub fn pending_groups(&self) -> Result<Vec<PendingGroup>> {
-        let rows = self.query_rows(
+    /// The target kinds and accounts with pending rows, with their counts:
+    /// what one poll cycle walks, without loading the rows.
+    pub fn pending_accounts(&self) -> Result<Vec<PendingAccount>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT target, account, COUNT(*) FROM files WHERE state = 'pending' \
+                 GROUP BY target, account ORDER BY target, account",
+            )
+            .map_err(self.db("counting pending files"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let kind: String = r.get(0)?;
+                Ok(PendingAccount {
+                    kind: kind.parse().map_err(|e| text_err(0, e))?,
+                    account: r.get(1)?,
+                    count: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.db("counting pending files"))?;
+        Ok(rows)
+    }
+
+    /// The pending rows of `kind`/`account` whose remote ID is one of
+    /// `remote_ids` (through the `files_remote` index): the rows a listed
+    /// decision is about, and no other.
+    pub fn pending_by_remote_id(
+        &self,
+        kind: TargetKind,
+        account: &str,
+        remote_ids: &[String],
+    ) -> Result<Vec<FileRow>> {
+        let mut out = Vec::new();
+        for chunk in remote_ids.chunks(IDS_PER_QUERY) {
+            let sql = pending_by_remote_id_sql(chunk.len());
+            let args = [kind.as_str(), account]
+                .into_iter()
+                .chain(chunk.iter().map(String::as_str));
+            out.extend(self.query_rows(
+                &sql,
+                rusqlite::params_from_iter(args),
+                "reading pending files",
+            )?);
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    /// How many pending rows of `kind`/`account` have a remote ID among
+    /// `remote_ids` (the rest the server does not list).
+    pub fn count_pending_by_remote_id(
+        &self,
+        kind: TargetKind,
+        account: &str,
+        remote_ids: &[String],
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        for chunk in remote_ids.chunks(IDS_PER_QUERY) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT COUNT(*) FROM files INDEXED BY files_remote \
+                 WHERE target = ? AND account = ? AND remote_id IN ({marks}) \
+                 AND state = 'pending'"
+            );
+            let args = [kind.as_str(), account]
+                .into_iter()
+                .chain(chunk.iter().map(String::as_str));
+            let n: i64 = self
+                .conn
+                .query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))
+                .map_err(self.db("counting pending files"))?;
+            total += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// The pending rows of `kind`/`account` (for targets polled file by file).
+    pub fn pending_rows(&self, kind: TargetKind, account: &str) -> Result<Vec<FileRow>> {
+        self.query_rows(
             &format!(
                 "SELECT {FILE_COLUMNS} FROM files WHERE state = 'pending' \
-                 ORDER BY target, account, id"
+                 AND target = ?1 AND account = ?2 ORDER BY id"
             ),
-            [],
+            rusqlite::params![kind.as_str(), account],
             "listing pending files",
-        )?;
-        let mut groups: Vec<PendingGroup> = Vec::new();
-        for row in rows {
-            match groups.last_mut() {
-                Some(g) if g.kind == row.target.kind && g.account == row.target.account => {
-                    g.rows.push(row)
-                }
-                _ => groups.push(PendingGroup {
-                    kind: row.target.kind,
-                    account: row.target.account.clone(),
-                    rows: vec![row],
-                }),
-            }
-        }
-        Ok(groups)
+        )
     }
 
     /// Rows for `docsync status`, ordered by folder and path.

@@ -57,7 +57,7 @@ mod seed;
 mod shared;
 mod upload;
 
-pub use files::{ListFilter, PendingGroup};
+pub use files::{ListFilter, PendingAccount};
 pub use lock::{create_state_dir, InstanceLock};
 pub use observe::{Observation, Observed, Reconciled};
 pub use overview::{ActivityBucket, FolderCounts, History, Page};
@@ -191,7 +191,7 @@ const FILE_COLUMNS: &str = "id, folder, path, target, account, purpose, size, mt
      state, remote_id, remote_status, decision_reason, attempts, next_attempt_at, last_error, \
      last_request_id, remote_name, supersedes, moved_to, created_at, updated_at";
 
-fn text_err(col: usize, msg: String) -> rusqlite::Error {
+pub(super) fn text_err(col: usize, msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         col,
         rusqlite::types::Type::Text,

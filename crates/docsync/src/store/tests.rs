@@ -486,10 +486,15 @@ fn pending_groups_counts_list_history() {
     for id in &rows[..3] {
         force_state(&store, *id, State::Pending);
     }
-    let groups = store.pending_groups().unwrap();
-    let shape: Vec<(String, Vec<i64>)> = groups
+    let shape: Vec<(String, Vec<i64>)> = store
+        .pending_accounts()
+        .unwrap()
         .iter()
-        .map(|g| (g.account.clone(), g.rows.iter().map(|r| r.id).collect()))
+        .map(|g| {
+            let rows = store.pending_rows(g.kind, &g.account).unwrap();
+            assert_eq!(g.count, rows.len() as u64);
+            (g.account.clone(), rows.iter().map(|r| r.id).collect())
+        })
         .collect();
     assert_eq!(
         shape,
@@ -1257,4 +1262,61 @@ fn the_writer_syncs_every_commit() {
         .query_row("PRAGMA synchronous", [], |r| r.get(0))
         .unwrap();
     assert_eq!(level, 2, "2 = FULL");
+}
+
+/// A poll cycle loads only the rows a listed decision is about: they are
+/// found by remote ID through the `files_remote` index, never by reading
+/// every pending row.
+#[test]
+fn pending_rows_are_found_by_remote_id() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut ids = Vec::new();
+    for (n, path) in [b"a".as_slice(), b"b", b"c"].iter().enumerate() {
+        let id = new_row(&mut store, path);
+        force_state(&store, id, State::Stable);
+        store
+            .begin_upload(id, State::Stable, &intent(&format!("{n}{n}"), None))
+            .unwrap();
+        let sent = Change {
+            remote_id: Some(format!("r{n}")),
+            ..Change::because("uploaded")
+        };
+        store
+            .transition(id, State::Uploading, State::Pending, &sent)
+            .unwrap();
+        ids.push(id);
+    }
+    let kind = TargetKind::MoovFiles;
+    let wanted = vec!["r0".to_owned(), "r2".to_owned(), "gone".to_owned()];
+    let rows = store.pending_by_remote_id(kind, "acct", &wanted).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2]]
+    );
+    assert_eq!(
+        store
+            .count_pending_by_remote_id(kind, "acct", &wanted)
+            .unwrap(),
+        2
+    );
+    assert!(store
+        .pending_by_remote_id(kind, "other", &wanted)
+        .unwrap()
+        .is_empty());
+    // more IDs than one statement takes
+    let many: Vec<String> = (0..1200).map(|n| format!("r{n}")).collect();
+    assert_eq!(
+        store
+            .count_pending_by_remote_id(kind, "acct", &many)
+            .unwrap(),
+        3
+    );
+    let accounts = store.pending_accounts().unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(
+        (accounts[0].account.as_str(), accounts[0].count),
+        ("acct", 3)
+    );
+    let plan = store.query_plan(&files::pending_by_remote_id_sql(2));
+    assert!(plan.iter().any(|s| s.contains("files_remote")), "{plan:?}");
 }

@@ -132,3 +132,25 @@ async fn a_cycle_records_decisions_with_one_list_call() {
     // nothing left: the next cycle sends nothing
     assert_eq!(poll_once(&st.ctx).await.unwrap().requests, 0);
 }
+
+/// Files the server has not decided yet stay pending: one list call, nothing
+/// recorded, all still waiting.
+#[tokio::test]
+async fn undecided_files_stay_pending_after_one_list_call() {
+    let st = stage(Duration::from_secs(3600)).await;
+    for name in ["a.pdf", "b.pdf"] {
+        let row = st
+            .stable_file(name, format!("%PDF-1.4 {name}").as_bytes())
+            .await;
+        assert_eq!(process(&st.ctx, row).await.unwrap(), Processed::Sent);
+    }
+    let cycle = poll_once(&st.ctx).await.unwrap();
+    assert_eq!(
+        cycle,
+        Cycle {
+            requests: 1,
+            decided: 0,
+            waiting: 2
+        }
+    );
+}
