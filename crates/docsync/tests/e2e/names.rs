@@ -2,8 +2,8 @@
 //! forged log line, a 200-character name, a name that is not UTF-8, and one with an
 //! ANSI escape and a right-to-left override. Text logs and tables show them
 //! escaped (one event is one line; no name stretches the table), `--json` and the
-//! JSON logs keep them exact, and every one is uploaded under a name that says
-//! what was sent.
+//! JSON logs keep them exact, and every one is uploaded, the record saying what
+//! was sent.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::OsStr;
@@ -216,15 +216,22 @@ fn hostile_names_are_escaped_in_logs_and_tables_and_exact_in_json() {
         !out.stdout.chars().any(|c| c != '\n' && hostile(c)),
         "{out}"
     );
+
+    json_logs_keep_names_exact(&sandbox);
 }
 
-/// `--log-format json` keeps a name exact: JSON escaping is enough there.
-#[test]
-fn json_logs_keep_hostile_names_exact() {
-    let sandbox = TestSandbox::start();
-    let w = Workspace::with_sandbox(&sandbox);
+/// `--log-format json` keeps a name exact (JSON escaping is enough there); a byte
+/// that is not UTF-8 is written `\xFF`, as no JSON string can hold it.
+fn json_logs_keep_names_exact(sandbox: &TestSandbox) {
+    let w = Workspace::with_sandbox(sandbox);
     w.write_config("");
-    std::fs::write(w.inbox.join(OsStr::from_bytes(FORGED)), pdf("json log")).unwrap();
+    for (i, name) in [FORGED, LATIN1].iter().enumerate() {
+        std::fs::write(
+            w.inbox.join(OsStr::from_bytes(name)),
+            pdf(&format!("json log {i}")),
+        )
+        .unwrap();
+    }
     let out = w.run(["sync", "--once", "--timeout", "60s", "--log-format", "json"]);
     assert_eq!(out.code(), Some(0), "{out}");
     let events: Vec<Value> = out
@@ -232,11 +239,12 @@ fn json_logs_keep_hostile_names_exact() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{out}")))
         .collect();
-    let exact = std::str::from_utf8(FORGED).unwrap();
-    assert!(
-        events.iter().any(|e| e["path"] == exact),
-        "no event with the exact name\n{out}"
-    );
+    for exact in [std::str::from_utf8(FORGED).unwrap(), LATIN1_SHOWN] {
+        assert!(
+            events.iter().any(|e| e["path"] == exact),
+            "no event with the path {exact:?}\n{out}"
+        );
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
