@@ -46,7 +46,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            logs.suspend(|| eprintln!("error: {e:#}"));
+            // its own lines kept (a configuration's problems, one a line), anything
+            // else that could colour or rewrite the terminal escaped
+            let message = format!("{e:#}");
+            let shown: Vec<_> = message
+                .split('\n')
+                .map(docsync::model::text::escape_str)
+                .collect();
+            logs.suspend(|| eprintln!("error: {}", shown.join("\n")));
             ExitCode::from(cli::EXIT_SETUP)
         }
     }

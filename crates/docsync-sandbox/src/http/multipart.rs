@@ -37,6 +37,28 @@ pub struct FilePart {
     pub blob: PendingBlob,
 }
 
+/// A quoted filename's `\x` pairs undone where `x` is a MIME tspecial, as Go's
+/// `mime` package (Moov's server) does: clients write a backslash as `\\` (and a
+/// quote as `\"`, which multer has undone already); a backslash before anything
+/// else stays, as Go keeps it.
+fn unquote_pairs(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next) = chars.peek() {
+                if "()<>@,;:\\\"/[]?=".contains(next) {
+                    out.push(next);
+                    chars.next();
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Streams a part to a temp blob, hashing it; bytes past `limit` are counted only.
 pub async fn read_file_part(
     blobs: &BlobStore,
@@ -44,7 +66,7 @@ pub async fn read_file_part(
     limit: u64,
     scan: Option<&'static [u8]>,
 ) -> Result<FilePart, ReadError> {
-    let file_name = field.file_name().map(str::to_owned);
+    let file_name = field.file_name().map(unquote_pairs);
     let mut w: BlobWriter = blobs
         .writer(limit)
         .await
@@ -85,4 +107,23 @@ pub async fn read_text_part(mut field: Field<'_>) -> Result<Result<String, Strin
 pub async fn drain(mut field: Field<'_>) -> Result<(), ReadError> {
     while field.chunk().await?.is_some() {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_pairs_are_undone_as_go_does() {
+        for (sent, want) in [
+            ("plain.pdf", "plain.pdf"),
+            (r"back\\slash.pdf", r"back\slash.pdf"),
+            (r"two\\\\.pdf", r"two\\.pdf"),
+            (r"caf\xE9.pdf", r"caf\xE9.pdf"),
+            (r"C:\dev\a.pdf", r"C:\dev\a.pdf"),
+            (r#"say "hi".pdf"#, r#"say "hi".pdf"#),
+        ] {
+            assert_eq!(unquote_pairs(sent), want, "{sent}");
+        }
+    }
 }

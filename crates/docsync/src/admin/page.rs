@@ -1,5 +1,7 @@
 //! The status page: server-rendered HTML (maud escapes every value: file names are
-//! user input), no script, refreshing itself every few seconds.
+//! user input; a name is also shown as `docsync status` shows it, its control and
+//! bidi characters escaped by `model::text`), no script, refreshing itself every
+//! few seconds.
 //!
 //! - `/`: each folder with its counts by state (each a link to those files) and a
 //!   sparkline of the last 30 minutes' transitions; then the first page of
@@ -24,7 +26,7 @@ use serde::Deserialize;
 use tracing::info;
 
 use super::{internal, AdminState};
-use crate::model::now_ms;
+use crate::model::{now_ms, text};
 use crate::store::{ActivityBucket, Event, FileRow, FolderCounts, Page, State, Store};
 
 /// Rows per page.
@@ -165,7 +167,7 @@ fn rows_table(rows: &[(FileRow, String)], show_folder: bool) -> Markup {
             tr { th { "file" } @if show_folder { th { "folder" } } th { "state" } th { "reason" } th { "request id" } th { "updated" } }
             @for (row, why) in rows {
                 tr data-id=(row.id) {
-                    td { a.file-link href={ "/files/" (row.id) } { (row.path_display()) } }
+                    td { a.file-link href={ "/files/" (row.id) } { (text::escape(&row.path)) } }
                     @if show_folder { td { (row.folder) } }
                     td class=(row.state.as_str()) { (row.state.as_str()) }
                     td { (why) }
@@ -375,7 +377,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
             }
         }
     };
-    layout(&row.path_display(), body).into_response()
+    layout(&text::escape(&row.path), body).into_response()
 }
 
 /// The retry form.
@@ -436,7 +438,7 @@ pub async fn retry(
             if !matches!(row.state, State::Failed | State::Invalid) {
                 return Ok(Err(format!(
                     "{} is {}, not failed or invalid: nothing to retry",
-                    row.path_display(),
+                    text::escape(&row.path),
                     row.state
                 )));
             }

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use docsync::config::{AdminConfig, Config};
 use docsync::engine::{self, Engine, Mode, Report, Snapshot};
+use docsync::model::text;
 use docsync::store::{InstanceLock, State};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -100,9 +101,9 @@ async fn daemon(
 
 fn log_start(config: &Config) {
     for folder in &config.folders {
-        tracing::info!(folder = %folder.path.display(), "syncing");
+        tracing::info!(folder = %text::lossless_path(&folder.path), "syncing");
     }
-    tracing::info!(state_dir = %config.state_dir.display(), api = config.api.url.as_deref().unwrap_or(""), "started");
+    tracing::info!(state_dir = %text::lossless_path(&config.state_dir), api = config.api.url.as_deref().unwrap_or(""), "started");
 }
 
 /// SIGINT/SIGTERM cancel `token` (a graceful stop); a second one exits at once.

@@ -6,10 +6,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use docsync::model::text;
 use docsync::store::{FileRow, History, ListFilter, State, Store, DB_FILE};
 use serde_json::{json, Map, Value};
 
 use super::{setup, HistoryArgs, RetryArgs, StatusArgs, EXIT_OK, EXIT_PROBLEMS};
+
+/// Table columns (terminal columns) for a name and the server's words: longer ones
+/// are shortened in the middle ([`text::fit`]); `--json` has them whole.
+const PATH_COLUMNS: usize = 48;
+const REMOTE_ID_COLUMNS: usize = 40;
+const REMOTE_STATUS_COLUMNS: usize = 20;
 
 /// The database in the state directory, if it exists.
 fn database(args: &super::ConfigArgs) -> anyhow::Result<(PathBuf, bool)> {
@@ -52,17 +59,22 @@ fn reason(store: &Store, row: &FileRow) -> anyhow::Result<Option<String>> {
     if matches!(row.state, State::Invalid | State::Duplicate | State::Failed) {
         let events = store
             .events(row.id)
-            .with_context(|| format!("reading the events of {}", row.path_display()))?;
+            .with_context(|| format!("reading the events of {}", text::escape(&row.path)))?;
         return Ok(events.last().map(|e| e.reason.clone()));
     }
     Ok(None)
 }
 
 /// The `status --json` object of a row: exactly path, state, remote_id,
-/// remote_status, reason, updated (+ path_bytes_hex for non-UTF-8 paths).
+/// remote_status, reason, updated (+ path_bytes_hex for non-UTF-8 paths). Every
+/// value exact, unescaped (JSON escapes them); a path that is not UTF-8 with U+FFFD
+/// for its bad bytes, which `path_bytes_hex` gives exactly.
 fn row_json(row: &FileRow, reason: Option<String>) -> Value {
     let mut obj = Map::new();
-    obj.insert("path".into(), Value::String(row.path_display()));
+    obj.insert(
+        "path".into(),
+        Value::String(String::from_utf8_lossy(&row.path).into_owned()),
+    );
     if std::str::from_utf8(&row.path).is_err() {
         obj.insert("path_bytes_hex".into(), Value::String(hex(&row.path)));
     }
@@ -126,7 +138,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         outln!("no files recorded in {}", db.display());
         return Ok(EXIT_OK);
     }
-    // the reason last: it is the long column
+    // the reason last: it is the long column, shown whole (it says what to do);
+    // every other column has a fixed most, so no name stretches the table
     let header = [
         "PATH",
         "STATE",
@@ -140,12 +153,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         .zip(&reasons)
         .map(|(r, why)| {
             [
-                r.path_display(),
+                text::fit(&r.path, PATH_COLUMNS),
                 r.state.to_string(),
-                r.remote_id.clone().unwrap_or_else(|| "-".into()),
-                r.remote_status.clone().unwrap_or_else(|| "-".into()),
+                cell(r.remote_id.as_deref(), REMOTE_ID_COLUMNS),
+                cell(r.remote_status.as_deref(), REMOTE_STATUS_COLUMNS),
                 rfc3339(r.updated_at),
-                why.as_deref().unwrap_or("-").replace('\n', " "),
+                text::escape_str(why.as_deref().unwrap_or("-")).into_owned(),
             ]
         })
         .collect();
@@ -159,20 +172,26 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// A table cell of text from the server: escaped, at most `columns` wide, `-` if none.
+fn cell(value: Option<&str>, columns: usize) -> String {
+    value.map_or_else(|| "-".into(), |v| text::fit(v.as_bytes(), columns))
+}
+
+/// Cells are already escaped (and fitted); widths are terminal columns.
 fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+    let mut widths = header.map(text::width);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(text::width(cell));
         }
     }
     let line = |cells: Vec<&str>| {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == N {
-                out.push_str(cell); // no trailing padding
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
+            out.push_str(cell);
+            if i + 1 < N {
+                // no trailing padding
+                out.push_str(&" ".repeat(w.saturating_sub(text::width(cell)) + 2));
             }
         }
         outln!("{}", out.trim_end());
@@ -254,7 +273,7 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
     if found.is_empty() {
         eprintln!(
             "docsync: no history for {} in {} (status lists the recorded paths, relative to their folder)",
-            args.path.display(),
+            text::escape_path(&args.path),
             db.display()
         );
         return Ok(EXIT_PROBLEMS);
@@ -269,14 +288,15 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
         let f = &h.file;
         outln!(
             "{} (in {}): {}{}",
-            f.path_display(),
-            f.folder,
+            text::escape(&f.path),
+            text::escape_str(&f.folder),
             f.state,
             f.remote_id
                 .as_deref()
-                .map(|id| format!(", remote id {id}"))
+                .map(|id| format!(", remote id {}", text::escape_str(id)))
                 .unwrap_or_default()
         );
+        // the reason last, as in `status`: the long column
         let rows: Vec<[String; 5]> = h
             .events
             .iter()
@@ -285,12 +305,12 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
                     rfc3339(e.at),
                     e.from_state.map_or_else(|| "-".into(), |s| s.to_string()),
                     e.to_state.to_string(),
-                    e.reason.replace('\n', " "),
-                    e.request_id.clone().unwrap_or_else(|| "-".into()),
+                    cell(e.request_id.as_deref(), REMOTE_ID_COLUMNS),
+                    text::escape_str(&e.reason).into_owned(),
                 ]
             })
             .collect();
-        print_table(&["TIME", "FROM", "TO", "REASON", "REQUEST ID"], &rows);
+        print_table(&["TIME", "FROM", "TO", "REQUEST ID", "REASON"], &rows);
     }
     Ok(EXIT_OK)
 }
@@ -314,7 +334,7 @@ pub fn retry(args: RetryArgs) -> anyhow::Result<u8> {
             let Some(h) = found.iter().rev().find(|h| h.file.state.is_live()) else {
                 eprintln!(
                     "docsync: no file {} is recorded in {}",
-                    path.display(),
+                    text::escape_path(path),
                     db.display()
                 );
                 outln!("retry: 0 files moved");
@@ -327,7 +347,7 @@ pub fn retry(args: RetryArgs) -> anyhow::Result<u8> {
             if moved.is_empty() {
                 eprintln!(
                     "docsync: {} is {}; only failed and invalid files are retried",
-                    h.file.path_display(),
+                    text::escape(&h.file.path),
                     h.file.state
                 );
             }

@@ -29,7 +29,7 @@ use crate::local::scanner::{relative_to_root, FileStat, Scan, ScannedFile};
 use crate::local::stability::StabilityTracker;
 use crate::local::validate::size_problem;
 use crate::local::watcher::FolderHint;
-use crate::model::{Folder, TargetKey, TargetKind};
+use crate::model::{text, Folder, TargetKey, TargetKind};
 use crate::store::{Change, FileRow, Observation, Observed, Reconciled, State, Store};
 
 mod task;
@@ -115,7 +115,7 @@ impl Intake {
         let skipped = scan.skipped.iter().map(|s| s.path.clone()).collect();
         for s in &scan.skipped {
             if !w.skipped.contains(&s.path) {
-                info!(path = %s.path.display(), reason = %s.reason, "not synced");
+                info!(path = %text::lossless_path(&s.path), reason = %s.reason, "not synced");
             }
         }
         w.skipped = skipped;

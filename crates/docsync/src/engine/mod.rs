@@ -39,7 +39,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::local::ignore::IgnoreSet;
 use crate::local::watcher::{hint_channel, FolderWatcher, RescanQueue};
-use crate::model::{Folder, WatcherKind};
+use crate::model::{text, Folder, WatcherKind};
 use crate::remote::Apis;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
 
@@ -320,7 +320,7 @@ fn start_watchers(
         match start(folder.watcher) {
             Ok(w) => watchers.push(w),
             Err(e) => {
-                warn!(folder = %folder.path.display(), error = %e, "watching failed; falling back to polling every 2s");
+                warn!(folder = %text::lossless_path(&folder.path), error = %e, "watching failed; falling back to polling every 2s");
                 watchers.push(start(WatcherKind::Poll {
                     interval: Duration::from_secs(2),
                 })?);

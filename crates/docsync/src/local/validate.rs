@@ -8,12 +8,13 @@
 //! caller records it (`remote_name`).
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::hasher::FileKind;
-use crate::model::Target;
+use crate::model::{text, Target};
 
 const MIB: u64 = 1024 * 1024;
 /// Largest file moov-files accepts.
@@ -189,23 +190,7 @@ pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
             extension_for(candidate.kind)
         ));
     }
-    let mut rename_reason = Vec::new();
-    if local.contains('\u{fffd}') && candidate.file_name.to_str().is_none() {
-        rename_reason.push("the name is not valid UTF-8".to_owned());
-    }
-    let mut name = local.clone().into_owned();
-    if name.chars().any(char::is_control) {
-        // A newline or tab cannot travel in a multipart header: the server
-        // would refuse the whole request.
-        rename_reason.push(
-            "the name contains control characters (such as a newline or tab), sent as `_`"
-                .to_owned(),
-        );
-        name = name
-            .chars()
-            .map(|c| if c.is_control() { '_' } else { c })
-            .collect();
-    }
+    let (mut name, mut rename_reason) = sendable_name(candidate.file_name.as_bytes());
     if name.chars().count() > MAX_NAME_CHARS {
         rename_reason.push(format!(
             "the name is longer than {MAX_NAME_CHARS} characters"
@@ -213,7 +198,7 @@ pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
         name = shorten_name(&name, MAX_NAME_CHARS);
     }
     let rename = (!rename_reason.is_empty()).then(|| Rename {
-        from: local.into_owned(),
+        from: text::lossless(candidate.file_name.as_bytes()).into_owned(),
         to: name.clone(),
         reason: rename_reason.join(" and "),
     });
@@ -248,6 +233,63 @@ pub fn validate(target: &Target, candidate: &Candidate<'_>) -> Verdict {
     })
 }
 
+/// The name to send for a local name's bytes, and why it differs (empty if it does
+/// not).
+///
+/// - A name that is not UTF-8 (written in Latin-1, say) is sent percent-encoded:
+///   each byte that is not UTF-8 as `%XX`, and a `%` of the name as `%25`, so the
+///   local bytes can be read back from the sent name (U+FFFD would lose them and
+///   make two such names alike). Not `\xNN`, the way logs and tables show the byte:
+///   a backslash is an escape inside a multipart header's quoted filename, and
+///   servers disagree on undoing it (Go's `mime` does, multer keeps `\\`, some
+///   take it for a Windows path separator); a `%` arrives as it is everywhere.
+///   The exact bytes also stay in docsync's record (`status --json`: `path_bytes_hex`).
+/// - A control character (a newline, a tab) cannot travel in a multipart header
+///   (the server would refuse the whole request): sent as `_`.
+fn sendable_name(bytes: &[u8]) -> (String, Vec<String>) {
+    let utf8 = std::str::from_utf8(bytes).is_ok();
+    let mut name = String::with_capacity(bytes.len());
+    let mut not_utf8: Vec<u8> = Vec::new();
+    let mut control = false;
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                c if c.is_control() => {
+                    control = true;
+                    name.push('_');
+                }
+                '%' if !utf8 => name.push_str("%25"),
+                c => name.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            name.push_str(&format!("%{b:02X}"));
+            not_utf8.push(*b);
+        }
+    }
+    let mut reasons = Vec::new();
+    if let Some(first) = not_utf8.first() {
+        let which = match not_utf8.len() {
+            1 => format!("its byte 0x{first:02X} was sent percent-encoded, as %{first:02X}"),
+            n => format!(
+                "its {n} bytes that are not were sent percent-encoded, as %XX \
+                 (0x{first:02X} as %{first:02X})"
+            ),
+        };
+        reasons.push(format!(
+            "the name is not valid UTF-8: {which}, and a % of the name as %25; \
+             the exact name is in `docsync status --json` (path_bytes_hex)"
+        ));
+    }
+    if control {
+        reasons.push(
+            "the name contains control characters (such as a newline or tab), sent as `_`"
+                .to_owned(),
+        );
+    }
+    (name, reasons)
+}
+
 /// Shorten `name` to at most `max` characters: keep its start and its extension, and
 /// put 8 hex digits of the name's sha256 between them so distinct long names stay
 /// distinct. Names that fit are returned unchanged.
@@ -274,6 +316,11 @@ pub fn shorten_name(name: &str, max: usize) -> String {
         None => name,
     };
     let stem: String = stem_source.chars().take(stem_len).collect();
+    // never end on part of a `%XX` (a byte that is not UTF-8, see `sendable_name`)
+    let stem = match stem.char_indices().rev().take(2).find(|(_, c)| *c == '%') {
+        Some((cut, _)) => stem.get(..cut).unwrap_or_default(),
+        None => &stem,
+    };
     let stem = stem.trim_end_matches([' ', '.', '-', '_']);
     let mut out = format!("{stem}{suffix}");
     if out.chars().count() > max {
@@ -524,7 +571,73 @@ mod tests {
         let Verdict::Upload(plan) = v else {
             panic!("{v:?}")
         };
-        assert_eq!(plan.file_name, "caf\u{fffd}.pdf");
-        assert!(plan.rename.unwrap().reason.contains("UTF-8"));
+        // lossless: the byte percent-encoded (and a `%` of such a name), said so
+        assert_eq!(plan.file_name, "caf%E9.pdf");
+        let rename = plan.rename.unwrap();
+        assert_eq!(rename.from, "caf\\xE9.pdf");
+        assert!(
+            rename
+                .reason
+                .contains("not valid UTF-8: its byte 0xE9 was sent percent-encoded, as %E9"),
+            "{}",
+            rename.reason
+        );
+
+        let send = |bytes: &[u8]| match validate(
+            &files(),
+            &Candidate {
+                file_name: OsStr::from_bytes(bytes),
+                size: 3,
+                kind: FileKind::Pdf,
+                quota_used: 0,
+            },
+        ) {
+            Verdict::Upload(plan) => plan,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(send(b"50% caf\xe9.pdf").file_name, "50%25 caf%E9.pdf");
+        // a UTF-8 name keeps its `%`
+        assert_eq!(send(b"50% off.pdf").file_name, "50% off.pdf");
+        assert!(send(b"50% off.pdf").rename.is_none());
+        // names that differ only in their bad bytes stay distinct, also when shortened
+        assert_ne!(
+            send(b"caf\xe9.pdf").file_name,
+            send(b"caf\xe8.pdf").file_name
+        );
+        let long = |b: u8| {
+            [&b"x"[..]; 55]
+                .concat()
+                .into_iter()
+                .chain([b; 4])
+                .chain(*b".pdf")
+                .collect::<Vec<u8>>()
+        };
+        let (a, b) = (send(&long(0xe9)), send(&long(0xe8)));
+        assert_ne!(a.file_name, b.file_name);
+        for plan in [a, b] {
+            assert!(
+                plan.file_name.chars().count() <= MAX_NAME_CHARS,
+                "{}",
+                plan.file_name
+            );
+            assert!(plan.file_name.ends_with(".pdf"), "{}", plan.file_name);
+            let reason = plan.rename.unwrap().reason;
+            assert!(
+                reason.contains("its 4 bytes that are not were sent percent-encoded, as %XX"),
+                "{reason}"
+            );
+            assert!(reason.contains("longer than 64"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_shortened_name_never_ends_on_half_an_escape() {
+        for pad in 40..64 {
+            let name = format!("{}{}.pdf", "x".repeat(pad), "%E9".repeat(10));
+            let short = shorten_name(&name, MAX_NAME_CHARS);
+            let stem = short.rsplit_once('-').map(|(s, _)| s).unwrap_or(&short);
+            let tail = stem.get(stem.len().saturating_sub(2)..).unwrap_or(stem);
+            assert!(!tail.contains('%'), "{name} -> {short}");
+        }
     }
 }

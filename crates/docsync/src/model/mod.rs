@@ -1,6 +1,7 @@
 //! The vocabulary every other module speaks: a file's [`State`] and its allowed
 //! successors, where a file goes ([`Target`], [`FilePurpose`], [`TargetKey`]), a
-//! synced [`Folder`] and its layout, a configuration [`Problem`], and the clock.
+//! synced [`Folder`] and its layout, a configuration [`Problem`], the clock, and
+//! how text from outside is shown on a line ([`text`]: escaped, fitted to a column).
 //!
 //! Invariant: this module imports nothing from the rest of the crate, so every other
 //! module may use it and it can be read on its own.
@@ -10,6 +11,7 @@ mod folder;
 mod problem;
 mod state;
 mod target;
+pub mod text;
 
 pub use clock::now_ms;
 pub use folder::{convention_target, AfterDecision, Folder, Mapping, WatcherKind};

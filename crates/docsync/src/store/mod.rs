@@ -118,9 +118,12 @@ pub struct FileRow {
 }
 
 impl FileRow {
-    /// The path for display (lossy for non-UTF-8 names).
+    /// The path as text (a log field, a recorded reason): exact when it is UTF-8, a
+    /// byte that is not as `\xNN` ([`crate::model::text::lossless`]); the exact
+    /// bytes are [`FileRow::path`]. Not escaped for a line: the text logs escape
+    /// every field, a table or a message uses [`crate::model::text::escape`].
     pub fn path_display(&self) -> String {
-        String::from_utf8_lossy(&self.path).into_owned()
+        crate::model::text::lossless(&self.path).into_owned()
     }
 }
 
@@ -536,7 +539,7 @@ fn map_transition(db_path: &Path, row: &FileRow, e: TransitionError) -> Error {
     match e {
         TransitionError::Illegal { from, to } => Error::IllegalTransition {
             id: row.id,
-            path: row.path_display(),
+            path: crate::model::text::escape(&row.path).into_owned(),
             from,
             to,
         },

@@ -281,6 +281,9 @@ struct FileCase {
     expect: Expect,
 }
 
+/// A name that would forge a log line if printed raw.
+const FORGED: &[u8] = b"a.pdf\n2026-01-01T00:00:00Z  INFO forged line.pdf";
+
 fn file_cases(outside: &Path, root_as_root: bool) -> Vec<FileCase> {
     use Expect::*;
     use Put::*;
@@ -324,10 +327,14 @@ fn file_cases(outside: &Path, root_as_root: bool) -> Vec<FileCase> {
             expect: Row(State::Approved, "the name is longer than 64 characters"),
         },
         FileCase {
-            what: "non-UTF-8 name",
+            what: "non-UTF-8 name: sent percent-encoded, recorded",
             path: b"caf\xe9-invoice.pdf".to_vec(),
             put: Bytes(pdf(3)),
-            expect: Row(State::Approved, "the name is not valid UTF-8"),
+            expect: Row(
+                State::Approved,
+                "sent as \"caf%E9-invoice.pdf\" because the name is not valid UTF-8: \
+                 its byte 0xE9 was sent percent-encoded, as %E9",
+            ),
         },
         FileCase {
             what: "name with a newline",
@@ -439,6 +446,43 @@ fn file_cases(outside: &Path, root_as_root: bool) -> Vec<FileCase> {
                 State::Invalid,
                 "content is PNG, name says .pdf: rename it to .png",
             ),
+        },
+        FileCase {
+            what: "name with a newline and a forged log line",
+            path: FORGED.to_vec(),
+            put: Bytes(pdf(9)),
+            expect: Row(
+                State::Approved,
+                "sent as \"a.pdf_2026-01-01T00:00:00Z  INFO forged line.pdf\" because the \
+                 name contains control characters",
+            ),
+        },
+        FileCase {
+            what: "name of 200 characters: shortened to 64, extension kept",
+            path: format!("{}-end.pdf", "y".repeat(192)).into_bytes(),
+            put: Bytes(pdf(10)),
+            expect: Row(State::Approved, "the name is longer than 64 characters"),
+        },
+        FileCase {
+            what: "name with an ANSI colour escape and a right-to-left override",
+            path: "\u{1b}[31mred\u{202e}fdp.pdf".as_bytes().to_vec(),
+            put: Bytes(pdf(11)),
+            expect: Row(
+                State::Approved,
+                "sent as \"_[31mred\u{202e}fdp.pdf\" because the name contains control characters",
+            ),
+        },
+        FileCase {
+            what: "name with a backslash: arrives as it is",
+            path: br"back\slash.pdf".to_vec(),
+            put: Bytes(pdf(13)),
+            expect: Row(State::Approved, "uploaded"),
+        },
+        FileCase {
+            what: "non-UTF-8 name with a %: the % sent as %25 (lossless)",
+            path: b"50% caf\xe9.pdf".to_vec(),
+            put: Bytes(pdf(12)),
+            expect: Row(State::Approved, "sent as \"50%25 caf%E9.pdf\""),
         },
     ]
 }
@@ -599,21 +643,33 @@ target = {{ kind = "moov-images", account_id = "acct-img" }}
             "{remote}"
         );
         let non_utf8 = live(&rows, &files, &cases[5].path).unwrap();
-        assert_eq!(
-            non_utf8.remote_name.as_deref(),
-            Some("caf\u{fffd}-invoice.pdf")
-        );
+        assert_eq!(non_utf8.remote_name.as_deref(), Some("caf%E9-invoice.pdf"));
         let server = server_files(&sandbox, "acct-bad").await;
         let names: Vec<String> = server.iter().map(|f| f.file_name.to_string()).collect();
         assert!(names.iter().any(|n| n == remote), "{names:?}");
+        // the 200-character one too
+        let longest = cases.iter().find(|c| c.path.len() == 200).unwrap();
+        let longest = live(&rows, &files, &longest.path).unwrap();
+        let sent = longest.remote_name.as_deref().unwrap();
+        assert!(
+            sent.chars().count() <= 64 && sent.starts_with("yyyy") && sent.ends_with(".pdf"),
+            "{sent}"
+        );
+        assert!(names.iter().any(|n| n == sent), "{names:?}");
         // a PDF named .png is refused before anything is sent
         assert!(!names.iter().any(|n| n == "scan.png"), "{names:?}");
-        // names with quotes, spaces and unicode arrive exactly as they are on disk
+        // names with quotes, spaces and unicode arrive exactly as they are on disk;
+        // the others as recorded
         for name in [
             r#"say "hi" it's.pdf"#,
             "  lots   of spaces .pdf",
             "résumé 日本語 🦀.pdf",
             "line_break.pdf",
+            "caf%E9-invoice.pdf",
+            "50%25 caf%E9.pdf",
+            "a.pdf_2026-01-01T00:00:00Z  INFO forged line.pdf",
+            "_[31mred\u{202e}fdp.pdf",
+            r"back\slash.pdf",
         ] {
             assert!(names.iter().any(|n| n == name), "{name:?} not in {names:?}");
         }

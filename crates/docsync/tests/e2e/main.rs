@@ -10,7 +10,8 @@
 //! - [`admin`]: the admin listener over HTTP, completions, man pages, the systemd unit;
 //! - [`status_page_browser`]: the status page in headless Chromium;
 //! - [`crash`]: SIGKILL, a server killed mid-upload, SIGTERM during a burst;
-//! - [`security`]: secrets never leak, server names never become local paths.
+//! - [`security`]: secrets never leak, server names never become local paths;
+//! - [`names`]: hostile file names escaped in logs and tables, exact in JSON.
 //!
 //! The daemon library in process:
 //! - [`daemon`]: files dropped into a folder end up decided, exactly once;
@@ -29,6 +30,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod faults;
+mod names;
 mod pipeline;
 mod security;
 mod status_page_browser;

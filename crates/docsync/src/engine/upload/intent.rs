@@ -86,7 +86,7 @@ pub fn commit_intent(
             );
             if let Some(rename) = &plan.rename {
                 reason.push_str(&format!(
-                    "; sent as {:?} because {}",
+                    "; sent as \"{}\" because {}",
                     rename.to, rename.reason
                 ));
             }
