@@ -89,6 +89,9 @@ pub struct AdminState {
     pub folders: Arc<Vec<String>>,
     /// The API base URLs the readiness check connects to.
     pub api_urls: Arc<Vec<String>>,
+    /// Which API the folders are synced with (shown on the status page: the
+    /// embedded sandbox says it is not the real API).
+    pub api: Arc<crate::model::ApiIdentity>,
     /// Put in every retry form and required back: a page of another site cannot
     /// know it.
     pub form_token: Arc<String>,

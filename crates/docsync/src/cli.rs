@@ -73,7 +73,8 @@ pub enum Command {
     Run(RunArgs),
     /// Scan, upload and wait for decisions once; the exit code says how it went.
     Sync(SyncArgs),
-    /// List files and their states from the state database (read-only).
+    /// List files and their states from the state database (read-only), under a
+    /// line naming the API they were synced against.
     Status(StatusArgs),
     /// Every recorded step of one file.
     History(HistoryArgs),
@@ -130,9 +131,43 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// The Moov API base URL (wins over the configuration and DOCSYNC_API_URL).
-    /// Without any, docsync starts the embedded sandbox.
+    /// A configuration file must name an API: this, api.url, or --sandbox.
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
+    /// Use the embedded sandbox (a local stand-in for the API whose approvals are
+    /// not real) instead of an API URL; also DOCSYNC_SANDBOX=true or
+    /// api.sandbox = true. Without a configuration file and an API URL, the
+    /// sandbox is used anyway.
+    #[arg(long, conflicts_with = "api_url")]
+    pub sandbox: bool,
+}
+
+/// What to do when the state database was synced against another API than the
+/// one configured now (otherwise the daemon refuses to start). Once is enough:
+/// the new API is recorded.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ApiChangeArgs {
+    /// The API changed: forget the rows synced against the old one and upload
+    /// every file in the folders to the new one (a backup of the old database
+    /// is kept next to it, as docsync.db.before-start-over-TIME).
+    #[arg(long, conflicts_with = "keep_history")]
+    pub start_over: bool,
+    /// The API changed: record the new one and keep the rows as they are (files
+    /// already synced with the old API are not sent again).
+    #[arg(long)]
+    pub keep_history: bool,
+}
+
+impl ApiChangeArgs {
+    /// The engine's choice.
+    pub fn choice(self) -> docsync::engine::ApiChange {
+        use docsync::engine::ApiChange;
+        match (self.start_over, self.keep_history) {
+            (true, _) => ApiChange::StartOver,
+            (false, true) => ApiChange::KeepHistory,
+            (false, false) => ApiChange::Refuse,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +178,8 @@ pub struct RunArgs {
     pub folder: Option<PathBuf>,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub api_change: ApiChangeArgs,
     /// Serve the status page, /metrics, /healthz and /readyz on this address
     /// (e.g. 127.0.0.1:8384; port 0: any free port, logged). Off by default.
     #[arg(long, value_name = "ADDR", env = "DOCSYNC_ADMIN")]
@@ -167,12 +204,15 @@ pub struct SyncArgs {
     pub folder: Option<PathBuf>,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub api_change: ApiChangeArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print a JSON array (keys: path, state, remote_id, remote_status, reason,
-    /// updated; path_bytes_hex for names that are not UTF-8).
+    /// updated; path_bytes_hex for names that are not UTF-8); the API line goes
+    /// to stderr.
     #[arg(long)]
     pub json: bool,
     /// Only files in this state (repeatable).

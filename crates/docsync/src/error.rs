@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{Problem, State};
+use crate::model::{ApiIdentity, Problem, State};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -105,6 +105,25 @@ pub enum Error {
     #[error("another docsync{} already uses the state directory {dir}; stop it or choose another state_dir", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     AlreadyRunning { dir: PathBuf, pid: Option<u32> },
 
+    /// The state database's rows were synced against another API than the one
+    /// configured now: the daemon does not run until told what to do with them.
+    #[error(
+        "the state database {db} was synced against another API than the one configured now \
+         (then: {}; now: {current}): the files it records as uploaded and decided are so on \
+         the old API only. Run once with --start-over to forget those rows and upload every \
+         file in the folders to the new API (a backup of the old database is kept next to \
+         it), or with --keep-history to record the new API and keep the rows as they are \
+         (files already synced are not sent again)",
+        recorded_api(recorded.as_ref())
+    )]
+    ApiChanged {
+        db: PathBuf,
+        /// `None`: not recorded (an older docsync), but the embedded sandbox ran
+        /// with this state directory.
+        recorded: Option<ApiIdentity>,
+        current: ApiIdentity,
+    },
+
     /// A state transition the state machine does not allow.
     #[error("file {id} ({path}): illegal transition {from} -> {to}")]
     IllegalTransition {
@@ -145,6 +164,16 @@ pub enum Error {
         #[source]
         source: globset::Error,
     },
+}
+
+/// The API of [`Error::ApiChanged`]'s rows, in words.
+fn recorded_api(recorded: Option<&ApiIdentity>) -> String {
+    match recorded {
+        Some(api) => api.to_string(),
+        None => "not recorded by the older docsync that synced them, but the embedded sandbox \
+                 ran with this state directory"
+            .to_owned(),
+    }
 }
 
 impl Error {

@@ -3,7 +3,8 @@
 //! bidi characters escaped by `model::text`), no script, refreshing itself every
 //! few seconds.
 //!
-//! - `/`: each folder with its counts by state (each a link to those files) and a
+//! - `/`: the API the folders are synced with (the embedded sandbox says it is
+//!   not the real API), each folder with its counts by state (each a link to those files) and a
 //!   sparkline of the last 30 minutes' transitions; then the first page of
 //!   rejected, failed and invalid files with their reasons and request ids.
 //! - `/files?states=failed,rejected&folder=F&after=ID`: one keyset page of files.
@@ -117,7 +118,8 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .rejected,.failed,.invalid{color:#b00020}.approved{color:#087f23}\
-a.file-link,td.t{white-space:nowrap}code{font-size:12px}nav a{margin-right:1em}svg rect{fill:#5b7dbd}";
+a.file-link,td.t{white-space:nowrap}\
+#api.sandbox{background:#fff3cd;border:1px solid #e0c36b;padding:.4em .6em;display:inline-block}code{font-size:12px}nav a{margin-right:1em}svg rect{fill:#5b7dbd}";
 
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
@@ -214,7 +216,9 @@ pub async fn overview(AxumState(state): AxumState<AdminState>) -> Response {
             });
         }
     }
+    let api = state.api.as_ref();
     let body = html! {
+        p #api class=(if api.is_sandbox() { "sandbox" } else { "remote" }) { "API: " (api.to_string()) }
         h2 { "Folders" }
         table #folders {
             tr { th { "folder" } @for s in COLUMNS { th { (s.as_str()) } } th { "last 30 min" } }

@@ -6,7 +6,7 @@ use super::{setup, CheckArgs, EXIT_OK, EXIT_PROBLEMS};
 
 /// Exit 0 if there are no errors (warnings are printed but allowed), 1 otherwise.
 pub fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let env = setup::env(&args.api.config, args.api.api_url.as_deref())?;
+    let env = setup::env(&args.api.config, Some(&args.api))?;
     let path = match setup::config_file(&args.api.config)? {
         Some(path) => path,
         None => setup::absolute(std::path::Path::new(setup::DEFAULT_CONFIG))?,
@@ -30,7 +30,11 @@ pub fn check(args: CheckArgs) -> anyhow::Result<u8> {
     match config::load(&path, &env) {
         Ok(config) => {
             let n = config.folders.len();
-            outln!("ok: {n} folder{}", if n == 1 { "" } else { "s" });
+            outln!(
+                "ok: {n} folder{}; API: {}",
+                if n == 1 { "" } else { "s" },
+                config.api_identity()
+            );
             Ok(EXIT_OK)
         }
         Err(e) => {

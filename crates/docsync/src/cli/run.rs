@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use docsync::config::{AdminConfig, Config};
-use docsync::engine::{self, Engine, Mode, Report, Snapshot};
+use docsync::engine::{self, ApiChange, Engine, Mode, Report, Snapshot};
 use docsync::model::text;
 use docsync::store::{InstanceLock, State};
 use tokio::signal::unix::{signal, SignalKind};
@@ -22,7 +22,12 @@ pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
         allow_remote: args.admin_allow_remote,
     });
     let admin = Admin::Configured(admin);
-    let (report, _) = daemon(&args.api, args.folder.as_deref(), Mode::Watch, admin, logs).await?;
+    let start = Start {
+        api: &args.api,
+        api_change: args.api_change.choice(),
+        folder: args.folder.as_deref(),
+    };
+    let (report, _) = daemon(start, Mode::Watch, admin, logs).await?;
     tracing::info!(summary = %summary(&report), "stopped");
     Ok(EXIT_OK)
 }
@@ -33,8 +38,12 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
     let mode = Mode::Once {
         timeout: args.timeout,
     };
-    let (report, interrupted) =
-        daemon(&args.api, args.folder.as_deref(), mode, Admin::Off, logs).await?;
+    let start = Start {
+        api: &args.api,
+        api_change: args.api_change.choice(),
+        folder: args.folder.as_deref(),
+    };
+    let (report, interrupted) = daemon(start, mode, Admin::Off, logs).await?;
     let mut line = format!("sync: {}", summary(&report));
     if interrupted {
         line.push_str("; interrupted");
@@ -59,16 +68,23 @@ enum Admin {
     Configured(Option<AdminConfig>),
 }
 
+/// What `run` and `sync` start on.
+struct Start<'a> {
+    api: &'a ApiArgs,
+    /// `--start-over`, `--keep-history` or neither.
+    api_change: ApiChange,
+    folder: Option<&'a Path>,
+}
+
 /// Load, connect, run until done or signalled. Returns the report and whether a
 /// signal stopped it.
 async fn daemon(
-    api: &ApiArgs,
-    folder: Option<&Path>,
+    start: Start<'_>,
     mode: Mode,
     admin: Admin,
     logs: &Logs,
 ) -> anyhow::Result<(Report, bool)> {
-    let mut config = setup::load(api, folder)?;
+    let mut config = setup::load(start.api, start.folder)?;
     // Fail fast, before starting anything, if another docsync holds the state
     // directory (the daemon takes the lock again for its whole run).
     drop(InstanceLock::acquire(&config.state_dir)?);
@@ -88,7 +104,10 @@ async fn daemon(
     let signals = listen_for_signals(shutdown.clone())?;
     let (tx, rx) = watch::channel(Snapshot::default());
     let progress = Progress::start(rx, logs);
-    let mut engine = Engine::new(config, apis).mode(mode).progress(tx);
+    let mut engine = Engine::new(config, apis)
+        .mode(mode)
+        .progress(tx)
+        .on_api_change(start.api_change);
     if let Some(admin) = admin {
         engine = engine.admin(admin);
     }
@@ -103,7 +122,13 @@ fn log_start(config: &Config) {
     for folder in &config.folders {
         tracing::info!(folder = %text::lossless_path(&folder.path), "syncing");
     }
-    tracing::info!(state_dir = %text::lossless_path(&config.state_dir), api = config.api.url.as_deref().unwrap_or(""), "started");
+    let api = config.api_identity();
+    let url = config.api.url.as_deref().unwrap_or("");
+    if api.is_sandbox() {
+        tracing::warn!(state_dir = %text::lossless_path(&config.state_dir), %api, url, "started on the embedded sandbox: nothing is sent to the real Moov API");
+    } else {
+        tracing::info!(state_dir = %text::lossless_path(&config.state_dir), %api, "started");
+    }
 }
 
 /// SIGINT/SIGTERM cancel `token` (a graceful stop); a second one exits at once.

@@ -1,6 +1,6 @@
 //! Shared setup: the environment with the command-line overrides, loading the
 //! configuration (file or zero-config), finding the state directory, and the
-//! embedded sandbox used when no API is configured.
+//! embedded sandbox when the configuration asks for it (or nothing is configured).
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +13,9 @@ use super::{ApiArgs, ConfigArgs};
 /// The configuration file read when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "docsync.toml";
 
-/// The process environment as docsync reads it, with `--state-dir` and `--api-url`
-/// applied as the environment variables they override.
-pub fn env(config: &ConfigArgs, api_url: Option<&str>) -> anyhow::Result<Env> {
+/// The process environment as docsync reads it, with `--state-dir`, `--api-url`
+/// and `--sandbox` applied as the environment variables they override.
+pub fn env(config: &ConfigArgs, api: Option<&ApiArgs>) -> anyhow::Result<Env> {
     let mut vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("DOCSYNC_") || k == "HOME" || k == "XDG_STATE_HOME")
         .collect();
@@ -26,8 +26,11 @@ pub fn env(config: &ConfigArgs, api_url: Option<&str>) -> anyhow::Result<Env> {
             dir.to_string_lossy().into_owned(),
         ));
     }
-    if let Some(url) = api_url {
+    if let Some(url) = api.and_then(|a| a.api_url.as_deref()) {
         vars.push((env_vars::API_URL.to_owned(), url.to_owned()));
+    }
+    if api.is_some_and(|a| a.sandbox) {
+        vars.push((env_vars::SANDBOX.to_owned(), "true".to_owned()));
     }
     Ok(Env::from_pairs(vars))
 }
@@ -55,7 +58,7 @@ pub fn config_file(args: &ConfigArgs) -> anyhow::Result<Option<PathBuf>> {
 /// Load the configuration for `run` and `sync`: `--config`, else `./docsync.toml`,
 /// else the zero-config layout on `folder`.
 pub fn load(api: &ApiArgs, folder: Option<&Path>) -> anyhow::Result<Config> {
-    let env = env(&api.config, api.api_url.as_deref())?;
+    let env = env(&api.config, Some(api))?;
     if let Some(folder) = folder {
         // An explicit FOLDER wins over an implicit ./docsync.toml (--config and
         // FOLDER together are refused by the argument parser).
@@ -122,14 +125,16 @@ pub fn state_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// If no API URL is configured, start the embedded sandbox (loopback, a free port,
-/// data in `<state_dir>/sandbox`, fresh random credentials) and point `config` at
-/// it; the returned handle must live as long as the daemon. Says so in one line on stderr; never prints the credentials.
+/// If the configuration asks for the embedded sandbox (`api.sandbox`, `--sandbox`,
+/// or nothing configured at all), start it (loopback, a free port, data in
+/// `<state_dir>/sandbox`, fresh random credentials) and point `config` at it for
+/// every API; the returned handle must live as long as the daemon. Says so in one
+/// line on stderr; never prints the credentials.
 pub async fn embedded_sandbox(config: &mut Config) -> anyhow::Result<Option<SandboxHandle>> {
-    if config.api.url.is_some() {
+    if !config.api.sandbox {
         return Ok(None);
     }
-    let data = config.state_dir.join("sandbox");
+    let data = config.state_dir.join(docsync::store::SANDBOX_DIR);
     docsync::store::create_state_dir(&config.state_dir)
         .context("preparing the embedded sandbox")?;
     let credentials = Credentials::random();
@@ -140,15 +145,16 @@ pub async fn embedded_sandbox(config: &mut Config) -> anyhow::Result<Option<Sand
     })
     .await
     .with_context(|| format!("starting the embedded sandbox (data in {})", data.display()))?;
+    // the sandbox stands in for every API (the configuration refuses an
+    // attachments URL next to it for the folders that would use one)
     config.api.url = Some(handle.url().to_owned());
+    config.api.attachments_url = None;
     config.credentials.public_key = Some(Secret::new(credentials.public_key));
     config.credentials.secret_key = Some(Secret::new(credentials.secret_key));
-    // an attachments API of its own keeps its own key
-    if config.api.attachments_url.is_none() {
-        config.credentials.attachments_api_key = Some(Secret::new(credentials.attachments_api_key));
-    }
+    config.credentials.attachments_api_key = Some(Secret::new(credentials.attachments_api_key));
     eprintln!(
-        "docsync: no API configured; using the embedded sandbox at {} (data in {})",
+        "docsync: using the embedded sandbox at {} (data in {}): a local stand-in, not the \
+         real Moov API, whose approvals are not real; set api.url (or --api-url) to sync for real",
         handle.url(),
         data.display()
     );

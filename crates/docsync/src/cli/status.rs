@@ -38,6 +38,18 @@ fn open_read_only(db: &Path) -> anyhow::Result<Store> {
     Store::open_read_only(db).with_context(|| format!("opening {} read-only", db.display()))
 }
 
+/// `API: ...`: which API the rows were synced against (the embedded sandbox
+/// says it is not the real one).
+fn api_line(store: &Store, db: &Path) -> anyhow::Result<String> {
+    let api = store
+        .api_identity()
+        .with_context(|| format!("reading the API recorded in {}", db.display()))?;
+    Ok(match api {
+        Some(api) => format!("API: {api}"),
+        None => "API: not recorded yet (recorded when the daemon starts)".to_owned(),
+    })
+}
+
 /// Unix milliseconds as RFC 3339 (UTC, milliseconds).
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -107,6 +119,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let store = open_read_only(&db)?;
+    let api = api_line(&store, &db)?;
     let folder = match &args.folder {
         Some(f) => Some(setup::absolute(f)?.to_string_lossy().into_owned()),
         None => None,
@@ -126,6 +139,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         .map(|r| reason(&store, r))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
+        // stdout stays the array of rows scripts parse
+        eprintln!("docsync: {api}");
         let list = rows
             .iter()
             .zip(reasons)
@@ -134,6 +149,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         print_json(&Value::Array(list))?;
         return Ok(EXIT_OK);
     }
+    outln!("{api}");
     if rows.is_empty() {
         outln!("no files recorded in {}", db.display());
         return Ok(EXIT_OK);

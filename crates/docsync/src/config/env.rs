@@ -10,6 +10,7 @@ use toml::Spanned;
 /// The configuration file's environment-variable names.
 pub mod env_vars {
     pub const API_URL: &str = "DOCSYNC_API_URL";
+    pub const SANDBOX: &str = "DOCSYNC_SANDBOX";
     pub const ATTACHMENTS_URL: &str = "DOCSYNC_ATTACHMENTS_URL";
     pub const API_VERSION: &str = "DOCSYNC_API_VERSION";
     pub const AUTH: &str = "DOCSYNC_AUTH";

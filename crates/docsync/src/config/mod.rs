@@ -12,8 +12,10 @@
 //! max_requests_per_second = 10        # cap on every request sent (uploads, lists, statuses); default: none
 //!
 //! [api]
-//! url = "https://api.moov.io"         # absent: the embedded sandbox
-//! attachments_url = "https://..."     # the attachments API (absent: the sandbox)
+//! url = "https://api.moov.io"         # required, unless sandbox = true
+//! attachments_url = "https://..."     # the attachments API (absent: url)
+//! sandbox = true                      # instead of url: the embedded sandbox, a local
+//!                                     # stand-in whose approvals are not real
 //! version = "v2024.01.00"             # X-Moov-Version
 //! auth = "basic"                      # or "oauth" (client credentials, least scopes)
 //!
@@ -37,7 +39,14 @@
 //!
 //! Relative paths are resolved against the configuration file's directory; `~/` is
 //! the home directory.
-//! Environment overrides: `DOCSYNC_API_URL`, `DOCSYNC_ATTACHMENTS_URL`,
+//!
+//! The embedded sandbox is never a silent default: it is used when asked
+//! (`api.sandbox = true`, `--sandbox`, `DOCSYNC_SANDBOX=true`) or when nothing is
+//! configured at all ([`Config::zero_config`] without an API URL). A file whose
+//! folders need an API and that names none is an error, and so is asking for the
+//! sandbox and naming an API URL.
+//!
+//! Environment overrides: `DOCSYNC_API_URL`, `DOCSYNC_SANDBOX`, `DOCSYNC_ATTACHMENTS_URL`,
 //! `DOCSYNC_API_VERSION`, `DOCSYNC_AUTH`, `DOCSYNC_STATE_DIR`, `DOCSYNC_CONCURRENCY`,
 //! `DOCSYNC_SCAN_INTERVAL`, `DOCSYNC_QUIET_WINDOW`, `DOCSYNC_POLL_INTERVAL`,
 //! `DOCSYNC_RETRY_INITIAL`, `DOCSYNC_MAX_RPS`, `DOCSYNC_CREDENTIALS_FILE`; secrets: `DOCSYNC_PUBLIC_KEY`, `DOCSYNC_SECRET_KEY`,
@@ -52,11 +61,12 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 pub use crate::model::{
-    convention_target, AfterDecision, AttachmentsTarget, FileMetadata, FilePurpose, Folder,
-    Location, Mapping, MoovFilesTarget, MoovImagesTarget, Problem, Severity, Target, TargetKind,
-    WatcherKind,
+    convention_target, normalise_base_url, AfterDecision, ApiIdentity, AttachmentsTarget,
+    FileMetadata, FilePurpose, Folder, Location, Mapping, MoovFilesTarget, MoovImagesTarget,
+    Problem, Severity, Target, TargetKind, WatcherKind,
 };
 
+mod api;
 mod credentials;
 mod env;
 mod parse;
@@ -118,10 +128,16 @@ pub enum AuthMode {
 /// The `[api]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
-    /// The Moov API base URL; `None` means the embedded sandbox.
+    /// The Moov API base URL (also the attachments API's, unless that has its
+    /// own). `None` after parsing when `sandbox` is set (the cli puts the embedded
+    /// sandbox's URL here once it runs), or when the only folders are attachments
+    /// folders with their own `attachments_url`.
     pub url: Option<String>,
-    /// The attachments API base URL; `None` means the embedded sandbox.
+    /// The attachments API base URL; `None` means `url`.
     pub attachments_url: Option<String>,
+    /// The embedded sandbox stands in for every API (`api.sandbox = true`,
+    /// `DOCSYNC_SANDBOX`, or the zero-config setup without an API URL).
+    pub sandbox: bool,
     /// The `X-Moov-Version` header.
     pub version: String,
     pub auth: AuthMode,
@@ -160,12 +176,16 @@ pub struct AdminConfig {
 
 impl Config {
     /// The zero-config setup: one folder using the `<accountID>/<filePurpose>/` layout,
-    /// defaults and environment overrides for everything else.
+    /// defaults and environment overrides for everything else. With no API URL
+    /// in `env` (nothing is configured at all), the embedded sandbox.
     pub fn zero_config(root: &Path, env: &Env) -> Result<Config> {
-        let text = format!(
+        let mut text = format!(
             "[[folder]]\npath = {}\n",
             toml_string(&root.to_string_lossy())
         );
+        if env.get(env_vars::API_URL).is_none() && env.get(env_vars::SANDBOX).is_none() {
+            text.push_str("[api]\nsandbox = true\n");
+        }
         parse(&text, None, env).map_err(|problems| Error::Config {
             path: root.to_owned(),
             problems,
@@ -188,6 +208,31 @@ impl Config {
             })
             .collect();
         scopes.into_iter().collect()
+    }
+
+    /// Which API the folders are synced with, as the state database records it:
+    /// the sandbox, or the normalised base URL of each API a folder uses.
+    pub fn api_identity(&self) -> ApiIdentity {
+        if self.api.sandbox {
+            return ApiIdentity::Sandbox;
+        }
+        let moov = self
+            .uses_moov()
+            .then_some(self.api.url.as_deref())
+            .flatten();
+        let attachments = self
+            .uses_attachments()
+            .then(|| {
+                self.api
+                    .attachments_url
+                    .as_deref()
+                    .or(self.api.url.as_deref())
+            })
+            .flatten();
+        ApiIdentity::Remote {
+            moov: moov.map(normalise_base_url),
+            attachments: attachments.map(normalise_base_url),
+        }
     }
 
     /// Whether any folder sends to the Moov API.

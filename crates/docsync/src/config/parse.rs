@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::api::{api, api_choice, oauth_on_the_sandbox};
 use super::credentials::{load_credentials, missing_credentials};
 use super::env::{default_state_dir, env_vars, Env, Sourced};
 use super::problems::{fix_for_toml, more_schema_problems, Problems, DURATION_FIX};
-use super::raw::{RawAdmin, RawApi, RawConfig, RawCredentials, RawFolder, RawWatcher};
+use super::raw::{RawAdmin, RawConfig, RawCredentials, RawFolder, RawWatcher};
 use super::{
-    AdminConfig, ApiConfig, AuthMode, Config, Credentials, RequestRate, DEFAULT_API_VERSION,
-    DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL, DEFAULT_QUIET_WINDOW, DEFAULT_RETRY_INITIAL,
-    DEFAULT_SCAN_INTERVAL, DEFAULT_WATCHER_INTERVAL, MAX_RPS_LIMIT,
+    AdminConfig, Config, Credentials, RequestRate, DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL,
+    DEFAULT_QUIET_WINDOW, DEFAULT_RETRY_INITIAL, DEFAULT_SCAN_INTERVAL, DEFAULT_WATCHER_INTERVAL,
+    MAX_RPS_LIMIT,
 };
 use crate::local::ignore::IgnoreSet;
 use crate::model::{Folder, Mapping, Problem, Severity, Target, WatcherKind};
@@ -36,7 +37,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
     };
     let paths = Paths::new(origin, env);
 
-    let api = api(raw.api, env, &mut p);
+    let (api, api_sources) = api(raw.api, env, &mut p);
     let concurrency = concurrency(raw.concurrency, env, &mut p);
     let scan_interval = duration(raw.scan_interval, &SCAN_INTERVAL, env, &mut p);
     let quiet_window = duration(raw.quiet_window, &QUIET_WINDOW, env, &mut p);
@@ -65,8 +66,9 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         admin,
         source: origin.map(Path::to_owned),
     };
+    api_choice(&config, &api_sources, &mut p);
     missing_credentials(&config, &mut p);
-    oauth_without_url(&config, &mut p);
+    oauth_on_the_sandbox(&config, &mut p);
 
     let ok = p.only_warnings();
     (ok.then_some(config), p.into_list())
@@ -101,93 +103,6 @@ impl Paths {
             self.base.join(path)
         }
     }
-}
-
-/// `[api]`: the base URLs, the API version and the auth mode.
-fn api(raw: Option<Spanned<RawApi>>, env: &Env, p: &mut Problems<'_>) -> ApiConfig {
-    let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-    let url = env.overlay(
-        env_vars::API_URL,
-        str::to_owned,
-        "api.url",
-        raw.url,
-        identity,
-    );
-    let attachments_url = env.overlay(
-        env_vars::ATTACHMENTS_URL,
-        str::to_owned,
-        "api.attachments_url",
-        raw.attachments_url,
-        identity,
-    );
-    let version = env.overlay(
-        env_vars::API_VERSION,
-        str::to_owned,
-        "api.version",
-        raw.version,
-        identity,
-    );
-    let auth = auth_mode(raw.auth.unwrap_or_default(), env, p);
-    for Sourced { span, key, value } in [&url, &attachments_url].into_iter().flatten() {
-        if let Err(why) = check_base_url(value) {
-            p.error(
-                span.clone(),
-                key.clone(),
-                format!("`{value}` is not an http(s) URL: {why}"),
-                "write the base URL, such as \"https://api.moov.io\", or remove it to use the embedded sandbox",
-            );
-        }
-    }
-    let version = match version {
-        Some(Sourced { span, key, value }) => {
-            if !is_api_version(&value) {
-                p.error(
-                    span,
-                    key,
-                    format!("`{value}` is not an API version (the server answers 404 to malformed versions)"),
-                    format!("use the form vYYYY.QQ.BB, such as \"{DEFAULT_API_VERSION}\""),
-                );
-            }
-            value
-        }
-        None => DEFAULT_API_VERSION.to_owned(),
-    };
-    ApiConfig {
-        url: url.map(|u| u.value),
-        attachments_url: attachments_url.map(|u| u.value),
-        version,
-        auth,
-    }
-}
-
-/// The file's auth mode, unless `DOCSYNC_AUTH` names another.
-fn auth_mode(file: AuthMode, env: &Env, p: &mut Problems<'_>) -> AuthMode {
-    match env.get(env_vars::AUTH) {
-        None => file,
-        Some("basic") => AuthMode::Basic,
-        Some("oauth") => AuthMode::Oauth,
-        Some(other) => {
-            p.error(
-                None,
-                format!("env {}", env_vars::AUTH),
-                format!("`{other}` is not an auth mode"),
-                "set it to basic or oauth",
-            );
-            file
-        }
-    }
-}
-
-/// Whether `v` has the form `vYYYY.QQ.BB`.
-fn is_api_version(v: &str) -> bool {
-    let b = v.as_bytes();
-    b.len() == 11
-        && b[0] == b'v'
-        && b[5] == b'.'
-        && b[8] == b'.'
-        && [1, 2, 3, 4, 6, 7, 9, 10]
-            .iter()
-            .all(|&i| b[i].is_ascii_digit())
 }
 
 /// `concurrency`: uploads in flight, 1 to 64.
@@ -530,19 +445,6 @@ fn credentials(
     load_credentials(file, env, p)
 }
 
-/// `auth = "oauth"` means nothing to the embedded sandbox.
-fn oauth_without_url(config: &Config, p: &mut Problems<'_>) {
-    if config.api.auth == AuthMode::Oauth && config.api.url.is_none() {
-        p.push(
-            Severity::Warning,
-            None,
-            "api.auth",
-            "oauth has no effect without api.url (the embedded sandbox is used)",
-            "set api.url or remove auth",
-        );
-    }
-}
-
 /// Parse a duration such as `500ms`, `1s`, `1.5s`, `5m`, `1h`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim();
@@ -566,20 +468,4 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-/// Why `value` cannot be an API's base URL, parsed as a URL (not by prefix):
-/// an http(s) scheme, a host, a port in range, nothing a request cannot carry.
-fn check_base_url(value: &str) -> std::result::Result<(), String> {
-    let parsed = url::Url::parse(value).map_err(|e| e.to_string())?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("the scheme is `{}`", parsed.scheme()));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("it names no host".into());
-    }
-    if value.contains(char::is_whitespace) {
-        return Err("it contains a space".into());
-    }
-    Ok(())
 }

@@ -42,6 +42,7 @@ pub(super) struct RawApi {
     pub(super) attachments_url: Option<Spanned<String>>,
     pub(super) version: Option<Spanned<String>>,
     pub(super) auth: Option<AuthMode>,
+    pub(super) sandbox: Option<Spanned<bool>>,
 }
 
 /// `[credentials]`.
@@ -106,6 +107,7 @@ pub(super) struct PlainApi {
     attachments_url: Option<String>,
     version: Option<String>,
     auth: Option<AuthMode>,
+    sandbox: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

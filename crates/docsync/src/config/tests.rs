@@ -135,7 +135,12 @@ fn parses_a_full_file() {
 
 #[test]
 fn defaults() {
-    let config = parse("[[folder]]\npath = \"/srv/in\"\n", None, &env()).unwrap();
+    let config = parse(
+        "[[folder]]\npath = \"/srv/in\"\n[api]\nsandbox = true\n",
+        None,
+        &env(),
+    )
+    .unwrap();
     assert_eq!(config.api.url, None);
     assert_eq!(config.api.version, DEFAULT_API_VERSION);
     assert_eq!(config.api.auth, AuthMode::Basic);
@@ -150,7 +155,7 @@ fn defaults() {
     assert_eq!(config.folders[0].after_decision, AfterDecision::Leave);
     assert_eq!(config.credentials, Credentials::default());
     let home = parse(
-        "state_dir = \"~/st\"\n[[folder]]\npath = \"~/in\"\n",
+        "state_dir = \"~/st\"\n[[folder]]\npath = \"~/in\"\n[api]\nsandbox = true\n",
         None,
         &env(),
     )
@@ -191,7 +196,14 @@ fn bad_env_values_are_problems_naming_the_variable() {
         ("DOCSYNC_CONCURRENCY", "lots"),
         ("DOCSYNC_POLL_INTERVAL", "soon"),
     ]);
-    let problems = errors(parse("[[folder]]\npath = \"/in\"\n", None, &env).unwrap_err());
+    let problems = errors(
+        parse(
+            "[[folder]]\npath = \"/in\"\n[api]\nsandbox = true\n",
+            None,
+            &env,
+        )
+        .unwrap_err(),
+    );
     let keys: Vec<_> = problems
         .iter()
         .map(|p| p.location.key.clone().unwrap())
@@ -308,7 +320,10 @@ fn no_folder_is_an_error() {
 fn missing_folder_is_only_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let (config, problems) = parse_all(
-        &format!("[[folder]]\npath = {:?}\n", dir.path().join("nope")),
+        &format!(
+            "[[folder]]\npath = {:?}\n[api]\nsandbox = true\n",
+            dir.path().join("nope")
+        ),
         None,
         &env(),
     );
@@ -322,7 +337,8 @@ fn missing_folder_is_only_a_warning() {
 fn credentials_file_must_be_private() {
     let dir = tempfile::tempdir().unwrap();
     let creds = write_creds(dir.path(), 0o644);
-    let text = "[credentials]\nfile = \"creds.toml\"\n[[folder]]\npath = \"/in\"\n";
+    let text =
+        "[credentials]\nfile = \"creds.toml\"\n[[folder]]\npath = \"/in\"\n[api]\nsandbox = true\n";
     let origin = dir.path().join("docsync.toml");
     let problems = errors(parse(text, Some(&origin), &env()).unwrap_err());
     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -384,7 +400,12 @@ fn real_api_needs_credentials() {
     assert!(fixes[1].contains("DOCSYNC_SECRET_KEY"));
     assert!(fixes[2].contains("DOCSYNC_ATTACHMENTS_API_KEY"));
     // the embedded sandbox needs none
-    parse("[[folder]]\npath = \"/a\"\n", None, &env()).unwrap();
+    parse(
+        "[[folder]]\npath = \"/a\"\n[api]\nsandbox = true\n",
+        None,
+        &env(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -393,7 +414,12 @@ fn secrets_are_redacted() {
         ("DOCSYNC_SECRET_KEY", "hunter2"),
         ("DOCSYNC_PUBLIC_KEY", "pk-live"),
     ]);
-    let config = parse("[[folder]]\npath = \"/a\"\n", None, &env).unwrap();
+    let config = parse(
+        "[[folder]]\npath = \"/a\"\n[api]\nsandbox = true\n",
+        None,
+        &env,
+    )
+    .unwrap();
     let debug = format!("{config:?}");
     assert!(
         !debug.contains("hunter2") && !debug.contains("pk-live"),
@@ -479,7 +505,7 @@ fn check_reads_the_file() {
     assert!(missing[0].fix.contains("--config"));
     let path = dir.path().join("docsync.toml");
     std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(&path, "[[folder]]\npath = \"in\"\n").unwrap();
+    std::fs::write(&path, "[[folder]]\npath = \"in\"\n[api]\nsandbox = true\n").unwrap();
     assert_eq!(check(&path, &env()), vec![]);
     let config = load(&path, &env()).unwrap();
     assert_eq!(config.source.as_deref(), Some(path.as_path()));
@@ -603,12 +629,16 @@ target = { kind = "attachments", user_id = "u" }
 
 #[test]
 fn retry_initial_and_request_rate() {
-    let config = parse("[[folder]]\npath = \"/in\"\n", None, &env()).unwrap();
+    let config = parse(
+        "[[folder]]\npath = \"/in\"\n[api]\nsandbox = true\n",
+        None,
+        &env(),
+    )
+    .unwrap();
     assert_eq!(config.retry_initial, DEFAULT_RETRY_INITIAL);
     assert_eq!(config.max_requests_per_second, None);
 
-    let text =
-        "retry_initial = \"50ms\"\nmax_requests_per_second = 20\n[[folder]]\npath = \"/in\"\n";
+    let text = "retry_initial = \"50ms\"\nmax_requests_per_second = 20\n[[folder]]\npath = \"/in\"\n[api]\nsandbox = true\n";
     let config = parse(text, None, &env()).unwrap();
     assert_eq!(config.retry_initial, Duration::from_millis(50));
     assert_eq!(config.max_requests_per_second, RequestRate::new(20.0));
@@ -677,7 +707,7 @@ fn retry_initial_and_request_rate() {
 
 #[test]
 fn admin_section() {
-    let folder = "[[folder]]\npath = \"/srv/in\"\n";
+    let folder = "[[folder]]\npath = \"/srv/in\"\n[api]\nsandbox = true\n";
     assert_eq!(parse(folder, None, &env()).unwrap().admin, None);
     let on = parse(
         &format!("[admin]\naddress = \"127.0.0.1:8384\"\n{folder}"),
@@ -792,4 +822,213 @@ fn api_urls_are_parsed_as_urls() {
             "{url}: {problems:?}"
         );
     }
+}
+
+/// The embedded sandbox is never a silent default: a file whose folders need an
+/// API names one (`api.url`) or asks for the sandbox (`api.sandbox = true`, or
+/// `DOCSYNC_SANDBOX`, which `--sandbox` sets), never both.
+#[test]
+fn a_file_names_an_api_or_asks_for_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("docsync.toml");
+    let folder = "[[folder]]\npath = \"/in\"\n";
+    let attachments =
+        "[[folder]]\npath = \"/att\"\ntarget = { kind = \"attachments\", user_id = \"u\" }\n";
+    let keys = [
+        ("DOCSYNC_PUBLIC_KEY", "pk"),
+        ("DOCSYNC_SECRET_KEY", "sk"),
+        ("DOCSYNC_ATTACHMENTS_API_KEY", "ak"),
+    ];
+    let with = |more: &[(&'static str, &'static str)]| {
+        Env::from_pairs(keys.iter().chain(more).copied().collect::<Vec<_>>())
+    };
+    // (case, text, env, the error's key and a needle of its message or fix)
+    let errors_cases: Vec<(&str, String, Env, &str, &str)> = vec![
+        (
+            "no url and no sandbox",
+            folder.to_owned(),
+            with(&[]),
+            "api.url",
+            "no API is configured",
+        ),
+        (
+            "an [api] table without url or sandbox",
+            format!("[api]\nversion = \"v2024.01.00\"\n{folder}"),
+            with(&[]),
+            "api.url",
+            "api.sandbox = true",
+        ),
+        (
+            "sandbox = false is no API either",
+            format!("[api]\nsandbox = false\n{folder}"),
+            with(&[]),
+            "api.url",
+            "no API is configured",
+        ),
+        (
+            "an attachments folder without any URL",
+            attachments.to_owned(),
+            with(&[]),
+            "api.url",
+            "no API is configured",
+        ),
+        (
+            "sandbox and url",
+            format!("[api]\nurl = \"https://api.moov.io\"\nsandbox = true\n{folder}"),
+            with(&[]),
+            "api.sandbox",
+            "names the API https://api.moov.io",
+        ),
+        (
+            "--sandbox and url",
+            format!("[api]\nurl = \"https://api.moov.io\"\n{folder}"),
+            with(&[("DOCSYNC_SANDBOX", "true")]),
+            "env DOCSYNC_SANDBOX",
+            "--sandbox (DOCSYNC_SANDBOX) asks for the embedded sandbox",
+        ),
+        (
+            "sandbox and --api-url",
+            format!("[api]\nsandbox = true\n{folder}"),
+            with(&[("DOCSYNC_API_URL", "https://api.moov.io")]),
+            "api.sandbox",
+            "--api-url (DOCSYNC_API_URL)",
+        ),
+        (
+            "sandbox and an attachments URL for an attachments folder",
+            format!(
+                "[api]\nsandbox = true\nattachments_url = \"https://a.example\"\n{attachments}"
+            ),
+            with(&[]),
+            "api.attachments_url",
+            "stands in for every API",
+        ),
+        (
+            "DOCSYNC_SANDBOX that is not a boolean",
+            folder.to_owned(),
+            with(&[("DOCSYNC_SANDBOX", "maybe")]),
+            "env DOCSYNC_SANDBOX",
+            "is not true or false",
+        ),
+    ];
+    for (what, text, env, key, needle) in errors_cases {
+        for origin in [Some(origin.as_path()), None] {
+            let problems = errors(parse(&text, origin, &env).unwrap_err());
+            let p = problems
+                .iter()
+                .find(|p| p.location.key.as_deref() == Some(key))
+                .unwrap_or_else(|| panic!("{what}: no problem at {key}: {problems:#?}"));
+            assert!(
+                p.message.contains(needle) || p.fix.contains(needle),
+                "{what}: {p}"
+            );
+            assert!(!p.fix.is_empty(), "{what}");
+            if let (Some(origin), false) = (origin, key.starts_with("env ")) {
+                assert_eq!(p.location.file.as_deref(), Some(origin), "{what}");
+            }
+        }
+    }
+
+    // fine: the sandbox asked for, a URL, or an attachments folder with its own URL
+    let fine: Vec<(&str, String, Env, bool)> = vec![
+        (
+            "sandbox = true",
+            format!("[api]\nsandbox = true\n{folder}"),
+            Env::default(),
+            true,
+        ),
+        (
+            "DOCSYNC_SANDBOX",
+            folder.to_owned(),
+            with(&[("DOCSYNC_SANDBOX", "1")]),
+            true,
+        ),
+        (
+            "a URL",
+            format!("[api]\nurl = \"https://api.moov.io\"\n{folder}"),
+            with(&[]),
+            false,
+        ),
+        (
+            "--api-url",
+            folder.to_owned(),
+            with(&[("DOCSYNC_API_URL", "https://api.moov.io")]),
+            false,
+        ),
+        (
+            "attachments only, with their URL",
+            format!("[api]\nattachments_url = \"https://a.example\"\n{attachments}"),
+            with(&[]),
+            false,
+        ),
+        (
+            "sandbox = true beside an unused attachments URL",
+            format!("[api]\nsandbox = true\nattachments_url = \"https://a.example\"\n{folder}"),
+            Env::default(),
+            true,
+        ),
+    ];
+    for (what, text, env, sandbox) in fine {
+        let config = parse(&text, Some(&origin), &env).unwrap_or_else(|p| panic!("{what}: {p:#?}"));
+        assert_eq!(config.api.sandbox, sandbox, "{what}");
+        assert_eq!(config.api_identity().is_sandbox(), sandbox, "{what}");
+        if sandbox {
+            assert_eq!(config.api.url, None, "{what}");
+        }
+    }
+}
+
+/// Nothing configured at all (the zero-config folder, no API URL): the
+/// sandbox. An API URL from the environment (or `--api-url`) wins.
+#[test]
+fn zero_config_uses_the_sandbox_only_without_an_api_url() {
+    let config = Config::zero_config(Path::new("/srv/inbox"), &env()).unwrap();
+    assert!(config.api.sandbox);
+    assert_eq!(config.api_identity(), ApiIdentity::Sandbox);
+    let env = Env::from_pairs([
+        ("DOCSYNC_API_URL", "HTTPS://API.Moov.io:443/"),
+        ("DOCSYNC_PUBLIC_KEY", "pk"),
+        ("DOCSYNC_SECRET_KEY", "sk"),
+    ]);
+    let config = Config::zero_config(Path::new("/srv/inbox"), &env).unwrap();
+    assert!(!config.api.sandbox);
+    assert_eq!(
+        config.api_identity(),
+        ApiIdentity::Remote {
+            moov: Some("https://api.moov.io".into()),
+            attachments: None,
+        }
+    );
+}
+
+/// The identity names each API a folder uses, by normalised URL, never the
+/// credentials in it.
+#[test]
+fn the_api_identity_names_the_apis_the_folders_use() {
+    let env = Env::from_pairs([
+        ("DOCSYNC_PUBLIC_KEY", "pk"),
+        ("DOCSYNC_SECRET_KEY", "sk"),
+        ("DOCSYNC_ATTACHMENTS_API_KEY", "ak"),
+    ]);
+    let text = "[api]\nurl = \"https://user:pw@API.moov.io/\"\nattachments_url = \"https://a.example/x/\"\n\
+                [[folder]]\npath = \"/a\"\n\
+                [[folder]]\npath = \"/b\"\ntarget = { kind = \"attachments\", user_id = \"u\" }\n";
+    let config = parse(text, None, &env).unwrap();
+    assert_eq!(
+        config.api_identity(),
+        ApiIdentity::Remote {
+            moov: Some("https://api.moov.io".into()),
+            attachments: Some("https://a.example/x".into()),
+        }
+    );
+    // no attachments folder: its URL is not part of the identity
+    let text = "[api]\nurl = \"https://api.moov.io\"\nattachments_url = \"https://a.example\"\n\
+                [[folder]]\npath = \"/a\"\n";
+    let config = parse(text, None, &env).unwrap();
+    assert_eq!(
+        config.api_identity(),
+        ApiIdentity::Remote {
+            moov: Some("https://api.moov.io".into()),
+            attachments: None,
+        }
+    );
 }

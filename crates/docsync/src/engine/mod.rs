@@ -19,11 +19,12 @@
 //! is the one mapping from a server answer to a row's state that the upload,
 //! settle and poll stages share.
 //!
-//! [`Engine::run`] is the one entry point: it takes the instance lock, settles
-//! what the last stop left, starts the watchers, scans once, then runs the
-//! stages (and the admin listener, if given) until the mode is done or
-//! `shutdown` is cancelled. In-flight uploads get [`GRACE`] to finish;
-//! whatever is still `uploading` after that is settled on the next start.
+//! [`Engine::run`] is the one entry point: it takes the instance lock, checks
+//! that the state database was synced against the configured API
+//! ([`ApiChange`]), settles what the last stop left, starts the watchers, scans
+//! once, then runs the stages (and the admin listener, if given) until the mode
+//! is done or `shutdown` is cancelled. In-flight uploads get [`GRACE`] to
+//! finish; whatever is still `uploading` after that is settled on the next start.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ use crate::model::{text, Folder, WatcherKind};
 use crate::remote::Apis;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
 
+mod api_check;
 pub mod ctx;
 pub mod decision;
 pub mod intake;
@@ -53,6 +55,7 @@ pub mod upload;
 #[cfg(test)]
 mod testkit;
 
+pub use api_check::ApiChange;
 pub use ctx::Ctx;
 use intake::{Hints, Intake};
 
@@ -113,6 +116,7 @@ pub struct Engine {
     mode: Mode,
     progress: Option<watch::Sender<Snapshot>>,
     admin: Option<admin::Listener>,
+    api_change: ApiChange,
 }
 
 impl Engine {
@@ -124,7 +128,15 @@ impl Engine {
             mode: Mode::Watch,
             progress: None,
             admin: None,
+            api_change: ApiChange::Refuse,
         }
+    }
+
+    /// What to do if the state database was synced against another API
+    /// (default: refuse to run).
+    pub fn on_api_change(mut self, choice: ApiChange) -> Engine {
+        self.api_change = choice;
+        self
     }
 
     /// How long to run.
@@ -148,7 +160,8 @@ impl Engine {
     /// Run until the mode is done or `shutdown` is cancelled.
     ///
     /// Takes the state directory's instance lock first (a second daemon on the
-    /// same state fails fast). In-flight uploads get [`GRACE`] after a stop;
+    /// same state fails fast), then checks that the database was synced against
+    /// the configured API ([`ApiChange`]; [`Error::ApiChanged`]). In-flight uploads get [`GRACE`] after a stop;
     /// what does not finish is settled on the next start.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Report> {
         let Engine {
@@ -157,6 +170,7 @@ impl Engine {
             mode,
             progress,
             admin,
+            api_change,
         } = self;
         let publish = |counts: &BTreeMap<State, u64>| {
             if let Some(progress) = &progress {
@@ -170,7 +184,9 @@ impl Engine {
         if !lock.last_stop_was_clean() {
             warn!("the last run did not stop cleanly: every upload asks the server first, so nothing is sent twice");
         }
-        let store = SharedStore::new(Store::open_in_state_dir(&config.state_dir)?);
+        let mut store = Store::open_in_state_dir(&config.state_dir)?;
+        api_check::check_api(&mut store, &config, api_change)?;
+        let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
             .verifying_first_attempts(!lock.last_stop_was_clean());
@@ -346,6 +362,7 @@ fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<A
         liveness: liveness.clone(),
         folders: Arc::new(config.folders.iter().map(Folder::key).collect()),
         api_urls: Arc::new(api_urls),
+        api: Arc::new(config.api_identity()),
         form_token: Arc::new(AdminState::new_form_token()),
     })
 }

@@ -46,7 +46,7 @@ pub fn fixture_with(extra: &str, env: &Env) -> (tempfile::TempDir, crate::config
 }
 
 pub fn fixture() -> Fixture {
-    let (dir, config) = fixture_with("", &Env::default());
+    let (dir, config) = fixture_with("[api]\nsandbox = true", &Env::default());
     Fixture {
         root: config.folders[0].path.clone(),
         folder: config.folders[0].clone(),

@@ -1,11 +1,13 @@
 //! The vocabulary every other module speaks: a file's [`State`] and its allowed
 //! successors, where a file goes ([`Target`], [`FilePurpose`], [`TargetKey`]), a
-//! synced [`Folder`] and its layout, a configuration [`Problem`], the clock, and
-//! how text from outside is shown on a line ([`text`]: escaped, fitted to a column).
+//! synced [`Folder`] and its layout, a configuration [`Problem`], the API the rows
+//! were synced against ([`ApiIdentity`]), the clock, and how text from outside is
+//! shown on a line ([`text`]: escaped, fitted to a column).
 //!
 //! Invariant: this module imports nothing from the rest of the crate, so every other
 //! module may use it and it can be read on its own.
 
+mod api;
 pub mod clock;
 mod folder;
 mod problem;
@@ -13,6 +15,7 @@ mod state;
 mod target;
 pub mod text;
 
+pub use api::{normalise_base_url, ApiIdentity};
 pub use clock::now_ms;
 pub use folder::{convention_target, AfterDecision, Folder, Mapping, WatcherKind};
 pub use problem::{Location, Problem, Severity};

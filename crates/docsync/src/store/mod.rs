@@ -28,6 +28,7 @@
 //!
 //! - `files`: reading and writing file rows (by id, by path, lists by state).
 //! - `observe`: recording what a folder scan or a hint saw on disk.
+//! - `identity`: which API the rows were synced against, and starting over.
 //! - `upload`: upload intents and their outcomes (duplicates, quota, retries,
 //!   what the server says).
 //! - `overview`: the read API of `status`, `history`, the status page, the
@@ -47,9 +48,10 @@ use rusqlite_migration::{Migrations, M};
 
 use crate::error::{Error, Result};
 use crate::model::now_ms;
-pub use crate::model::{State, TargetKey, MOOV_FILES_PER_ACCOUNT};
+pub use crate::model::{ApiIdentity, State, TargetKey, MOOV_FILES_PER_ACCOUNT};
 
 mod files;
+mod identity;
 mod lock;
 mod observe;
 mod overview;
@@ -74,6 +76,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
         "../../migrations/0002_status_page_indexes.sql"
     )),
     M::up(include_str!("../../migrations/0003_remote_id_index.sql")),
+    M::up(include_str!("../../migrations/0004_api_identity.sql")),
 ];
 
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -86,6 +89,10 @@ pub const DB_FILE: &str = "docsync.db";
 
 /// The lock file name inside the state directory.
 pub const LOCK_FILE: &str = "lock";
+
+/// The embedded sandbox's data directory inside the state directory (its
+/// presence says the sandbox ran with this state).
+pub const SANDBOX_DIR: &str = "sandbox";
 
 /// One row of the `files` table.
 #[derive(Debug, Clone, PartialEq, Eq)]

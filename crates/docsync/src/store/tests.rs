@@ -556,7 +556,7 @@ fn pending_groups_counts_list_history() {
 #[test]
 fn migrations_are_valid() {
     MIGRATIONS.validate().unwrap();
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
 }
 
 #[test]
@@ -1319,4 +1319,77 @@ fn pending_rows_are_found_by_remote_id() {
     );
     let plan = store.query_plan(&files::pending_by_remote_id_sql(2));
     assert!(plan.iter().any(|s| s.contains("files_remote")), "{plan:?}");
+}
+
+/// The API the rows were synced against: none until recorded, then one row
+/// (replaced, never added to), read back the same by a read-only reader.
+#[test]
+fn the_api_identity_is_recorded_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut store = Store::open_in_state_dir(&state).unwrap();
+    assert_eq!(store.api_identity().unwrap(), None);
+
+    store.set_api_identity(&ApiIdentity::Sandbox).unwrap();
+    assert_eq!(store.api_identity().unwrap(), Some(ApiIdentity::Sandbox));
+
+    let remote = ApiIdentity::Remote {
+        moov: Some("https://api.moov.io".into()),
+        attachments: Some("https://a.example".into()),
+    };
+    store.set_api_identity(&remote).unwrap();
+    assert_eq!(store.api_identity().unwrap(), Some(remote.clone()));
+    let rows: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM api_identity", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    let reader = Store::open_read_only(&state.join(DB_FILE)).unwrap();
+    assert_eq!(reader.api_identity().unwrap(), Some(remote));
+    // a sandbox with a URL cannot be written (the schema says so too)
+    let bad = store.conn.execute(
+        "UPDATE api_identity SET kind = 'sandbox', moov_url = 'http://127.0.0.1:1'",
+        [],
+    );
+    assert!(bad.is_err(), "{bad:?}");
+}
+
+/// Starting over: a backup (mode 0600) keeps every row; then the rows and
+/// their events are gone and the new API is recorded, in one step.
+#[test]
+fn start_over_forgets_the_rows_after_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut store = Store::open_in_state_dir(&state).unwrap();
+    store.set_api_identity(&ApiIdentity::Sandbox).unwrap();
+    let a = new_row(&mut store, b"a.pdf");
+    new_row(&mut store, b"b.pdf");
+    force_state(&store, a, State::Approved);
+    assert_eq!(store.file_count().unwrap(), 2);
+
+    let backup = state.join("docsync.db.backup");
+    store.backup_to(&backup).unwrap();
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // never over an existing file
+    assert!(store.backup_to(&backup).is_err());
+
+    let real = ApiIdentity::Remote {
+        moov: Some("https://api.moov.io".into()),
+        attachments: None,
+    };
+    assert_eq!(store.start_over(&real).unwrap(), 2);
+    assert_eq!(store.file_count().unwrap(), 0);
+    let events: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 0);
+    assert_eq!(store.api_identity().unwrap(), Some(real));
+
+    let old = Store::open_read_only(&backup).unwrap();
+    assert_eq!(old.file_count().unwrap(), 2);
+    assert_eq!(old.get(a).unwrap().unwrap().state, State::Approved);
+    assert_eq!(old.api_identity().unwrap(), Some(ApiIdentity::Sandbox));
 }

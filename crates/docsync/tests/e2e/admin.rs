@@ -12,7 +12,7 @@ use crate::harness::{pdf, wait_until, Daemon, TestSandbox, Workspace};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The admin URL the daemon logged (`admin listener on http://127.0.0.1:PORT/`).
-fn admin_url(daemon: &Daemon) -> String {
+pub(crate) fn admin_url(daemon: &Daemon) -> String {
     wait_until(WAIT, "the admin listener's address in the log", || {
         let log = daemon.log();
         log.split("admin listener on ")
@@ -24,7 +24,7 @@ fn admin_url(daemon: &Daemon) -> String {
 }
 
 /// `GET url`: status, content type, body.
-fn get(url: &str) -> (u16, String, String) {
+pub(crate) fn get(url: &str) -> (u16, String, String) {
     send(reqwest::Client::new().get(url))
 }
 
@@ -367,6 +367,15 @@ fn the_man_pages_are_roff_for_every_subcommand() {
         run.contains("\\-\\-admin"),
         "docsync-run.1 does not document --admin\n{run}"
     );
+    for page in ["docsync-run.1", "docsync-sync.1"] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        for flag in ["sandbox", "start\\-over", "keep\\-history"] {
+            assert!(
+                text.contains(&format!("\\-\\-{flag}")),
+                "{page} does not document --{flag}\n{text}"
+            );
+        }
+    }
     assert!(dir.join("docsync.1").is_file());
 }
 

@@ -1094,7 +1094,7 @@ fn config_errors() {
         ),
         (
             "folder that does not exist (a warning: the daemon creates it)",
-            "[[folder]]\npath = \"/nonexistent/docsync/inbox\"\n".to_owned(),
+            "[[folder]]\npath = \"/nonexistent/docsync/inbox\"\n[api]\nsandbox = true\n".to_owned(),
             keys.clone(),
             Severity::Warning,
             "folder[0].path",
@@ -1123,6 +1123,42 @@ fn config_errors() {
             Severity::Error,
             "max_requests_per_second",
             "out of range",
+        ),
+        (
+            "no API: neither api.url nor api.sandbox = true (no silent sandbox)",
+            folder.clone(),
+            keys.clone(),
+            Severity::Error,
+            "api.url",
+            "set api.sandbox = true",
+        ),
+        (
+            "api.sandbox = true and api.url together",
+            format!("[api]\nurl = \"https://api.moov.io\"\nsandbox = true\n{folder}"),
+            keys.clone(),
+            Severity::Error,
+            "api.sandbox",
+            "names the API https://api.moov.io",
+        ),
+        (
+            "--sandbox (DOCSYNC_SANDBOX) beside api.url",
+            format!("[api]\nurl = \"https://api.moov.io\"\n{folder}"),
+            Env::from_pairs([
+                ("DOCSYNC_SANDBOX", "true"),
+                ("DOCSYNC_PUBLIC_KEY", "pk"),
+                ("DOCSYNC_SECRET_KEY", "sk"),
+            ]),
+            Severity::Error,
+            "env DOCSYNC_SANDBOX",
+            "keep one",
+        ),
+        (
+            "api.sandbox that is not a boolean",
+            format!("[api]\nsandbox = \"yes\"\n{folder}"),
+            keys.clone(),
+            Severity::Error,
+            "",
+            "invalid type",
         ),
     ];
     let n = cases.len();

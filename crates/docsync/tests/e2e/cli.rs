@@ -12,6 +12,8 @@ use crate::harness::{wait_until, Workspace};
 const VALID: &str = r#"[[folder]]
 path = "inbox"
 target = { kind = "moov-files", account_id = "acct-1", file_purpose = "business_verification" }
+[api]
+sandbox = true
 "#;
 
 /// Every case: the file, what must be printed, and the exit code.
@@ -65,7 +67,7 @@ fn config_check_reports_each_problem_with_location_and_fix() {
         },
         Case {
             name: "a folder that does not exist is a warning",
-            toml: "[[folder]]\npath = \"nope\"\n",
+            toml: "[[folder]]\npath = \"nope\"\n[api]\nsandbox = true\n",
             credentials_mode: None,
             code: 0,
             expect: &[
@@ -134,7 +136,10 @@ fn config_check_reports_each_problem_with_location_and_fix() {
 #[test]
 fn config_check_takes_an_explicit_path() {
     let w = Workspace::new();
-    w.write_file("elsewhere/my.toml", "[[folder]]\npath = \"../inbox\"\n");
+    w.write_file(
+        "elsewhere/my.toml",
+        "[[folder]]\npath = \"../inbox\"\n[api]\nsandbox = true\n",
+    );
     let out = w.run(["config", "check", "--config", "elsewhere/my.toml"]);
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(out.stdout.contains("ok: 1 folder"), "{out}");
@@ -295,7 +300,7 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 #[test]
 fn a_second_daemon_on_a_locked_state_dir_fails_fast() {
     let w = Workspace::new();
-    w.write_config("");
+    w.write_config("[api]\nsandbox = true\n");
     let config_state = w.path().join("state");
     let _lock = docsync::store::InstanceLock::acquire(&config_state).unwrap();
     // No timed assertion: `run` returning at all (the harness kills commands
@@ -324,7 +329,7 @@ fn a_second_daemon_on_a_locked_state_dir_fails_fast() {
 #[test]
 fn a_state_db_from_a_newer_schema_is_refused_untouched() {
     let w = Workspace::new();
-    w.write_config("");
+    w.write_config("[api]\nsandbox = true\n");
     drop(docsync::store::Store::open_in_state_dir(&w.state).unwrap());
     let db = w.db_path();
     rusqlite::Connection::open(&db)

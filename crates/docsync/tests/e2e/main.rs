@@ -8,6 +8,8 @@
 //! - [`cli`]: the commands that need no running daemon;
 //! - [`pipeline`]: files dropped into a watched inbox end up decided;
 //! - [`admin`]: the admin listener over HTTP, completions, man pages, the systemd unit;
+//! - [`api_choice`]: never a silent fake server (the API named or the sandbox asked
+//!   for, said everywhere; another API refused until `--start-over`/`--keep-history`);
 //! - [`status_page_browser`]: the status page in headless Chromium;
 //! - [`crash`]: SIGKILL, a server killed mid-upload, SIGTERM during a burst;
 //! - [`security`]: secrets never leak, server names never become local paths;
@@ -25,6 +27,7 @@
 mod harness;
 
 mod admin;
+mod api_choice;
 mod bad_inputs;
 mod cli;
 mod crash;

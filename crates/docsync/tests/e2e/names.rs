@@ -101,7 +101,10 @@ fn hostile_names_are_escaped_in_logs_and_tables_and_exact_in_json() {
     // `status`: escaped, one line per row, the path column at most 48 wide
     let out = w.run(["status"]);
     assert_eq!(out.code(), Some(0), "{out}");
-    let lines: Vec<&str> = out.stdout.lines().collect();
+    // the first line names the API the rows were synced against
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("API: "), "{out}");
+    lines.remove(0);
     assert_eq!(lines.len(), 1 + names.len(), "{out}");
     for line in &lines {
         assert!(!line.chars().any(hostile), "raw in the table: {line:?}");

@@ -282,7 +282,8 @@ impl Default for Workspace {
 }
 
 impl Workspace {
-    /// No API configured (commands that need one would start the embedded sandbox).
+    /// No API configured: `run FOLDER` starts the embedded sandbox; a configuration
+    /// file must name an API or ask for the sandbox (`--sandbox`, `api.sandbox = true`).
     pub fn new() -> Workspace {
         let dir = tempfile::tempdir().expect("a temp dir");
         let inbox = dir.path().join("inbox");
