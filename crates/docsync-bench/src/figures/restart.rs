@@ -37,7 +37,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     ];
 
     // one real sync: the seed row
-    let seed_rel = format!("seed/{PURPOSE}/seed.pdf");
+    let seed_rel = format!("{}/{PURPOSE}/seed.pdf", fixtures::account_id("seed", 0));
     fixtures::write(&w.inbox.join(&seed_rel), &fixtures::pdf_bytes("seed", SIZE))?;
     let status = DaemonProcess::spawn(&bench.bins.docsync, &w.dir, &sandbox, &once)?
         .wait(Duration::from_secs(120))?;
@@ -48,7 +48,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     eprintln!("  restart: creating {FILES} synced files");
     let files: Vec<_> = (0..FILES)
         .map(|i| {
-            let account = format!("rs-{:03}", i / PER_ACCOUNT);
+            let account = fixtures::account_id("rs", i / PER_ACCOUNT);
             let path = w
                 .inbox
                 .join(&account)
