@@ -43,6 +43,21 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The ID of account `n` of the files named `prefix`: Moov's account IDs are
+/// UUIDs (docsync syncs no other account folder, and the sandbox answers any
+/// other ID 404). Deterministic, and distinct for every `(prefix, n)`: the
+/// first groups hash the prefix, the last one is `n`.
+pub fn account_id(prefix: &str, n: usize) -> String {
+    let h = prefix.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!(
+        "{:08x}-{:04x}-4000-8000-{n:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff
+    )
+}
+
 /// One file to create: its account, its path, its size.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -52,11 +67,11 @@ pub struct Planned {
 }
 
 /// `count` files of `size` bytes under `root`, at most [`FILES_PER_ACCOUNT`] per
-/// account, accounts named `{prefix}-{n}`.
+/// account, accounts [`account_id`]`(prefix, n)`.
 pub fn plan(root: &Path, prefix: &str, count: usize, size: usize) -> Vec<Planned> {
     (0..count)
         .map(|i| {
-            let account = format!("{prefix}-{:03}", i / FILES_PER_ACCOUNT);
+            let account = account_id(prefix, i / FILES_PER_ACCOUNT);
             let path = root
                 .join(&account)
                 .join(PURPOSE)
@@ -98,9 +113,26 @@ mod tests {
         let accounts: std::collections::BTreeSet<_> =
             files.iter().map(|f| f.account.clone()).collect();
         assert_eq!(accounts.len(), 3);
-        assert!(files[49]
-            .path
-            .ends_with("acct-000/business_verification/acct-00049.pdf"));
-        assert_eq!(files[50].account, "acct-001");
+        assert!(files[49].path.ends_with(format!(
+            "{}/business_verification/acct-00049.pdf",
+            account_id("acct", 0)
+        )));
+        assert_eq!(files[50].account, account_id("acct", 1));
+    }
+
+    #[test]
+    fn account_ids_are_distinct_uuids() {
+        let ids = [
+            account_id("acct", 0),
+            account_id("acct", 1),
+            account_id("mem", 0),
+            account_id("mem", 1),
+        ];
+        for id in &ids {
+            assert!(docsync::model::is_moov_account_id(id), "{id}");
+        }
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+        assert_eq!(account_id("acct", 1), account_id("acct", 1));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DOCSYNC_API_URL=http://127.0.0.1:8080 \
-//! DOCSYNC_PUBLIC_KEY=pk DOCSYNC_SECRET_KEY=sk DOCSYNC_ACCOUNT_ID=acc-1 \
+//! DOCSYNC_PUBLIC_KEY=pk DOCSYNC_SECRET_KEY=sk DOCSYNC_ACCOUNT_ID=7f888113-d35a-4536-b9bc-c55076736ab6 \
 //!   cargo run -p docsync-client --example upload_and_poll -- statement.pdf [purpose]
 //! ```
 //!

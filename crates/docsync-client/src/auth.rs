@@ -220,7 +220,7 @@ mod tests {
         let creds = MoovCredentials::OAuth {
             public_key: "pk".into(),
             secret_key: Secret::new("canary-secret-123"),
-            scopes: vec!["/accounts/a/files.read".into()],
+            scopes: vec!["/accounts/00000000-0000-4000-8000-00000000000a/files.read".into()],
         };
         let shown = format!("{creds:?} {}", Secret::new("canary-secret-123"));
         assert!(!shown.contains("canary-secret-123"), "{shown}");

@@ -87,9 +87,9 @@ fn summary(server: &Server) -> Vec<String> {
 }
 
 const TOKEN: &str = "POST /oauth2/token [basic]";
-const LIST_1: &str = "GET /accounts/acc-1/files [Bearer tok-1]";
-const LIST_2: &str = "GET /accounts/acc-1/files [Bearer tok-2]";
-const UPLOAD_1: &str = "POST /accounts/acc-1/files [Bearer tok-1]";
+const LIST_1: &str = "GET /accounts/00000000-0000-4000-8000-00000000acc1/files [Bearer tok-1]";
+const LIST_2: &str = "GET /accounts/00000000-0000-4000-8000-00000000acc1/files [Bearer tok-2]";
+const UPLOAD_1: &str = "POST /accounts/00000000-0000-4000-8000-00000000acc1/files [Bearer tok-1]";
 
 // ---------------------------------------------------------------------------
 // expires_in as a Unix time (Moov's spec) or as seconds (OAuth 2.0)
@@ -204,7 +204,7 @@ async fn a_failed_refresh_after_a_401_keeps_the_token_endpoint_status() {
             LIST_1,
             TOKEN,
             TOKEN,
-            "GET /accounts/acc-1/files [Bearer tok-3]"
+            "GET /accounts/00000000-0000-4000-8000-00000000acc1/files [Bearer tok-3]"
         ]
     );
 }
@@ -274,6 +274,6 @@ async fn a_401_with_a_given_bearer_token_is_not_retried() {
     client.list_files(ACCOUNT_ID, None).await.unwrap_err();
     assert_eq!(
         summary(&server),
-        ["GET /accounts/acc-1/files [Bearer tok-given]"]
+        ["GET /accounts/00000000-0000-4000-8000-00000000acc1/files [Bearer tok-given]"]
     );
 }

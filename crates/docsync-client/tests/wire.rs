@@ -241,8 +241,8 @@ async fn oauth_fetches_a_token_with_basic_auth_then_sends_bearer() {
         summary,
         [
             "POST /oauth2/token",
-            "GET /accounts/acc-1/files",
-            "GET /accounts/acc-1/files"
+            "GET /accounts/00000000-0000-4000-8000-00000000acc1/files",
+            "GET /accounts/00000000-0000-4000-8000-00000000acc1/files"
         ]
     );
     let token = &requests[0];
@@ -273,11 +273,17 @@ async fn ensure_scopes_fetches_one_new_token_only_for_new_scopes() {
     client.list_files(ACCOUNT_ID, None).await.unwrap();
     client.ensure_scopes(&scopes).await;
     client.list_files(ACCOUNT_ID, None).await.unwrap();
-    let other = files_scopes("acct-other").to_vec();
+    let other = files_scopes("00000000-0000-4000-8000-000000000e1e").to_vec();
     client.ensure_scopes(&other).await;
-    client.list_files("acct-other", None).await.unwrap();
+    client
+        .list_files("00000000-0000-4000-8000-000000000e1e", None)
+        .await
+        .unwrap();
     client.ensure_scopes(&other).await;
-    client.list_files("acct-other", None).await.unwrap();
+    client
+        .list_files("00000000-0000-4000-8000-000000000e1e", None)
+        .await
+        .unwrap();
 
     let requests = server.requests();
     let tokens: Vec<serde_json::Value> = requests

@@ -132,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
     println!("moov secret key:   {}", c.secret_key);
     println!("attachments key:   {}", c.attachments_api_key);
     println!(
-        "try: curl -u '{}:{}' {}/accounts/acct1/files",
+        "try: curl -u '{}:{}' {}/accounts/7f888113-d35a-4536-b9bc-c55076736ab6/files",
         c.public_key,
         c.secret_key,
         sandbox.url()

@@ -37,6 +37,14 @@ use progenitor_client::Error as PError;
 // Fixtures
 // ---------------------------------------------------------------------------
 
+/// The accounts of the tests. Moov's account IDs are UUIDs, and the sandbox
+/// answers any other ID 404 (`tests/api/auth.rs`).
+const ACCT1: &str = "00000000-0000-4000-8000-00000000acc1";
+const ACCT2: &str = "00000000-0000-4000-8000-00000000acc2";
+const ACCT3: &str = "00000000-0000-4000-8000-00000000acc3";
+const ACCT_A: &str = "00000000-0000-4000-8000-00000000acca";
+const ACCT_B: &str = "00000000-0000-4000-8000-00000000accb";
+
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
 
@@ -412,7 +420,7 @@ async fn tokens_bearer_oauth_and_auth_errors() {
     let creds = sb.credentials().clone();
 
     // createAccessToken: success, then the token used by a Bearer client.
-    let scope = [files_scopes("acct1"), images_scopes("acct1")]
+    let scope = [files_scopes(ACCT1), images_scopes(ACCT1)]
         .concat()
         .join(" ");
     let req = mt::AuthTokenRequest {
@@ -434,11 +442,11 @@ async fn tokens_bearer_oauth_and_auth_errors() {
     let b = bearer(&sb, &tok.access_token);
     let up = ok(
         "uploadFile (bearer)",
-        b.upload_file("acct1", None, file_req(csv(), "bearer.csv", "text/csv")),
+        b.upload_file(ACCT1, None, file_req(csv(), "bearer.csv", "text/csv")),
     )
     .await
     .into_inner();
-    let listed = ok("listFiles (bearer)", b.list_files("acct1", None))
+    let listed = ok("listFiles (bearer)", b.list_files(ACCT1, None))
         .await
         .into_inner();
     assert_eq!(listed.len(), 1);
@@ -465,7 +473,7 @@ async fn tokens_bearer_oauth_and_auth_errors() {
         client_id: None,
         client_secret: None,
         refresh_token: Some(refresh.as_str().parse().unwrap()),
-        scope: Some("/accounts/acct1/files.read".to_owned()),
+        scope: Some("/accounts/00000000-0000-4000-8000-00000000acc1/files.read".to_owned()),
     };
     let t3 = ok(
         "createAccessToken (refresh_token)",
@@ -473,8 +481,11 @@ async fn tokens_bearer_oauth_and_auth_errors() {
     )
     .await
     .into_inner();
-    assert_eq!(t3.scope, "/accounts/acct1/files.read");
-    let e = err(b.list_files("acct1", None)).await;
+    assert_eq!(
+        t3.scope,
+        "/accounts/00000000-0000-4000-8000-00000000acc1/files.read"
+    );
+    let e = err(b.list_files(ACCT1, None)).await;
     check("revoked access token", &e, Want::Unauthorized, Body::Any);
 
     // OAuth credentials: the client fetches (and caches) its own token.
@@ -483,28 +494,24 @@ async fn tokens_bearer_oauth_and_auth_errors() {
         MoovCredentials::OAuth {
             public_key: creds.public_key.clone(),
             secret_key: Secret::new(creds.secret_key.clone()),
-            scopes: [files_scopes("acct1"), images_scopes("acct1")].concat(),
+            scopes: [files_scopes(ACCT1), images_scopes(ACCT1)].concat(),
         },
     );
     ok(
         "uploadFile (oauth)",
-        oauth.upload_file(
-            "acct1",
-            None,
-            file_req(pdf(), "oauth.pdf", "application/pdf"),
-        ),
+        oauth.upload_file(ACCT1, None, file_req(pdf(), "oauth.pdf", "application/pdf")),
     )
     .await;
-    let listed = ok("listFiles (oauth)", oauth.list_files("acct1", None))
+    let listed = ok("listFiles (oauth)", oauth.list_files(ACCT1, None))
         .await
         .into_inner();
     assert_eq!(listed.len(), 2);
     ok(
         "uploadImage (oauth)",
-        oauth.upload_image("acct1", None, image_req(png(1), Some("oauth"))),
+        oauth.upload_image(ACCT1, None, image_req(png(1), Some("oauth"))),
     )
     .await;
-    let e = err(oauth.list_files("acct2", None)).await;
+    let e = err(oauth.list_files(ACCT2, None)).await;
     check(
         "oauth token on another account",
         &e,
@@ -524,7 +531,7 @@ async fn tokens_bearer_oauth_and_auth_errors() {
             scopes: vec!["not a scope!".to_owned()],
         },
     );
-    match err(bad_oauth.list_files("acct1", None)).await {
+    match err(bad_oauth.list_files(ACCT1, None)).await {
         ApiError::Validation { .. } => {}
         ApiError::InvalidRequest(msg) => assert!(msg.contains("validation failed"), "{msg}"),
         other => panic!("oauth with a refused scope: {other:?}"),
@@ -558,7 +565,7 @@ async fn tokens_bearer_oauth_and_auth_errors() {
     let reused_refresh = refresh_req.clone();
     let widen = mt::AuthTokenRequest {
         refresh_token: Some(t3.refresh_token.clone().unwrap().as_str().parse().unwrap()),
-        scope: Some("/accounts/acct9/files.write".to_owned()),
+        scope: Some("/accounts/00000000-0000-4000-8000-00000000acc9/files.write".to_owned()),
         ..refresh_req.clone()
     };
     let bad_grant = mt::AuthTokenRequest {
@@ -650,34 +657,34 @@ async fn tokens_bearer_oauth_and_auth_errors() {
         c.create_access_token(
             None,
             &mt::AuthTokenRequest {
-                scope: Some("/accounts/acct1/files.read /accounts/acct1/images.read".into()),
+                scope: Some("/accounts/00000000-0000-4000-8000-00000000acc1/files.read /accounts/00000000-0000-4000-8000-00000000acc1/images.read".into()),
                 ..req.clone()
             },
         ),
     )
     .await
     .into_inner();
-    let other_acct = bearer(&sb, &tok_for(&c, "acctB").await);
+    let other_acct = bearer(&sb, &tok_for(&c, ACCT_B).await);
     let read_only = bearer(&sb, &files_read_only.access_token);
     let bogus = bearer(&sb, "sbx_at_bogus");
     let mut cases = Vec::new();
     for (client, acct, want, label) in [
-        (&wrong, "acct1", Want::Unauthorized, "wrong secret"),
-        (&bogus, "acct1", Want::Unauthorized, "bogus bearer"),
+        (&wrong, ACCT1, Want::Unauthorized, "wrong secret"),
+        (&bogus, ACCT1, Want::Unauthorized, "bogus bearer"),
         (
             &other_acct,
-            "acct1",
+            ACCT1,
             Want::Forbidden,
             "token for another account",
         ),
-        (&v1, "acct1", Want::NotFound, "malformed X-Moov-Version"),
+        (&v1, ACCT1, Want::NotFound, "malformed X-Moov-Version"),
     ] {
         for (op, fut) in account_ops(client, acct, "f", "i", 9) {
             cases.push(case(format!("{op}: {label}"), fut, want, Body::Any));
         }
     }
     // Read scopes only: every write is 403, reads succeed.
-    for (op, fut) in account_ops(&read_only, "acct1", "f", "i", 9) {
+    for (op, fut) in account_ops(&read_only, ACCT1, "f", "i", 9) {
         if matches!(op, "listFiles" | "listImageMetadata") {
             fut.await.unwrap();
         } else if matches!(op, "getFileDetails" | "getImageMetadata") {
@@ -701,7 +708,7 @@ async fn tokens_bearer_oauth_and_auth_errors() {
 
     // An expired access token is 401.
     advance(&sb, 3601);
-    let e = err(read_only.list_files("acct1", None)).await;
+    let e = err(read_only.list_files(ACCT1, None)).await;
     check("expired access token", &e, Want::Unauthorized, Body::Any);
     n += 1;
     assert!(n >= 50, "{n} auth cases");
@@ -745,14 +752,11 @@ async fn files_every_type_decisions_and_errors() {
     let mut ids = Vec::new();
     for (name, bytes, ct) in uploads {
         let len = i64::try_from(bytes.len()).unwrap();
-        let f = ok(
-            name,
-            c.upload_file("acct1", None, file_req(bytes, name, ct)),
-        )
-        .await
-        .into_inner();
+        let f = ok(name, c.upload_file(ACCT1, None, file_req(bytes, name, ct)))
+            .await
+            .into_inner();
         assert_eq!(f.file_name.as_str(), name);
-        assert_eq!(f.account_id, "acct1");
+        assert_eq!(f.account_id, ACCT1);
         assert_eq!(f.file_purpose, mt::FilePurpose::BusinessVerification);
         assert_eq!(f.file_status, mt::FileStatus::Pending);
         assert_eq!(f.file_size_bytes, len);
@@ -765,7 +769,7 @@ async fn files_every_type_decisions_and_errors() {
     let f = ok(
         "uploadFile without metadata",
         c.upload_file(
-            "acct1",
+            ACCT1,
             None,
             mt::FileUploadRequestMultiPart {
                 file: FilePart::from_bytes(csv(), "x.csv"),
@@ -779,26 +783,23 @@ async fn files_every_type_decisions_and_errors() {
     assert_eq!(f.file_purpose, mt::FilePurpose::IdentityVerification);
     assert_eq!(f.metadata, "{}");
 
-    let listed = ok("listFiles", c.list_files("acct1", None))
+    let listed = ok("listFiles", c.list_files(ACCT1, None))
         .await
         .into_inner();
     assert_eq!(listed.len(), 6);
     assert!(listed
         .iter()
         .all(|f| f.file_status == mt::FileStatus::Pending));
-    let got = ok(
-        "getFileDetails",
-        c.get_file_details("acct1", &ids[3].1, None),
-    )
-    .await
-    .into_inner();
+    let got = ok("getFileDetails", c.get_file_details(ACCT1, &ids[3].1, None))
+        .await
+        .into_inner();
     assert_eq!(got.file_name.as_str(), "doc.pdf");
 
     // The decision rule: after the delay, the name matching the pattern is
     // rejected with a reason, the others approved.
     advance(&sb, 61);
     for (name, id) in &ids {
-        let f = ok(name, c.get_file_details("acct1", id, None))
+        let f = ok(name, c.get_file_details(ACCT1, id, None))
             .await
             .into_inner();
         if name.contains("reject") {
@@ -810,7 +811,7 @@ async fn files_every_type_decisions_and_errors() {
         }
         assert!(f.updated_on > f.created_on);
     }
-    let listed = ok("listFiles after decisions", c.list_files("acct1", None))
+    let listed = ok("listFiles after decisions", c.list_files(ACCT1, None))
         .await
         .into_inner();
     assert_eq!(
@@ -834,14 +835,14 @@ async fn files_every_type_decisions_and_errors() {
     let cases = vec![
         case(
             "uploadFile GIF content named .png",
-            call(c.upload_file("acct1", None, with(GIF.to_vec(), "x.png", bv(), None))),
+            call(c.upload_file(ACCT1, None, with(GIF.to_vec(), "x.png", bv(), None))),
             Want::Validation,
             Body::FileField("file"),
         ),
         case(
             "uploadFile binary content named .pdf",
             call(c.upload_file(
-                "acct1",
+                ACCT1,
                 None,
                 with(vec![0, 1, 2, 3, 255, 254], "x.pdf", bv(), None),
             )),
@@ -850,20 +851,20 @@ async fn files_every_type_decisions_and_errors() {
         ),
         case(
             "uploadFile empty file",
-            call(c.upload_file("acct1", None, with(Vec::new(), "x.csv", bv(), None))),
+            call(c.upload_file(ACCT1, None, with(Vec::new(), "x.csv", bv(), None))),
             Want::Validation,
             Body::FileField("file"),
         ),
         case(
             "uploadFile fileName of 65 chars",
-            call(c.upload_file("acct1", None, with(csv(), &long, bv(), None))),
+            call(c.upload_file(ACCT1, None, with(csv(), &long, bv(), None))),
             Want::Validation,
             Body::FileField("FileName"),
         ),
         case(
             "uploadFile unknown metadata key",
             call(c.upload_file(
-                "acct1",
+                ACCT1,
                 None,
                 with(csv(), "x.csv", bv(), Some(r#"{"colour":"red"}"#)),
             )),
@@ -872,14 +873,14 @@ async fn files_every_type_decisions_and_errors() {
         ),
         case(
             "uploadFile metadata not JSON",
-            call(c.upload_file("acct1", None, with(csv(), "x.csv", bv(), Some("{")))),
+            call(c.upload_file(ACCT1, None, with(csv(), "x.csv", bv(), Some("{")))),
             Want::Validation,
             Body::FileField("metadata"),
         ),
         case(
             "uploadFile unknown filePurpose",
             call(c.upload_file(
-                "acct1",
+                ACCT1,
                 None,
                 with(
                     csv(),
@@ -893,13 +894,13 @@ async fn files_every_type_decisions_and_errors() {
         ),
         case(
             "getFileDetails unknown id",
-            call(c.get_file_details("acct1", "00000000-0000-0000-0000-000000000000", None)),
+            call(c.get_file_details(ACCT1, "00000000-0000-0000-0000-000000000000", None)),
             Want::NotFound,
             Body::Any,
         ),
         case(
             "getFileDetails id of another account",
-            call(c.get_file_details("acct2", &ids[0].1, None)),
+            call(c.get_file_details(ACCT2, &ids[0].1, None)),
             Want::NotFound,
             Body::Any,
         ),
@@ -912,7 +913,10 @@ async fn files_every_type_decisions_and_errors() {
         Api::Moov,
         "upload_file",
         reqwest::Client::new()
-            .post(format!("{}/accounts/acct1/files", sb.url()))
+            .post(format!(
+                "{}/accounts/00000000-0000-4000-8000-00000000acc1/files",
+                sb.url()
+            ))
             .basic_auth(&creds.public_key, Some(&creds.secret_key))
             .header("content-type", "multipart/form-data; boundary=x")
             .body("--x\r\nnot a part"),
@@ -929,20 +933,20 @@ async fn files_every_type_decisions_and_errors() {
     // 409: the 51st file of an account.
     for i in 0..50 {
         ok(
-            "uploadFile (filling acct3)",
+            "uploadFile (filling account 3)",
             c.upload_file(
-                "acct3",
+                ACCT3,
                 None,
                 file_req(csv(), &format!("f{i}.csv"), "text/csv"),
             ),
         )
         .await;
     }
-    let e = err(c.upload_file("acct3", None, file_req(csv(), "f51.csv", "text/csv"))).await;
+    let e = err(c.upload_file(ACCT3, None, file_req(csv(), "f51.csv", "text/csv"))).await;
     check("uploadFile 51st file", &e, Want::Conflict, Body::Generic);
     n += 1;
     assert_eq!(
-        ok("listFiles acct3", c.list_files("acct3", None))
+        ok("listFiles account 3", c.list_files(ACCT3, None))
             .await
             .into_inner()
             .len(),
@@ -957,24 +961,24 @@ async fn accounts_never_see_each_others_files() {
     let c = basic(&sb);
     let a = ok(
         "upload A",
-        c.upload_file("acctA", None, file_req(csv(), "a.csv", "text/csv")),
+        c.upload_file(ACCT_A, None, file_req(csv(), "a.csv", "text/csv")),
     )
     .await
     .into_inner();
     let b = ok(
         "upload B",
-        c.upload_file("acctB", None, file_req(pdf(), "b.pdf", "application/pdf")),
+        c.upload_file(ACCT_B, None, file_req(pdf(), "b.pdf", "application/pdf")),
     )
     .await
     .into_inner();
     let ia = ok(
         "image A",
-        c.upload_image("acctA", None, image_req(png(1), None)),
+        c.upload_image(ACCT_A, None, image_req(png(1), None)),
     )
     .await
     .into_inner();
-    let la = ok("list A", c.list_files("acctA", None)).await.into_inner();
-    let lb = ok("list B", c.list_files("acctB", None)).await.into_inner();
+    let la = ok("list A", c.list_files(ACCT_A, None)).await.into_inner();
+    let lb = ok("list B", c.list_files(ACCT_B, None)).await.into_inner();
     assert_eq!(
         la.iter().map(|f| &f.file_id).collect::<Vec<_>>(),
         [&a.file_id]
@@ -984,46 +988,46 @@ async fn accounts_never_see_each_others_files() {
         [&b.file_id]
     );
     assert!(
-        ok("images B", c.list_image_metadata("acctB", None, None, None))
+        ok("images B", c.list_image_metadata(ACCT_B, None, None, None))
             .await
             .into_inner()
             .is_empty()
     );
 
-    let token_a = bearer(&sb, &tok_for(&c, "acctA").await);
+    let token_a = bearer(&sb, &tok_for(&c, ACCT_A).await);
     ok(
         "A reads A",
-        token_a.get_file_details("acctA", &a.file_id, None),
+        token_a.get_file_details(ACCT_A, &a.file_id, None),
     )
     .await;
     let cases = vec![
         case(
             "listFiles of B with A's token",
-            call(token_a.list_files("acctB", None)),
+            call(token_a.list_files(ACCT_B, None)),
             Want::Forbidden,
             Body::Any,
         ),
         case(
             "getFileDetails of B's file with A's token",
-            call(token_a.get_file_details("acctB", &b.file_id, None)),
+            call(token_a.get_file_details(ACCT_B, &b.file_id, None)),
             Want::Forbidden,
             Body::Any,
         ),
         case(
             "getImageMetadata of A's image through B",
-            call(c.get_image_metadata("acctB", &ia.image_id, None)),
+            call(c.get_image_metadata(ACCT_B, &ia.image_id, None)),
             Want::NotFound,
             Body::Any,
         ),
         case(
             "getFileDetails of A's file through B (basic)",
-            call(c.get_file_details("acctB", &a.file_id, None)),
+            call(c.get_file_details(ACCT_B, &a.file_id, None)),
             Want::NotFound,
             Body::Any,
         ),
         case(
             "deleteImage of A's image through B",
-            call(c.delete_image("acctB", &ia.image_id, None)),
+            call(c.delete_image(ACCT_B, &ia.image_id, None)),
             Want::NotFound,
             Body::Any,
         ),
@@ -1032,7 +1036,7 @@ async fn accounts_never_see_each_others_files() {
     // A's image is untouched.
     let still = ok(
         "A's image",
-        c.get_image_metadata("acctA", &ia.image_id, None),
+        c.get_image_metadata(ACCT_A, &ia.image_id, None),
     )
     .await
     .into_inner();
@@ -1068,7 +1072,7 @@ async fn images_every_operation_and_errors() {
     {
         let v = ok(
             "uploadImage",
-            c.upload_image("acct1", None, image_req(bytes, alt_text)),
+            c.upload_image(ACCT1, None, image_req(bytes, alt_text)),
         )
         .await;
         assert_eq!(v.status().as_u16(), 201, "image {i}");
@@ -1084,13 +1088,13 @@ async fn images_every_operation_and_errors() {
     }
 
     // listImageMetadata with skip/count.
-    let all = ok("list", c.list_image_metadata("acct1", None, None, None))
+    let all = ok("list", c.list_image_metadata(ACCT1, None, None, None))
         .await
         .into_inner();
     assert_eq!(all.len(), 3);
     let page = ok(
         "list skip=1 count=1",
-        c.list_image_metadata("acct1", NonZeroU32::new(1), Some(1), None),
+        c.list_image_metadata(ACCT1, NonZeroU32::new(1), Some(1), None),
     )
     .await
     .into_inner();
@@ -1098,14 +1102,14 @@ async fn images_every_operation_and_errors() {
     assert_eq!(page[0].image_id, all[1].image_id);
     let tail = ok(
         "list skip=2",
-        c.list_image_metadata("acct1", NonZeroU32::new(200), Some(2), None),
+        c.list_image_metadata(ACCT1, NonZeroU32::new(200), Some(2), None),
     )
     .await
     .into_inner();
     assert_eq!(tail.len(), 1);
     assert!(ok(
         "list skip=3",
-        c.list_image_metadata("acct1", None, Some(3), None)
+        c.list_image_metadata(ACCT1, None, Some(3), None)
     )
     .await
     .into_inner()
@@ -1113,19 +1117,16 @@ async fn images_every_operation_and_errors() {
 
     // getImageMetadata.
     let png_img = &imgs[0];
-    let got = ok(
-        "get",
-        c.get_image_metadata("acct1", &png_img.image_id, None),
-    )
-    .await
-    .into_inner();
+    let got = ok("get", c.get_image_metadata(ACCT1, &png_img.image_id, None))
+        .await
+        .into_inner();
     assert_eq!(got.public_id, png_img.public_id);
     assert_eq!(got.alt_text.as_deref(), Some("a png"));
 
     // updateImage: metadata kept when omitted, replaced when given.
     let kept = ok(
         "updateImage without metadata",
-        c.update_image("acct1", &png_img.image_id, None, image_req(png(10), None)),
+        c.update_image(ACCT1, &png_img.image_id, None, image_req(png(10), None)),
     )
     .await
     .into_inner();
@@ -1135,7 +1136,7 @@ async fn images_every_operation_and_errors() {
     let replaced = ok(
         "updateImage with metadata",
         c.update_image(
-            "acct1",
+            ACCT1,
             &png_img.image_id,
             None,
             image_req(
@@ -1151,7 +1152,7 @@ async fn images_every_operation_and_errors() {
     // updateImageMetadata.
     let m = ok(
         "updateImageMetadata",
-        c.update_image_metadata("acct1", &png_img.image_id, None, &alt("described")),
+        c.update_image_metadata(ACCT1, &png_img.image_id, None, &alt("described")),
     )
     .await
     .into_inner();
@@ -1159,7 +1160,7 @@ async fn images_every_operation_and_errors() {
     let cleared = ok(
         "updateImageMetadata without altText",
         c.update_image_metadata(
-            "acct1",
+            ACCT1,
             &imgs[2].image_id,
             None,
             &mt::ImageMetadataRequest::default(),
@@ -1259,11 +1260,11 @@ async fn images_every_operation_and_errors() {
 
     // deleteImage: 204, then disabledOn set and the public URL still served.
     let jpg = &imgs[1];
-    let v = ok("deleteImage", c.delete_image("acct1", &jpg.image_id, None)).await;
+    let v = ok("deleteImage", c.delete_image(ACCT1, &jpg.image_id, None)).await;
     assert_eq!(v.status().as_u16(), 204);
     let gone = ok(
         "get deleted",
-        c.get_image_metadata("acct1", &jpg.image_id, None),
+        c.get_image_metadata(ACCT1, &jpg.image_id, None),
     )
     .await
     .into_inner();
@@ -1281,7 +1282,7 @@ async fn images_every_operation_and_errors() {
     // A disabled image's bytes may be uploaded again.
     ok(
         "re-upload deleted bytes",
-        c.upload_image("acct1", None, image_req(jpeg(2), None)),
+        c.upload_image(ACCT1, None, image_req(jpeg(2), None)),
     )
     .await;
 
@@ -1302,78 +1303,73 @@ async fn images_every_operation_and_errors() {
     let cases = vec![
         case(
             "uploadImage duplicate content",
-            call(c.upload_image("acct1", None, image_req(current_png.clone(), None))),
+            call(c.upload_image(ACCT1, None, image_req(current_png.clone(), None))),
             Want::Conflict,
             Body::Generic,
         ),
         case(
             "updateImage to another image's content",
-            call(c.update_image(
-                "acct1",
-                &webp_id,
-                None,
-                image_req(current_png.clone(), None),
-            )),
+            call(c.update_image(ACCT1, &webp_id, None, image_req(current_png.clone(), None))),
             Want::Conflict,
             Body::Generic,
         ),
         case(
             "uploadImage PDF content",
-            call(c.upload_image("acct1", None, pdf_as_image())),
+            call(c.upload_image(ACCT1, None, pdf_as_image())),
             Want::Validation,
             Body::ImageField,
         ),
         case(
             "uploadImage GIF content",
-            call(c.upload_image("acct1", None, image_req(GIF.to_vec(), None))),
+            call(c.upload_image(ACCT1, None, image_req(GIF.to_vec(), None))),
             Want::Validation,
             Body::ImageField,
         ),
         case(
             "uploadImage truncated PNG",
-            call(c.upload_image("acct1", None, image_req(truncated_png, None))),
+            call(c.upload_image(ACCT1, None, image_req(truncated_png, None))),
             Want::Validation,
             Body::ImageField,
         ),
         case(
             "uploadImage empty",
-            call(c.upload_image("acct1", None, image_req(Vec::new(), None))),
+            call(c.upload_image(ACCT1, None, image_req(Vec::new(), None))),
             Want::Validation,
             Body::ImageField,
         ),
         case(
             "updateImage PDF content",
-            call(c.update_image("acct1", &png_id, None, pdf_as_image())),
+            call(c.update_image(ACCT1, &png_id, None, pdf_as_image())),
             Want::Validation,
             Body::ImageField,
         ),
         case(
             "listImageMetadata count=201",
-            call(c.list_image_metadata("acct1", NonZeroU32::new(201), None, None)),
+            call(c.list_image_metadata(ACCT1, NonZeroU32::new(201), None, None)),
             Want::BadRequest,
             Body::Generic,
         ),
         case(
             "listImageMetadata skip=-1",
-            call(c.list_image_metadata("acct1", None, Some(-1), None)),
+            call(c.list_image_metadata(ACCT1, None, Some(-1), None)),
             Want::BadRequest,
             Body::Generic,
         ),
         case(
             "getImageMetadata unknown id",
-            call(c.get_image_metadata("acct1", nobody, None)),
+            call(c.get_image_metadata(ACCT1, nobody, None)),
             Want::NotFound,
             Body::Any,
         ),
         case(
             "updateImage unknown id",
-            call(c.update_image("acct1", nobody, None, image_req(png(50), None))),
+            call(c.update_image(ACCT1, nobody, None, image_req(png(50), None))),
             Want::NotFound,
             Body::Any,
         ),
         case(
             "deleteImage unknown id",
-            call(c.delete_image("acct1", nobody, None)),
+            call(c.delete_image(ACCT1, nobody, None)),
             Want::NotFound,
             Body::Any,
         ),
@@ -1381,7 +1377,7 @@ async fn images_every_operation_and_errors() {
             "updateImageMetadata unknown id",
             Box::pin(async {
                 let body = alt("x");
-                c.update_image_metadata("acct1", nobody, None, &body)
+                c.update_image_metadata(ACCT1, nobody, None, &body)
                     .await
                     .map(|_| ())
             }),
@@ -1413,7 +1409,8 @@ async fn images_every_operation_and_errors() {
             .basic_auth(&creds.public_key, Some(&creds.secret_key))
     };
     let long_alt = serde_json::json!({ "altText": "a".repeat(126) }).to_string();
-    let meta_path = format!("/accounts/acct1/images/{png_id}/metadata");
+    let meta_path =
+        format!("/accounts/00000000-0000-4000-8000-00000000acc1/images/{png_id}/metadata");
     let raw: Vec<(&str, &'static str, reqwest::RequestBuilder, Want, Body)> = vec![
         (
             "updateImageMetadata altText of 126 chars",
@@ -1445,7 +1442,11 @@ async fn images_every_operation_and_errors() {
         (
             "uploadImage metadata altText of 126 chars",
             "upload_image",
-            moov_req(reqwest::Method::POST, "/accounts/acct1/images").multipart(
+            moov_req(
+                reqwest::Method::POST,
+                "/accounts/00000000-0000-4000-8000-00000000acc1/images",
+            )
+            .multipart(
                 reqwest::multipart::Form::new()
                     .part(
                         "image",
@@ -1459,7 +1460,11 @@ async fn images_every_operation_and_errors() {
         (
             "uploadImage malformed metadata JSON",
             "upload_image",
-            moov_req(reqwest::Method::POST, "/accounts/acct1/images").multipart(
+            moov_req(
+                reqwest::Method::POST,
+                "/accounts/00000000-0000-4000-8000-00000000acc1/images",
+            )
+            .multipart(
                 reqwest::multipart::Form::new()
                     .part(
                         "image",
@@ -1475,7 +1480,7 @@ async fn images_every_operation_and_errors() {
             "update_image",
             moov_req(
                 reqwest::Method::PUT,
-                &format!("/accounts/acct1/images/{png_id}"),
+                &format!("/accounts/00000000-0000-4000-8000-00000000acc1/images/{png_id}"),
             )
             .multipart(
                 reqwest::multipart::Form::new()
@@ -1493,7 +1498,7 @@ async fn images_every_operation_and_errors() {
             "update_image",
             moov_req(
                 reqwest::Method::PUT,
-                &format!("/accounts/acct1/images/{png_id}"),
+                &format!("/accounts/00000000-0000-4000-8000-00000000acc1/images/{png_id}"),
             )
             .header("content-type", "application/json")
             .body("{}"),
@@ -1515,7 +1520,7 @@ async fn images_every_operation_and_errors() {
     // None of the refused requests changed anything.
     let m = ok(
         "get after errors",
-        c.get_image_metadata("acct1", &png_id, None),
+        c.get_image_metadata(ACCT1, &png_id, None),
     )
     .await
     .into_inner();
@@ -1793,13 +1798,13 @@ async fn faults_on_every_operation() {
     // Real ids first (faults off), so each faulted call would otherwise succeed.
     let file = ok(
         "upload",
-        c.upload_file("acct1", None, file_req(csv(), "a.csv", "text/csv")),
+        c.upload_file(ACCT1, None, file_req(csv(), "a.csv", "text/csv")),
     )
     .await
     .into_inner();
     let img = ok(
         "image",
-        c.upload_image("acct1", None, image_req(png(1), None)),
+        c.upload_image(ACCT1, None, image_req(png(1), None)),
     )
     .await
     .into_inner();
@@ -1811,13 +1816,13 @@ async fn faults_on_every_operation() {
         client_id: None,
         client_secret: None,
         refresh_token: None,
-        scope: Some("/accounts/acct1/files.read".into()),
+        scope: Some("/accounts/00000000-0000-4000-8000-00000000acc1/files.read".into()),
     };
 
     let b_pdf = fname("b.pdf");
     let ops = |seed: u8| -> Vec<(&'static str, Api, Call<'_>)> {
         let mut v: Vec<(&'static str, Api, Call<'_>)> =
-            account_ops(&c, "acct1", &file.file_id, &img.image_id, seed)
+            account_ops(&c, ACCT1, &file.file_id, &img.image_id, seed)
                 .into_iter()
                 .map(|(n, f)| (n, Api::Moov, f))
                 .collect();
@@ -1903,7 +1908,7 @@ async fn faults_on_every_operation() {
     // Faults off: nothing was changed by the faulted calls.
     sb.set_faults(FaultConfig::default()).unwrap();
     assert_eq!(
-        ok("files after faults", c.list_files("acct1", None))
+        ok("files after faults", c.list_files(ACCT1, None))
             .await
             .into_inner()
             .len(),
@@ -1911,7 +1916,7 @@ async fn faults_on_every_operation() {
     );
     let still = ok(
         "image after faults",
-        c.get_image_metadata("acct1", &img.image_id, None),
+        c.get_image_metadata(ACCT1, &img.image_id, None),
     )
     .await
     .into_inner();

@@ -118,7 +118,7 @@ fn valid_file_details() -> Value {
         "fileStatus": "pending",
         "filePurpose": "business_verification",
         "fileSizeBytes": 1024,
-        "accountID": "acct-1",
+        "accountID": "00000000-0000-4000-8000-000000000001",
         "createdOn": "2026-11-23T01:52:28Z",
         "updatedOn": "2026-11-23T01:52:28Z",
         "metadata": "{\"comment\":\"x\"}",

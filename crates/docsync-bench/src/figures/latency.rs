@@ -26,7 +26,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         let w = Workdir::create(&dir.join("daemon"), &settings)?;
         let accounts = FILES.div_ceil(FILES_PER_ACCOUNT);
         for k in 0..accounts {
-            std::fs::create_dir_all(w.inbox.join(format!("lat-{k}")).join(PURPOSE))?;
+            std::fs::create_dir_all(w.inbox.join(fixtures::account_id("lat", k)).join(PURPOSE))?;
         }
         let _daemon = bench.daemon(&w, &sandbox)?;
         sandbox.clear_requests().await?;
@@ -34,7 +34,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         for i in 0..FILES {
             let path = w
                 .inbox
-                .join(format!("lat-{}", i / FILES_PER_ACCOUNT))
+                .join(fixtures::account_id("lat", i / FILES_PER_ACCOUNT))
                 .join(PURPOSE)
                 .join(format!("f{i:04}.pdf"));
             let bytes = fixtures::pdf_bytes(&format!("lat-{run}-{i}"), SIZE);

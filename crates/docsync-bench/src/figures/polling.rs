@@ -27,7 +27,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         },
     )?;
     // one real upload per account: the seed rows, pending on the sandbox
-    let seed_rel = |k: usize| format!("poll-{k}/{PURPOSE}/seed.pdf");
+    let seed_rel = |k: usize| format!("{}/{PURPOSE}/seed.pdf", fixtures::account_id("poll", k));
     for k in 0..ACCOUNTS {
         fixtures::write(
             &w.inbox.join(seed_rel(k)),
@@ -47,10 +47,10 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         let seed = seeded::row_id(&w.db(), &seed_rel(k))?;
         let files: Vec<_> = (0..FILES / ACCOUNTS - 1)
             .map(|i| fixtures::Planned {
-                account: format!("poll-{k}"),
+                account: fixtures::account_id("poll", k),
                 path: w
                     .inbox
-                    .join(format!("poll-{k}"))
+                    .join(fixtures::account_id("poll", k))
                     .join(PURPOSE)
                     .join(format!("f{i:05}.pdf")),
                 size: SIZE,

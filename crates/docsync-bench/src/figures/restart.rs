@@ -40,7 +40,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     ];
 
     // one real sync: the seed row
-    let seed_rel = format!("seed/{PURPOSE}/seed.pdf");
+    let seed_rel = format!("{}/{PURPOSE}/seed.pdf", fixtures::account_id("seed", 0));
     fixtures::write(&w.inbox.join(&seed_rel), &fixtures::pdf_bytes("seed", SIZE))?;
     let status = DaemonProcess::spawn(&bench.bins.docsync, &w.dir, &sandbox, &once)?
         .wait(Duration::from_secs(120))?;
@@ -51,7 +51,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     eprintln!("  restart: creating {n_files} synced files");
     let files: Vec<_> = (0..n_files)
         .map(|i| {
-            let account = format!("rs-{:03}", i / PER_ACCOUNT);
+            let account = fixtures::account_id("rs", i / PER_ACCOUNT);
             let path = w
                 .inbox
                 .join(&account)

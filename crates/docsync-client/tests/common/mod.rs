@@ -210,7 +210,7 @@ async fn handle(
 pub const PUBLIC_KEY: &str = "pk_test";
 pub const SECRET_KEY: &str = "sk_test";
 pub const API_KEY: &str = "attachments-api-key";
-pub const ACCOUNT_ID: &str = "acc-1";
+pub const ACCOUNT_ID: &str = "00000000-0000-4000-8000-00000000acc1";
 pub const USER_ID: &str = "user-42";
 pub const FILE_UUID: &str = "6f1c1a52-4a57-4d8e-9d8f-2f1b7c0e9a11";
 pub const ACCESS_TOKEN: &str = "access-token-abc";
@@ -484,7 +484,7 @@ pub fn success_reply(operation: &str) -> Reply {
                 "access_token": ACCESS_TOKEN,
                 "expires_in": 3600,
                 "refresh_token": "refresh-token-xyz",
-                "scope": "/accounts/acc-1/files.read /accounts/acc-1/files.write",
+                "scope": "/accounts/00000000-0000-4000-8000-00000000acc1/files.read /accounts/00000000-0000-4000-8000-00000000acc1/files.write",
                 "token_type": "Bearer"
             }),
         ),

@@ -360,7 +360,7 @@ mod tests {
             .unwrap_or_default();
         FileRow {
             file_id: format!("id-{name}"),
-            account_id: "a".into(),
+            account_id: "00000000-0000-0000-0000-00000000000a".into(),
             file_name: name.into(),
             file_purpose: "business_verification".into(),
             file_status: "pending".into(),

@@ -17,12 +17,14 @@ async fn upload_list_get_each_type() {
     ];
     let mut ids = Vec::new();
     for (name, bytes) in &cases {
-        let r = env.upload_file("acct-1", name, bytes.clone()).await;
+        let r = env
+            .upload_file("00000000-0000-4000-8000-00000000acc1", name, bytes.clone())
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "{name}");
         has_request_id(&r);
         let body = json(r).await;
         assert_eq!(body["fileName"], *name);
-        assert_eq!(body["accountID"], "acct-1");
+        assert_eq!(body["accountID"], "00000000-0000-4000-8000-00000000acc1");
         assert_eq!(body["filePurpose"], "business_verification");
         assert_eq!(body["fileStatus"], "pending");
         assert_eq!(body["fileSizeBytes"], bytes.len() as u64);
@@ -34,7 +36,10 @@ async fn upload_list_get_each_type() {
         ids.push(body["fileID"].as_str().unwrap().to_owned());
     }
     let r = env
-        .moov(Method::GET, "/accounts/acct-1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/files",
+        )
         .send()
         .await
         .unwrap();
@@ -44,7 +49,13 @@ async fn upload_list_get_each_type() {
     assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
 
     let r = env
-        .moov(Method::GET, &format!("/accounts/acct-1/files/{}", ids[0]))
+        .moov(
+            Method::GET,
+            &format!(
+                "/accounts/00000000-0000-4000-8000-00000000acc1/files/{}",
+                ids[0]
+            ),
+        )
         .header("x-moov-version", "v2024.01.00")
         .send()
         .await
@@ -53,7 +64,10 @@ async fn upload_list_get_each_type() {
     assert_eq!(json(r).await["fileID"], ids[0].as_str());
 
     let r = env
-        .moov(Method::GET, "/accounts/acct-1/files/does-not-exist")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/files/does-not-exist",
+        )
         .send()
         .await
         .unwrap();
@@ -168,7 +182,10 @@ async fn validation_errors_name_the_field() {
     ];
     for (what, form, field) in cases {
         let r = env
-            .moov(Method::POST, "/accounts/acct-1/files")
+            .moov(
+                Method::POST,
+                "/accounts/00000000-0000-4000-8000-00000000acc1/files",
+            )
             .multipart(form())
             .send()
             .await
@@ -181,7 +198,7 @@ async fn validation_errors_name_the_field() {
     }
     // All four documented keys are accepted.
     let r = env
-        .moov(Method::POST, "/accounts/acct-1/files")
+        .moov(Method::POST, "/accounts/00000000-0000-4000-8000-00000000acc1/files")
         .multipart(
             Form::new()
                 .part("file", Part::bytes(b"a,b".to_vec()).file_name("ok.csv"))
@@ -197,7 +214,10 @@ async fn validation_errors_name_the_field() {
     assert_eq!(r.status(), StatusCode::OK);
     // Nothing invalid was stored.
     let list: Vec<Value> = env
-        .moov(Method::GET, "/accounts/acct-1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/files",
+        )
         .send()
         .await
         .unwrap()
@@ -211,7 +231,9 @@ async fn validation_errors_name_the_field() {
 async fn oversize_file_is_422() {
     let env = start().await;
     let big = vec![b'a'; docsync_sandbox::MAX_FILE_BYTES as usize + 1];
-    let r = env.upload_file("acct-1", "big.csv", big).await;
+    let r = env
+        .upload_file("00000000-0000-4000-8000-00000000acc1", "big.csv", big)
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = json(r).await;
     assert!(body["file"].as_str().unwrap().contains("20MB"), "{body}");
@@ -231,7 +253,10 @@ async fn malformed_bodies_are_400() {
     ];
     for (what, ct, body) in cases {
         let r = env
-            .moov(Method::POST, "/accounts/acct-1/files")
+            .moov(
+                Method::POST,
+                "/accounts/00000000-0000-4000-8000-00000000acc1/files",
+            )
             .header("content-type", ct)
             .body(body.to_vec())
             .send()
@@ -249,7 +274,7 @@ async fn fifty_first_file_is_409() {
     for i in 0..docsync_sandbox::MAX_FILES_PER_ACCOUNT {
         let r = env
             .upload_file(
-                "full",
+                "00000000-0000-4000-8000-000000000f11",
                 &format!("f{i}.csv"),
                 format!("row,{i}\n").into_bytes(),
             )
@@ -257,12 +282,22 @@ async fn fifty_first_file_is_409() {
         assert_eq!(r.status(), StatusCode::OK);
     }
     let r = env
-        .upload_file("full", "one-too-many.csv", b"x".to_vec())
+        .upload_file(
+            "00000000-0000-4000-8000-000000000f11",
+            "one-too-many.csv",
+            b"x".to_vec(),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(json(r).await["error"].as_str().unwrap().contains("50"));
     // Other accounts are unaffected.
-    let r = env.upload_file("other", "fine.csv", b"x".to_vec()).await;
+    let r = env
+        .upload_file(
+            "00000000-0000-4000-8000-000000000e1e",
+            "fine.csv",
+            b"x".to_vec(),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -270,17 +305,28 @@ async fn fifty_first_file_is_409() {
 async fn decision_rule_after_delay() {
     let env = start().await;
     let ok = json(
-        env.upload_file("acct-1", "invoice.csv", b"a".to_vec())
-            .await,
+        env.upload_file(
+            "00000000-0000-4000-8000-00000000acc1",
+            "invoice.csv",
+            b"a".to_vec(),
+        )
+        .await,
     )
     .await;
     let bad = json(
-        env.upload_file("acct-1", "please-Reject-me.csv", b"b".to_vec())
-            .await,
+        env.upload_file(
+            "00000000-0000-4000-8000-00000000acc1",
+            "please-Reject-me.csv",
+            b"b".to_vec(),
+        )
+        .await,
     )
     .await;
     let get = |id: String| {
-        let req = env.moov(Method::GET, &format!("/accounts/acct-1/files/{id}"));
+        let req = env.moov(
+            Method::GET,
+            &format!("/accounts/00000000-0000-4000-8000-00000000acc1/files/{id}"),
+        );
         async move { json(req.send().await.unwrap()).await }
     };
     let ok_id = ok["fileID"].as_str().unwrap().to_owned();
@@ -291,7 +337,10 @@ async fn decision_rule_after_delay() {
     assert_eq!(ok["fileStatus"], "approved");
     assert!(ok.get("decisionReason").is_none());
     let list: Vec<Value> = env
-        .moov(Method::GET, "/accounts/acct-1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/files",
+        )
         .send()
         .await
         .unwrap()
@@ -310,10 +359,21 @@ async fn decision_rule_after_delay() {
 #[tokio::test]
 async fn accounts_are_isolated() {
     let env = start().await;
-    let f = json(env.upload_file("acct-a", "a.csv", b"a".to_vec()).await).await;
+    let f = json(
+        env.upload_file(
+            "00000000-0000-4000-8000-00000000acca",
+            "a.csv",
+            b"a".to_vec(),
+        )
+        .await,
+    )
+    .await;
     let id = f["fileID"].as_str().unwrap();
     let list: Vec<Value> = env
-        .moov(Method::GET, "/accounts/acct-b/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000accb/files",
+        )
         .send()
         .await
         .unwrap()
@@ -322,7 +382,10 @@ async fn accounts_are_isolated() {
         .unwrap();
     assert!(list.is_empty());
     let r = env
-        .moov(Method::GET, &format!("/accounts/acct-b/files/{id}"))
+        .moov(
+            Method::GET,
+            &format!("/accounts/00000000-0000-4000-8000-00000000accb/files/{id}"),
+        )
         .send()
         .await
         .unwrap();
@@ -340,13 +403,20 @@ async fn seeded_rejection_rate_repeats() {
         let env = start_with(cfg).await;
         for i in 0..20 {
             let r = env
-                .upload_file("a", &format!("reject-{i}.csv"), format!("{i}").into_bytes())
+                .upload_file(
+                    "00000000-0000-4000-8000-00000000000a",
+                    &format!("reject-{i}.csv"),
+                    format!("{i}").into_bytes(),
+                )
                 .await;
             assert_eq!(r.status(), StatusCode::OK);
         }
         env.advance(61);
         let list: Vec<Value> = env
-            .moov(Method::GET, "/accounts/a/files")
+            .moov(
+                Method::GET,
+                "/accounts/00000000-0000-4000-8000-00000000000a/files",
+            )
             .send()
             .await
             .unwrap()

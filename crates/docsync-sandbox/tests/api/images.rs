@@ -18,7 +18,11 @@ async fn upload_get_list_each_format() {
         .enumerate()
     {
         let r = env
-            .upload_image("acct-1", bytes, Some(&format!("alt {i}")))
+            .upload_image(
+                "00000000-0000-4000-8000-00000000acc1",
+                bytes,
+                Some(&format!("alt {i}")),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::CREATED, "image {i}");
         has_request_id(&r);
@@ -30,14 +34,23 @@ async fn upload_get_list_each_format() {
         ids.push(m["imageID"].as_str().unwrap().to_owned());
     }
     let r = env
-        .moov(Method::GET, &format!("/accounts/acct-1/images/{}", ids[1]))
+        .moov(
+            Method::GET,
+            &format!(
+                "/accounts/00000000-0000-4000-8000-00000000acc1/images/{}",
+                ids[1]
+            ),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await["imageID"], ids[1].as_str());
     let list = |q: &'static str| {
-        let req = env.moov(Method::GET, &format!("/accounts/acct-1/images{q}"));
+        let req = env.moov(
+            Method::GET,
+            &format!("/accounts/00000000-0000-4000-8000-00000000acc1/images{q}"),
+        );
         async move {
             let v: Vec<Value> = req.send().await.unwrap().json().await.unwrap();
             v.iter()
@@ -56,7 +69,10 @@ async fn upload_get_list_each_format() {
         "?skip=1&skip=2",
     ] {
         let r = env
-            .moov(Method::GET, &format!("/accounts/acct-1/images{bad}"))
+            .moov(
+                Method::GET,
+                &format!("/accounts/00000000-0000-4000-8000-00000000acc1/images{bad}"),
+            )
             .send()
             .await
             .unwrap();
@@ -64,14 +80,20 @@ async fn upload_get_list_each_format() {
         assert!(json(r).await["error"].is_string(), "{bad}");
     }
     let r = env
-        .moov(Method::GET, "/accounts/acct-1/images/nope")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images/nope",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Another account sees nothing.
     let r = env
-        .moov(Method::GET, "/accounts/acct-2/images")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc2/images",
+        )
         .send()
         .await
         .unwrap();
@@ -83,15 +105,21 @@ async fn duplicate_and_validation() {
     let env = start().await;
     let img = png(8, 8, 7);
     assert_eq!(
-        env.upload_image("acct-1", img.clone(), None).await.status(),
+        env.upload_image("00000000-0000-4000-8000-00000000acc1", img.clone(), None)
+            .await
+            .status(),
         StatusCode::CREATED
     );
-    let r = env.upload_image("acct-1", img.clone(), None).await;
+    let r = env
+        .upload_image("00000000-0000-4000-8000-00000000acc1", img.clone(), None)
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(json(r).await["error"].is_string());
     // The same bytes in another account are fine.
     assert_eq!(
-        env.upload_image("acct-2", img, None).await.status(),
+        env.upload_image("00000000-0000-4000-8000-00000000acc2", img, None)
+            .await
+            .status(),
         StatusCode::CREATED
     );
 
@@ -101,12 +129,17 @@ async fn duplicate_and_validation() {
         ("empty", vec![]),
         ("truncated png", png(8, 8, 9)[..30].to_vec()),
     ] {
-        let r = env.upload_image("acct-1", bytes, None).await;
+        let r = env
+            .upload_image("00000000-0000-4000-8000-00000000acc1", bytes, None)
+            .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{what}");
         assert!(json(r).await["image"].is_string(), "{what}");
     }
     let r = env
-        .moov(Method::POST, "/accounts/acct-1/images")
+        .moov(
+            Method::POST,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images",
+        )
         .multipart(Form::new().text("metadata", "{}"))
         .send()
         .await
@@ -114,12 +147,19 @@ async fn duplicate_and_validation() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(json(r).await["image"].is_string());
     let r = env
-        .upload_image("acct-1", png(8, 8, 10), Some(&"x".repeat(126)))
+        .upload_image(
+            "00000000-0000-4000-8000-00000000acc1",
+            png(8, 8, 10),
+            Some(&"x".repeat(126)),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(json(r).await["metadata"]["altText"].is_string());
     let r = env
-        .moov(Method::POST, "/accounts/acct-1/images")
+        .moov(
+            Method::POST,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images",
+        )
         .multipart(
             Form::new()
                 .part("image", Part::bytes(png(8, 8, 11)).file_name("a.png"))
@@ -130,7 +170,10 @@ async fn duplicate_and_validation() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = env
-        .moov(Method::POST, "/accounts/acct-1/images")
+        .moov(
+            Method::POST,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images",
+        )
         .multipart(
             Form::new()
                 .part("image", Part::bytes(png(8, 8, 11)).file_name("a.png"))
@@ -141,7 +184,10 @@ async fn duplicate_and_validation() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = env
-        .moov(Method::POST, "/accounts/acct-1/images")
+        .moov(
+            Method::POST,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images",
+        )
         .header("content-type", "text/plain")
         .body("hi")
         .send()
@@ -156,7 +202,9 @@ async fn oversize_image_is_422() {
     let env = start().await;
     let mut big = png(8, 8, 1);
     big.resize(docsync_sandbox::MAX_IMAGE_BYTES as usize + 1, 0);
-    let r = env.upload_image("acct-1", big, None).await;
+    let r = env
+        .upload_image("00000000-0000-4000-8000-00000000acc1", big, None)
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(json(r).await["image"].as_str().unwrap().contains("16MB"));
 }
@@ -165,12 +213,16 @@ async fn oversize_image_is_422() {
 async fn replace_metadata_delete() {
     let env = start().await;
     let m = json(
-        env.upload_image("acct-1", png(8, 8, 1), Some("first"))
-            .await,
+        env.upload_image(
+            "00000000-0000-4000-8000-00000000acc1",
+            png(8, 8, 1),
+            Some("first"),
+        )
+        .await,
     )
     .await;
     let id = m["imageID"].as_str().unwrap().to_owned();
-    let path = format!("/accounts/acct-1/images/{id}");
+    let path = format!("/accounts/00000000-0000-4000-8000-00000000acc1/images/{id}");
     let put = |form: Form| env.moov(Method::PUT, &path).multipart(form).send();
 
     // Replace without metadata: altText kept.
@@ -190,13 +242,20 @@ async fn replace_metadata_delete() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await["altText"], "second");
     // Replacing with the bytes of another image of the account: 409.
-    json(env.upload_image("acct-1", png(8, 8, 4), None).await).await;
+    json(
+        env.upload_image("00000000-0000-4000-8000-00000000acc1", png(8, 8, 4), None)
+            .await,
+    )
+    .await;
     let r = put(Form::new().part("image", Part::bytes(png(8, 8, 4)).file_name("d.png")))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let r = env
-        .moov(Method::PUT, "/accounts/acct-1/images/nope")
+        .moov(
+            Method::PUT,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images/nope",
+        )
         .multipart(Form::new().part("image", Part::bytes(png(8, 8, 5)).file_name("e.png")))
         .send()
         .await
@@ -225,7 +284,10 @@ async fn replace_metadata_delete() {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad:?}");
     }
     let r = env
-        .moov(Method::PUT, "/accounts/acct-1/images/nope/metadata")
+        .moov(
+            Method::PUT,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images/nope/metadata",
+        )
         .json(&serde_json::json!({"altText": "x"}))
         .send()
         .await
@@ -247,7 +309,10 @@ async fn replace_metadata_delete() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let r = env
-        .moov(Method::DELETE, "/accounts/acct-1/images/nope")
+        .moov(
+            Method::DELETE,
+            "/accounts/00000000-0000-4000-8000-00000000acc1/images/nope",
+        )
         .send()
         .await
         .unwrap();
@@ -257,7 +322,15 @@ async fn replace_metadata_delete() {
 #[tokio::test]
 async fn public_image_resize_negotiation_etag() {
     let env = start().await;
-    let m = json(env.upload_image("acct-1", png(800, 400, 1), None).await).await;
+    let m = json(
+        env.upload_image(
+            "00000000-0000-4000-8000-00000000acc1",
+            png(800, 400, 1),
+            None,
+        )
+        .await,
+    )
+    .await;
     let link = m["link"].as_str().unwrap().to_owned();
     let get = |size: Option<&str>, accept: Option<&str>| {
         let mut req = env.http.get(&link);

@@ -14,7 +14,7 @@ async fn unknown_routes_and_methods_are_json() {
         ("GET", "/v1/nope", StatusCode::NOT_FOUND),
         (
             "PATCH",
-            "/accounts/a1/files",
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
@@ -43,7 +43,10 @@ async fn statuses(env: &Env, n: usize) -> Vec<u16> {
     let mut out = Vec::new();
     for _ in 0..n {
         let r = env
-            .moov(Method::GET, "/accounts/a1/files")
+            .moov(
+                Method::GET,
+                "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+            )
             .send()
             .await
             .unwrap();
@@ -82,7 +85,10 @@ async fn faults_are_deterministic_with_a_seed() {
         })
         .unwrap();
     let r = env
-        .moov(Method::GET, "/accounts/a1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+        )
         .send()
         .await
         .unwrap();
@@ -135,7 +141,10 @@ async fn reset_latency_and_stall() {
         })
         .unwrap();
     let err = env
-        .moov(Method::GET, "/accounts/a1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+        )
         .send()
         .await
         .expect_err("connection dropped");
@@ -150,7 +159,10 @@ async fn reset_latency_and_stall() {
         .unwrap();
     let t = Instant::now();
     let r = env
-        .moov(Method::GET, "/accounts/a1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+        )
         .send()
         .await
         .unwrap();
@@ -166,7 +178,10 @@ async fn reset_latency_and_stall() {
         .unwrap();
     let t = Instant::now();
     let r = env
-        .moov(Method::GET, "/accounts/a1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+        )
         .send()
         .await
         .unwrap();
@@ -181,7 +196,10 @@ async fn reset_latency_and_stall() {
         })
         .unwrap();
     let err = env
-        .moov(Method::GET, "/accounts/a1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+        )
         .timeout(Duration::from_millis(200))
         .send()
         .await
@@ -197,9 +215,18 @@ async fn reset_latency_and_stall() {
 async fn request_log_records_operations() {
     let env = start().await;
     env.sb.clear_request_log();
-    let r1 = env.upload_file("a1", "x.csv", b"x".to_vec()).await;
+    let r1 = env
+        .upload_file(
+            "00000000-0000-4000-8000-0000000000a1",
+            "x.csv",
+            b"x".to_vec(),
+        )
+        .await;
     let r2 = env
-        .moov(Method::GET, "/accounts/a1/files/zzz")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files/zzz",
+        )
         .send()
         .await
         .unwrap();
@@ -222,7 +249,10 @@ async fn request_log_records_operations() {
         ]
     );
     assert_eq!(log[0].method, "POST");
-    assert_eq!(log[0].path, "/accounts/a1/files");
+    assert_eq!(
+        log[0].path,
+        "/accounts/00000000-0000-4000-8000-0000000000a1/files"
+    );
     // Over HTTP too.
     let v: Vec<Value> = env
         .http
@@ -247,9 +277,23 @@ async fn restart_keeps_everything() {
         ..config()
     };
     let env = start_with(cfg()).await;
-    let f = json(env.upload_file("a1", "keep.pdf", pdf()).await).await;
-    let i = json(env.upload_image("a1", png(10, 10, 1), Some("kept")).await).await;
-    let t = env.token("/accounts/a1/files.read").await;
+    let f = json(
+        env.upload_file("00000000-0000-4000-8000-0000000000a1", "keep.pdf", pdf())
+            .await,
+    )
+    .await;
+    let i = json(
+        env.upload_image(
+            "00000000-0000-4000-8000-0000000000a1",
+            png(10, 10, 1),
+            Some("kept"),
+        )
+        .await,
+    )
+    .await;
+    let t = env
+        .token("/accounts/00000000-0000-4000-8000-0000000000a1/files.read")
+        .await;
     let s = env.signed_url("u", "keep.txt", true).await;
     assert_eq!(
         env.http
@@ -265,7 +309,10 @@ async fn restart_keeps_everything() {
 
     let env = start_with(cfg()).await;
     let list: Vec<Value> = env
-        .moov(Method::GET, "/accounts/a1/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
+        )
         .send()
         .await
         .unwrap()
@@ -277,7 +324,10 @@ async fn restart_keeps_everything() {
     let img = json(
         env.moov(
             Method::GET,
-            &format!("/accounts/a1/images/{}", i["imageID"].as_str().unwrap()),
+            &format!(
+                "/accounts/00000000-0000-4000-8000-0000000000a1/images/{}",
+                i["imageID"].as_str().unwrap()
+            ),
         )
         .send()
         .await
@@ -295,7 +345,7 @@ async fn restart_keeps_everything() {
     let r = env
         .bearer(
             Method::GET,
-            "/accounts/a1/files",
+            "/accounts/00000000-0000-4000-8000-0000000000a1/files",
             t["access_token"].as_str().unwrap(),
         )
         .send()
@@ -326,7 +376,7 @@ async fn concurrent_uploads() {
     for n in 0..200u32 {
         let env = env.clone();
         tasks.push(tokio::spawn(async move {
-            let account = format!("acct-{}", n % 5);
+            let account = format!("00000000-0000-4000-8000-00000000acc{}", n % 5);
             let r = env
                 .upload_file(
                     &account,
@@ -341,7 +391,10 @@ async fn concurrent_uploads() {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
     let list: Vec<Value> = env
-        .moov(Method::GET, "/accounts/acct-0/files")
+        .moov(
+            Method::GET,
+            "/accounts/00000000-0000-4000-8000-00000000acc0/files",
+        )
         .send()
         .await
         .unwrap()

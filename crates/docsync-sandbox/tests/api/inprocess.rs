@@ -15,7 +15,7 @@ async fn router_in_process() {
     let state = AppState::open(&config(), dir.path(), "http://sandbox.test".into()).unwrap();
     let c = state.credentials().clone();
     let app = Sandbox::router(state.clone());
-    let req = Request::get("/accounts/a1/images")
+    let req = Request::get("/accounts/00000000-0000-4000-8000-0000000000a1/images")
         .header(
             "authorization",
             format!(
@@ -89,7 +89,9 @@ async fn binary_prints_url_and_credentials() {
     assert!(url.starts_with("http://127.0.0.1:"), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("sk_test")));
     let r = reqwest::Client::new()
-        .get(format!("{url}/accounts/a1/files"))
+        .get(format!(
+            "{url}/accounts/00000000-0000-4000-8000-0000000000a1/files"
+        ))
         .basic_auth("pk_test", Some("sk_test"))
         .send()
         .await

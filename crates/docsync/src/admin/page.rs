@@ -509,7 +509,7 @@ mod tests {
                 path: b"<script>alert(1)</script>.pdf".to_vec(),
                 target: crate::store::TargetKey {
                     kind: crate::config::TargetKind::MoovFiles,
-                    account: "a".into(),
+                    account: "00000000-0000-4000-8000-00000000000a".into(),
                     purpose: "p".into(),
                 },
                 size: 1,

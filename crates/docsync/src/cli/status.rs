@@ -392,7 +392,7 @@ mod tests {
             path: path.to_vec(),
             target: TargetKey {
                 kind: TargetKind::MoovFiles,
-                account: "acct".into(),
+                account: "00000000-0000-4000-8000-00000000acc0".into(),
                 purpose: "business_verification".into(),
             },
             size: 1,

@@ -31,10 +31,12 @@
 //! ignore = ["*.bak"]                  # added to the defaults
 //! after_decision = "leave"            # or "move" (into approved/ and rejected/)
 //! watcher = "native"                  # or "poll" with watcher_interval = "5s"
-//! target = { kind = "moov-files", account_id = "...", file_purpose = "business_verification" }
+//! # account_id: the account's Moov ID, a UUID (anything else is a `config check` error)
+//! target = { kind = "moov-files", account_id = "7f888113-d35a-4536-b9bc-c55076736ab6", file_purpose = "business_verification" }
 //!
 //! [[folder]]
-//! path = "inbox/by-account"           # no target: <accountID>/<filePurpose>/<file>
+//! path = "inbox/by-account"           # no target: <accountID>/<filePurpose>/<file>,
+//!                                     # <accountID> a UUID (other folders are `invalid`)
 //! ```
 //!
 //! Relative paths are resolved against the configuration file's directory; `~/` is

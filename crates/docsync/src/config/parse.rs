@@ -20,7 +20,9 @@ use super::{
     MAX_RPS_LIMIT,
 };
 use crate::local::ignore::IgnoreSet;
-use crate::model::{Folder, Mapping, Problem, Severity, Target, WatcherKind};
+use crate::model::{
+    Folder, Mapping, Problem, Severity, Target, WatcherKind, EXAMPLE_MOOV_ACCOUNT_ID,
+};
 
 /// Parse and resolve, returning the config (if there were no errors) and every problem.
 pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config>, Vec<Problem>) {
@@ -318,7 +320,7 @@ fn folder(
             ),
         );
     }
-    let mapping = mapping(i, f.target, &span, p);
+    let mapping = mapping(i, f.target, p);
     if let Err(e) = IgnoreSet::new(&f.ignore, false) {
         p.error(
             Some(span.clone()),
@@ -341,20 +343,37 @@ fn folder(
 }
 
 /// A folder's `target` (its id checked), or the `<accountID>/<filePurpose>/` layout.
-fn mapping(i: usize, target: Option<Target>, span: &Range<usize>, p: &mut Problems<'_>) -> Mapping {
+fn mapping(i: usize, target: Option<Spanned<Target>>, p: &mut Problems<'_>) -> Mapping {
     let Some(target) = target else {
         return Mapping::Convention;
     };
+    let span = target.span();
+    let target = target.into_inner();
     let (what, id) = match &target {
         Target::Attachments(t) => ("user_id", &t.user_id),
         Target::MoovFiles(t) => ("account_id", &t.account_id),
         Target::MoovImages(t) => ("account_id", &t.account_id),
     };
-    if id.trim().is_empty() || id.contains('/') {
+    if target.account_problem().is_some() {
+        // Moov names accounts by UUIDs: any other ID would only be answered 404
         p.error(
-            Some(span.clone()),
+            Some(span),
             folder_key(i, &format!("target.{what}")),
-            format!("{what} `{id}` is not valid"),
+            format!(
+                "{what} `{}` is not valid: it is not a Moov account ID \
+                 (a UUID such as {EXAMPLE_MOOV_ACCOUNT_ID})",
+                id.escape_debug()
+            ),
+            format!(
+                "set {what} to the account's ID, the UUID the Moov dashboard shows \
+                 (such as {EXAMPLE_MOOV_ACCOUNT_ID})"
+            ),
+        );
+    } else if id.trim().is_empty() || id.contains('/') {
+        p.error(
+            Some(span),
+            folder_key(i, &format!("target.{what}")),
+            format!("{what} `{}` is not valid", id.escape_debug()),
             format!("set {what} to the id from the dashboard (no slashes)"),
         );
     }

@@ -65,7 +65,7 @@ pub(super) enum RawWatcher {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFolder {
     pub(super) path: Spanned<String>,
-    pub(super) target: Option<Target>,
+    pub(super) target: Option<Spanned<Target>>,
     #[serde(default)]
     pub(super) ignore: Vec<String>,
     #[serde(default)]

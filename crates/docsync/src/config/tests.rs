@@ -43,7 +43,7 @@ auth = "oauth"
 path = "kyb"
 ignore = ["*.bak"]
 after_decision = "move"
-target = { kind = "moov-files", account_id = "acct-1", file_purpose = "business_verification", metadata = { comment = "kyb docs", requirement_id = "req-1" } }
+target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-00000000acc1", file_purpose = "business_verification", metadata = { comment = "kyb docs", requirement_id = "req-1" } }
 
 [[folder]]
 path = "images"
@@ -51,7 +51,7 @@ watcher = "poll"
 watcher_interval = "3s"
 [folder.target]
 kind = "moov-images"
-account_id = "acct-2"
+account_id = "00000000-0000-4000-8000-00000000acc2"
 disable_on_delete = true
 
 [[folder]]
@@ -124,10 +124,10 @@ fn parses_a_full_file() {
     assert_eq!(
         config.oauth_scopes(),
         vec![
-            "/accounts/acct-1/files.read",
-            "/accounts/acct-1/files.write",
-            "/accounts/acct-2/images.read",
-            "/accounts/acct-2/images.write",
+            "/accounts/00000000-0000-4000-8000-00000000acc1/files.read",
+            "/accounts/00000000-0000-4000-8000-00000000acc1/files.write",
+            "/accounts/00000000-0000-4000-8000-00000000acc2/images.read",
+            "/accounts/00000000-0000-4000-8000-00000000acc2/images.write",
         ],
         "the convention folder adds its accounts at run time"
     );
@@ -220,12 +220,12 @@ fn syntax_and_schema_errors_have_line_and_column() {
         ("bogus = 1\n", (1, 1), "unknown field"),
         ("[[folder]]\npath = \"/x\"\ncolour = \"red\"\n", (3, 1), "unknown field"),
         (
-            "[[folder]]\npath = \"/x\"\ntarget = { kind = \"moov-files\", account_id = \"a\", file_purpose = \"selfie\" }\n",
+            "[[folder]]\npath = \"/x\"\ntarget = { kind = \"moov-files\", account_id = \"00000000-0000-4000-8000-00000000000a\", file_purpose = \"selfie\" }\n",
             (3, 10),
             "unknown variant",
         ),
         (
-            "[[folder]]\npath = \"/x\"\ntarget = { kind = \"moov-images\", account_id = \"a\", file_purpose = \"x\" }\n",
+            "[[folder]]\npath = \"/x\"\ntarget = { kind = \"moov-images\", account_id = \"00000000-0000-4000-8000-00000000000a\", file_purpose = \"x\" }\n",
             (3, 10),
             "unknown field",
         ),
@@ -434,23 +434,53 @@ fn convention_table() {
     type Want = std::result::Result<(&'static str, FilePurpose), &'static str>;
     let cases: &[(&str, Want)] = &[
         (
-            "acct-1/business_verification/a.pdf",
-            Ok(("acct-1", FilePurpose::BusinessVerification)),
+            "00000000-0000-4000-8000-00000000acc1/business_verification/a.pdf",
+            Ok((
+                "00000000-0000-4000-8000-00000000acc1",
+                FilePurpose::BusinessVerification,
+            )),
         ),
         (
-            "acct-1/identity_verification/sub/a.pdf",
-            Ok(("acct-1", FilePurpose::IdentityVerification)),
+            "00000000-0000-4000-8000-00000000acc1/identity_verification/sub/a.pdf",
+            Ok((
+                "00000000-0000-4000-8000-00000000acc1",
+                FilePurpose::IdentityVerification,
+            )),
         ),
         (
-            "acct-1/merchant_underwriting/a.pdf",
-            Ok(("acct-1", FilePurpose::MerchantUnderwriting)),
+            "00000000-0000-4000-8000-00000000acc1/merchant_underwriting/a.pdf",
+            Ok((
+                "00000000-0000-4000-8000-00000000acc1",
+                FilePurpose::MerchantUnderwriting,
+            )),
         ),
         ("a.pdf", Err("<accountID>/<filePurpose>/")),
-        ("acct-1/a.pdf", Err("<accountID>/<filePurpose>/")),
         (
-            "acct-1/selfies/a.pdf",
+            "00000000-0000-4000-8000-00000000acc1/a.pdf",
+            Err("<accountID>/<filePurpose>/"),
+        ),
+        (
+            "00000000-0000-4000-8000-00000000acc1/selfies/a.pdf",
             Err("`selfies` is not a file purpose"),
         ),
+        // Moov's account IDs are UUIDs: a folder named otherwise is no account
+        (
+            "acme/business_verification/a.pdf",
+            Err("`acme` is not a Moov account ID (a UUID such as 7f888113-"),
+        ),
+        (
+            "acme/business_verification/a.pdf",
+            Err("; rename the folder to the account's ID"),
+        ),
+        (
+            "acct-1/business_verification/a.pdf",
+            Err("`acct-1` is not a Moov account ID"),
+        ),
+        (
+            "00000000000040008000000000000acc1/business_verification/a.pdf",
+            Err("is not a Moov account ID"),
+        ),
+        ("acme/selfies/a.pdf", Err("`acme` is not a Moov account ID")),
     ];
     for (path, want) in cases {
         let got = convention_target(Path::new(path));
@@ -465,6 +495,60 @@ fn convention_table() {
             (Err(reason), Err(needle)) => assert!(reason.contains(needle), "{path}: {reason}"),
             (got, _) => panic!("{path}: {got:?}"),
         }
+    }
+}
+
+#[test]
+fn moov_account_ids_that_are_not_uuids_are_errors_with_the_fix() {
+    let text = r#"
+[[folder]]
+path = "/a"
+target = { kind = "moov-files", account_id = "acme", file_purpose = "business_verification" }
+
+[[folder]]
+path = "/b"
+target = { kind = "moov-images", account_id = "7f888113d35a4536b9bcc55076736ab6" }
+
+[[folder]]
+path = "/c"
+target = { kind = "attachments", user_id = "acme" }
+
+[[folder]]
+path = "/d"
+target = { kind = "moov-files", account_id = "7F888113-D35A-4536-B9BC-C55076736AB6", file_purpose = "business_verification" }
+
+[api]
+sandbox = true
+"#;
+    let problems = parse(text, Some(Path::new("docsync.toml")), &env()).unwrap_err();
+    let errors = errors(problems);
+    let keys: Vec<_> = errors
+        .iter()
+        .map(|p| p.location.key.as_deref().unwrap_or(""))
+        .collect();
+    // an attachments user_id is the caller's own, not a Moov account
+    assert_eq!(
+        keys,
+        ["folder[0].target.account_id", "folder[1].target.account_id"],
+        "{errors:#?}"
+    );
+    for (p, id, line) in [
+        (&errors[0], "acme", 4),
+        (&errors[1], "7f888113d35a4536b9bcc55076736ab6", 8),
+    ] {
+        assert!(
+            p.message.contains(&format!(
+                "account_id `{id}` is not valid: it is not a Moov account ID"
+            )),
+            "{p}"
+        );
+        assert!(p.message.contains("a UUID such as"), "{p}");
+        assert!(p.fix.contains("UUID"), "{p}");
+        assert_eq!(p.location.line_col.map(|(l, _)| l), Some(line), "{p}");
+        assert!(
+            p.to_string().starts_with(&format!("docsync.toml:{line}:")),
+            "{p}"
+        );
     }
 }
 
@@ -568,7 +652,7 @@ verison = "v2024.01.00"
 
 [[folder]]
 path = "/a"
-target = { kind = "moov-files", account_id = "a", file_purpose = "selfie" }
+target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-00000000000a", file_purpose = "selfie" }
 
 [[folder]]
 path = "/b"
@@ -576,7 +660,7 @@ wacher = "poll"
 
 [[folder]]
 path = "/c"
-target = { kind = "moov-images", account_id = "a" }
+target = { kind = "moov-images", account_id = "00000000-0000-4000-8000-00000000000a" }
 
 [[folder]]
 target = { kind = "attachments", user_id = "u" }

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::local::ignore::IgnoreSet;
@@ -46,6 +46,27 @@ struct Watched {
     /// What the last scan skipped (symlinks out of the root, loops, sockets...), so
     /// each is logged once, not on every scan.
     skipped: HashSet<PathBuf>,
+    /// The reasons already logged why a path maps to no target. Every file of an
+    /// account folder that names no Moov account has the same reason: the folder
+    /// is reported once, not once per file and scan.
+    reported: HashSet<String>,
+}
+
+impl Watched {
+    /// Log each reason in `problems` the first time it is met.
+    fn report(&mut self, problems: &[(PathBuf, String)]) {
+        for (rel, reason) in problems {
+            if self.reported.contains(reason) {
+                continue;
+            }
+            warn!(
+                folder = %self.key.escape_debug(),
+                path = %rel.to_string_lossy().escape_debug(),
+                "not synced (nothing in it is sent): {reason}"
+            );
+            self.reported.insert(reason.clone());
+        }
+    }
 }
 
 /// What the caller should do after a hint.
@@ -75,6 +96,7 @@ impl Intake {
                     ignore: IgnoreSet::for_folder(f)?,
                     folder: f.clone(),
                     skipped: HashSet::new(),
+                    reported: HashSet::new(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -120,6 +142,7 @@ impl Intake {
         }
         w.skipped = skipped;
         let summary = reconcile_folder(store, &w.folder, scan)?;
+        w.report(&summary.unmapped);
         for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
             if waits_for_window(obs) && !summary.invalid.contains(&obs.id()) {
                 let key = (n, file.rel_bytes());
@@ -218,6 +241,9 @@ impl Intake {
                     ..Scan::default()
                 };
                 let summary = reconcile_folder(store, &w.folder, &scan)?;
+                if let Some(w) = self.folders.get_mut(n) {
+                    w.report(&summary.unmapped);
+                }
                 let Some(obs) = summary.reconciled.observations.first() else {
                     return Ok(Followup::Nothing);
                 };
@@ -363,8 +389,13 @@ pub fn promote_stable(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileSummary {
     pub reconciled: Reconciled,
-    /// Rows made `invalid` because their path maps to no target (convention layout).
+    /// Rows made `invalid` by this call: their path maps to no target, or the file
+    /// is over the target's size limit.
     pub invalid: Vec<i64>,
+    /// Every file of the scan whose path maps to no target (invalid now or
+    /// before), with the reason: its account folder names no Moov account, or it
+    /// is outside the `<accountID>/<filePurpose>/` layout.
+    pub unmapped: Vec<(PathBuf, String)>,
 }
 
 /// Record one scan of `folder` in the store (one transaction for the batch), then
@@ -376,19 +407,23 @@ pub fn reconcile_folder(
 ) -> Result<ReconcileSummary> {
     let mut observed = Vec::with_capacity(scan.files.len());
     let mut problems = Vec::with_capacity(scan.files.len());
+    let mut unmapped = Vec::new();
     for f in &scan.files {
         // metadata before bytes: a file over the target's limit is refused
         // when first seen, never hashed
         let (target, problem) = match folder.target_for(&f.rel) {
             Ok(t) => (t.key(), size_problem(&t, f.stat.size)),
-            Err(reason) => (
-                TargetKey {
-                    kind: TargetKind::MoovFiles,
-                    account: String::new(),
-                    purpose: String::new(),
-                },
-                Some(reason),
-            ),
+            Err(reason) => {
+                unmapped.push((f.rel.clone(), reason.clone()));
+                (
+                    TargetKey {
+                        kind: TargetKind::MoovFiles,
+                        account: String::new(),
+                        purpose: String::new(),
+                    },
+                    Some(reason),
+                )
+            }
         };
         observed.push(Observed {
             path: f.rel_bytes(),
@@ -425,6 +460,7 @@ pub fn reconcile_folder(
     Ok(ReconcileSummary {
         reconciled,
         invalid,
+        unmapped,
     })
 }
 

@@ -20,8 +20,8 @@ use crate::local::stability::StabilityTracker;
 use crate::model::Folder;
 use crate::store::{FileRow, SharedStore, Store};
 
-/// The target every fixture folder uploads to.
-pub const ACCOUNT: &str = "acct";
+/// The account every fixture folder uploads to (Moov's account IDs are UUIDs).
+pub const ACCOUNT: &str = "00000000-0000-4000-8000-00000000acc0";
 
 /// A folder and a store, no server.
 pub struct Fixture {

@@ -181,7 +181,10 @@ mod tests {
             ("drafts/x.pdf", true),
             ("sub/drafts/x.pdf", false),
             ("approved/x.pdf", true),
-            ("acct/business_verification/rejected/x.pdf", true),
+            (
+                "00000000-0000-4000-8000-00000000acc0/business_verification/rejected/x.pdf",
+                true,
+            ),
             ("approved", false), // a file named approved is not a decision directory
             ("photo 2024.jpg", false),
             ("~report.pdf", false),

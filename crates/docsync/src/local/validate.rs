@@ -338,14 +338,14 @@ mod tests {
 
     fn files() -> Target {
         Target::MoovFiles(MoovFilesTarget {
-            account_id: "acct-1".into(),
+            account_id: "00000000-0000-4000-8000-00000000acc1".into(),
             file_purpose: FilePurpose::BusinessVerification,
             metadata: FileMetadata::default(),
         })
     }
     fn images() -> Target {
         Target::MoovImages(MoovImagesTarget {
-            account_id: "acct-1".into(),
+            account_id: "00000000-0000-4000-8000-00000000acc1".into(),
             replace_on_change: true,
             disable_on_delete: false,
         })

@@ -1,6 +1,7 @@
 //! A synced folder: its root, how its files map to targets (a fixed target, or the
-//! `<accountID>/<filePurpose>/<file>` layout), how it is watched, and what happens to
-//! a file once it is decided.
+//! `<accountID>/<filePurpose>/<file>` layout, whose account folders must be named
+//! by Moov account IDs, UUIDs), how it is watched, and what happens to a file once
+//! it is decided.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::target::{FileMetadata, FilePurpose, MoovFilesTarget, Target};
+use super::target::{moov_account_id_problem, FileMetadata, FilePurpose, MoovFilesTarget, Target};
 
 /// How a folder maps files to targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +63,18 @@ impl Folder {
         self.path.join(OsStr::from_bytes(rel))
     }
 
-    /// The target of the file at `rel` (relative to the root). For the convention
-    /// mapping, `Err` holds a reason a person can act on.
+    /// The target of the file at `rel` (relative to the root). `Err` holds a
+    /// reason a person can act on: the path does not fit the convention layout, or
+    /// the account cannot be a Moov account (nothing is sent to it).
     pub fn target_for(&self, rel: &Path) -> std::result::Result<Target, String> {
         match &self.mapping {
-            Mapping::Fixed(target) => Ok(target.clone()),
+            Mapping::Fixed(target) => match target.account_problem() {
+                // `config` refuses such a target; a folder built otherwise is held to it too
+                Some(problem) => Err(format!(
+                    "{problem}; set the folder's account_id to the account's ID"
+                )),
+                None => Ok(target.clone()),
+            },
             Mapping::Convention => convention_target(rel),
         }
     }
@@ -94,6 +102,9 @@ pub fn convention_target(rel: &Path) -> std::result::Result<Target, String> {
             parts[0]
         )
     })?;
+    if let Some(problem) = moov_account_id_problem(account) {
+        return Err(format!("{problem}; rename the folder to the account's ID"));
+    }
     let purpose_name = parts[1]
         .to_str()
         .ok_or_else(|| format!("purpose folder {:?} is not valid UTF-8", parts[1]))?;

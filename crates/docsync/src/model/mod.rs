@@ -21,6 +21,7 @@ pub use folder::{convention_target, AfterDecision, Folder, Mapping, WatcherKind}
 pub use problem::{Location, Problem, Severity};
 pub use state::State;
 pub use target::{
-    AttachmentsTarget, FileMetadata, FilePurpose, MoovFilesTarget, MoovImagesTarget, Target,
-    TargetKey, TargetKind, MOOV_FILES_PER_ACCOUNT,
+    is_moov_account_id, moov_account_id_problem, AttachmentsTarget, FileMetadata, FilePurpose,
+    MoovFilesTarget, MoovImagesTarget, Target, TargetKey, TargetKind, EXAMPLE_MOOV_ACCOUNT_ID,
+    MOOV_FILES_PER_ACCOUNT,
 };

@@ -9,6 +9,30 @@ use serde::{Deserialize, Serialize};
 /// The most files Moov keeps per account.
 pub const MOOV_FILES_PER_ACCOUNT: u64 = 50;
 
+/// A Moov account ID as Moov's own documentation shows one: what the messages
+/// about a malformed account ID give as an example.
+pub const EXAMPLE_MOOV_ACCOUNT_ID: &str = "7f888113-d35a-4536-b9bc-c55076736ab6";
+
+/// Whether `id` can be a Moov account ID. Moov identifies every account by a UUID
+/// in its hyphenated form (8-4-4-4-12 hexadecimal digits, such as
+/// [`EXAMPLE_MOOV_ACCOUNT_ID`]); any other text names no account, and Moov answers
+/// every request for it 404.
+pub fn is_moov_account_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
+}
+
+/// Why `id` cannot be a Moov account ID (`None` when it can): the first half of a
+/// message, to which the caller adds the fix that fits where the ID came from.
+/// The ID is shown escaped (it may come from a folder name).
+pub fn moov_account_id_problem(id: &str) -> Option<String> {
+    (!is_moov_account_id(id)).then(|| {
+        format!(
+            "`{}` is not a Moov account ID (a UUID such as {EXAMPLE_MOOV_ACCOUNT_ID})",
+            id.escape_debug()
+        )
+    })
+}
+
 /// The kind of API a folder syncs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -186,6 +210,16 @@ impl Target {
         }
     }
 
+    /// Why this target's account cannot be a Moov account (moov-files and
+    /// moov-images only: an attachments `user_id` is the caller's own).
+    pub fn account_problem(&self) -> Option<String> {
+        match self {
+            Target::MoovFiles(t) => moov_account_id_problem(&t.account_id),
+            Target::MoovImages(t) => moov_account_id_problem(&t.account_id),
+            Target::Attachments(_) => None,
+        }
+    }
+
     /// The key the store records (kind, account, purpose).
     pub fn key(&self) -> TargetKey {
         TargetKey {
@@ -207,4 +241,49 @@ pub struct TargetKey {
     pub account: String,
     /// File purpose for moov-files, empty otherwise.
     pub purpose: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moov_account_ids_are_uuids() {
+        for (id, ok) in [
+            (EXAMPLE_MOOV_ACCOUNT_ID, true),
+            ("7F888113-D35A-4536-B9BC-C55076736AB6", true),
+            ("00000000-0000-4000-8000-000000000001", true),
+            ("acme", false),
+            ("acct-1", false),
+            ("", false),
+            ("7f888113d35a4536b9bcc55076736ab6", false),
+            ("{7f888113-d35a-4536-b9bc-c55076736ab6}", false),
+            ("urn:uuid:7f888113-d35a-4536-b9bc-c55076736ab6", false),
+            ("7f888113-d35a-4536-b9bc-c55076736ab", false),
+            ("7f888113-d35a-4536-b9bc-c55076736abz", false),
+            (" 7f888113-d35a-4536-b9bc-c55076736ab6", false),
+        ] {
+            assert_eq!(is_moov_account_id(id), ok, "{id:?}");
+            assert_eq!(moov_account_id_problem(id).is_none(), ok, "{id:?}");
+        }
+        assert_eq!(
+            moov_account_id_problem("acme").as_deref(),
+            Some("`acme` is not a Moov account ID (a UUID such as 7f888113-d35a-4536-b9bc-c55076736ab6)")
+        );
+        // shown escaped: it may come from a folder name
+        let shown = moov_account_id_problem("a\nb").unwrap_or_default();
+        assert!(shown.starts_with("`a\\nb`"), "{shown}");
+        // an attachments user_id is not a Moov account
+        let attachments = Target::Attachments(AttachmentsTarget {
+            user_id: "acme".into(),
+            persist: true,
+        });
+        assert_eq!(attachments.account_problem(), None);
+        let images = Target::MoovImages(MoovImagesTarget {
+            account_id: "acme".into(),
+            replace_on_change: true,
+            disable_on_delete: false,
+        });
+        assert!(images.account_problem().is_some());
+    }
 }

@@ -3,6 +3,13 @@ use std::os::unix::fs::PermissionsExt;
 use super::*;
 use crate::model::TargetKind;
 
+/// The accounts of the tests: Moov's account IDs are UUIDs.
+const ACCT: &str = "00000000-0000-4000-8000-00000000acc0";
+const OTHER: &str = "00000000-0000-4000-8000-00000000acc9";
+const NEW_ACCOUNT: &str = "00000000-0000-4000-8000-00000000acc2";
+const X: &str = "00000000-0000-4000-8000-0000000000aa";
+const Y: &str = "00000000-0000-4000-8000-0000000000bb";
+
 fn key(account: &str) -> TargetKey {
     TargetKey {
         kind: TargetKind::MoovFiles,
@@ -16,7 +23,7 @@ fn obs(path: &[u8], size: u64, mtime_ns: i64) -> Observed {
         path: path.to_vec(),
         size,
         mtime_ns,
-        target: key("acct"),
+        target: key(ACCT),
     }
 }
 
@@ -371,7 +378,7 @@ fn begin_upload_detects_duplicates_per_target() {
         .observe_batch(
             "inbox",
             &[Observed {
-                target: key("other"),
+                target: key(OTHER),
                 ..obs(b"third.pdf", 10, 1)
             }],
             false,
@@ -385,11 +392,11 @@ fn begin_upload_detects_duplicates_per_target() {
         .unwrap();
     assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
     assert!(store
-        .find_uploaded(&key("acct"), "same", None)
+        .find_uploaded(&key(ACCT), "same", None)
         .unwrap()
         .is_some());
     assert!(store
-        .find_uploaded(&key("acct"), "nope", None)
+        .find_uploaded(&key(ACCT), "nope", None)
         .unwrap()
         .is_none());
 }
@@ -405,7 +412,7 @@ fn begin_upload_enforces_quota() {
             .unwrap();
         assert!(matches!(out, BeginUpload::Started(_)));
     }
-    assert_eq!(store.quota_used(&key("acct")).unwrap(), 3);
+    assert_eq!(store.quota_used(&key(ACCT)).unwrap(), 3);
     let id = new_row(&mut store, b"4.pdf");
     force_state(&store, id, State::Stable);
     let out = store
@@ -421,7 +428,7 @@ fn begin_upload_enforces_quota() {
         .last()
         .unwrap()
         .reason
-        .contains("acct"));
+        .contains(ACCT));
 }
 
 #[test]
@@ -463,15 +470,15 @@ fn pending_groups_counts_list_history() {
             "inbox",
             &[
                 Observed {
-                    target: key("x"),
+                    target: key(X),
                     ..obs(b"1", 1, 1)
                 },
                 Observed {
-                    target: key("y"),
+                    target: key(Y),
                     ..obs(b"2", 1, 1)
                 },
                 Observed {
-                    target: key("x"),
+                    target: key(X),
                     ..obs(b"3", 1, 1)
                 },
                 obs(b"4", 1, 1),
@@ -499,8 +506,8 @@ fn pending_groups_counts_list_history() {
     assert_eq!(
         shape,
         vec![
-            ("x".to_owned(), vec![rows[0], rows[2]]),
-            ("y".to_owned(), vec![rows[1]])
+            (X.to_owned(), vec![rows[0], rows[2]]),
+            (Y.to_owned(), vec![rows[1]])
         ]
     );
 
@@ -765,16 +772,16 @@ fn target_follows_the_configuration_until_sent() {
     let b = new_row(&mut store, b"b.pdf");
     force_state(&store, b, State::Pending);
     let moved = |p: &[u8]| Observed {
-        target: key("new-account"),
+        target: key(NEW_ACCOUNT),
         ..obs(p, 10, 1)
     };
     store
         .observe_batch("inbox", &[moved(b"a.pdf"), moved(b"b.pdf")], false)
         .unwrap();
-    assert_eq!(store.get(a).unwrap().unwrap().target, key("new-account"));
+    assert_eq!(store.get(a).unwrap().unwrap().target, key(NEW_ACCOUNT));
     assert_eq!(
         store.get(b).unwrap().unwrap().target,
-        key("acct"),
+        key(ACCT),
         "already sent"
     );
 }
@@ -788,7 +795,7 @@ fn remote_updates_without_a_transition() {
             &[Observed {
                 target: TargetKey {
                     kind: TargetKind::MoovImages,
-                    account: "acct".into(),
+                    account: ACCT.into(),
                     purpose: String::new(),
                 },
                 ..obs(b"logo.png", 10, 1)
@@ -979,7 +986,7 @@ fn a_hundred_thousand_files_are_counted_and_paged_without_loading_them() {
             .prepare(
                 "INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, \
                  state, created_at, updated_at) \
-                 VALUES ('inbox', ?1, 'moov-files', 'acct', 'p', 1, 1, ?2, 0, 0)",
+                 VALUES ('inbox', ?1, 'moov-files', '00000000-0000-4000-8000-00000000acc0', 'p', 1, 1, ?2, 0, 0)",
             )
             .unwrap();
         for n in 0..100_000u32 {
@@ -1134,7 +1141,7 @@ fn replicate_copies_the_seed_row_for_each_file_with_its_event() {
     let seed_row = store.get(seed).unwrap().unwrap();
     let replica = |n: u8| Replica {
         path: format!("copy-{n}.pdf").into_bytes(),
-        account: "other".into(),
+        account: OTHER.into(),
         size: 100 + u64::from(n),
         mtime_ns: 7,
         sha256: format!("sha-{n}"),
@@ -1208,16 +1215,16 @@ fn remote_id_holder_finds_an_id_given_before() {
         .transition(a, State::Uploading, State::Pending, &uploaded)
         .unwrap();
     let holder = store
-        .remote_id_holder(&key("acct"), "file-1", b, Some("bb"), None)
+        .remote_id_holder(&key(ACCT), "file-1", b, Some("bb"), None)
         .unwrap();
     assert_eq!(holder.map(|r| r.id), Some(a));
     // the same content, the row it replaces, another ID or account: no one
     let none = [
-        store.remote_id_holder(&key("acct"), "file-1", b, Some("aa"), None),
-        store.remote_id_holder(&key("acct"), "file-1", b, Some("bb"), Some(a)),
-        store.remote_id_holder(&key("acct"), "file-2", b, Some("bb"), None),
-        store.remote_id_holder(&key("other"), "file-1", b, Some("bb"), None),
-        store.remote_id_holder(&key("acct"), "file-1", a, Some("aa"), None),
+        store.remote_id_holder(&key(ACCT), "file-1", b, Some("aa"), None),
+        store.remote_id_holder(&key(ACCT), "file-1", b, Some("bb"), Some(a)),
+        store.remote_id_holder(&key(ACCT), "file-2", b, Some("bb"), None),
+        store.remote_id_holder(&key(OTHER), "file-1", b, Some("bb"), None),
+        store.remote_id_holder(&key(ACCT), "file-1", a, Some("aa"), None),
     ];
     for found in none {
         assert_eq!(found.unwrap(), None);
@@ -1288,14 +1295,14 @@ fn pending_rows_are_found_by_remote_id() {
     }
     let kind = TargetKind::MoovFiles;
     let wanted = vec!["r0".to_owned(), "r2".to_owned(), "gone".to_owned()];
-    let rows = store.pending_by_remote_id(kind, "acct", &wanted).unwrap();
+    let rows = store.pending_by_remote_id(kind, ACCT, &wanted).unwrap();
     assert_eq!(
         rows.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![ids[0], ids[2]]
     );
     assert_eq!(
         store
-            .count_pending_by_remote_id(kind, "acct", &wanted)
+            .count_pending_by_remote_id(kind, ACCT, &wanted)
             .unwrap(),
         2
     );
@@ -1306,17 +1313,12 @@ fn pending_rows_are_found_by_remote_id() {
     // more IDs than one statement takes
     let many: Vec<String> = (0..1200).map(|n| format!("r{n}")).collect();
     assert_eq!(
-        store
-            .count_pending_by_remote_id(kind, "acct", &many)
-            .unwrap(),
+        store.count_pending_by_remote_id(kind, ACCT, &many).unwrap(),
         3
     );
     let accounts = store.pending_accounts().unwrap();
     assert_eq!(accounts.len(), 1);
-    assert_eq!(
-        (accounts[0].account.as_str(), accounts[0].count),
-        ("acct", 3)
-    );
+    assert_eq!((accounts[0].account.as_str(), accounts[0].count), (ACCT, 3));
     let plan = store.query_plan(&files::pending_by_remote_id_sql(2));
     assert!(plan.iter().any(|s| s.contains("files_remote")), "{plan:?}");
 }

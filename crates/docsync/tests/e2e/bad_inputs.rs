@@ -5,6 +5,7 @@
 //! - files on disk ([`files_on_disk`], one `Mode::Once` run over three folders);
 //! - files changing under the daemon ([`files_changing_under_the_daemon`], watch mode);
 //! - files changing while their bytes are on the wire ([`files_changing_during_upload`]);
+//! - account folders that name no Moov account ([`folders_that_cannot_be_accounts`]);
 //! - configuration errors ([`config_errors`], `config::parse` / `config::check`);
 //! - the state directory ([`state_dir_problems`]: locked, newer schema, full disk);
 //! - a misbehaving server ([`server_misbehaviour`], a fake on 127.0.0.1:0).
@@ -30,6 +31,28 @@ use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------------
 // helpers
+
+// The accounts. Moov's account IDs are UUIDs, and docsync syncs no other account
+// (see [`folders_that_cannot_be_accounts`]).
+const CONFIG_ACCOUNT: &str = "00000000-0000-4000-8000-000000000001";
+const IMAGES_ACCOUNT: &str = "00000000-0000-4000-8000-000000000002";
+const FILES_ACCOUNT: &str = "00000000-0000-4000-8000-000000000008";
+const QUOTA_ACCOUNT: &str = "00000000-0000-4000-8000-000000000009";
+const CHANGE_ACCOUNT: &str = "00000000-0000-4000-8000-000000000010";
+const MIDWAY_ACCOUNT: &str = "00000000-0000-4000-8000-000000000011";
+const FULL_ACCOUNT: &str = "00000000-0000-4000-8000-000000000012";
+/// The account folder beside `acme` in [`folders_that_cannot_be_accounts`].
+const CONVENTION_ACCOUNT: &str = "00000000-0000-4000-8000-000000000020";
+// the fake server's: each answers an upload in its own wrong way
+const MALFORMED: &str = "00000000-0000-4000-8000-000000000013";
+const MISSING: &str = "00000000-0000-4000-8000-000000000014";
+const WRONG_SIZE: &str = "00000000-0000-4000-8000-000000000031";
+const WRONG_NAME: &str = "00000000-0000-4000-8000-000000000032";
+const SAME_ID: &str = "00000000-0000-4000-8000-000000000033";
+const PROXY: &str = "00000000-0000-4000-8000-000000000015";
+const ARCHIVED: &str = "00000000-0000-4000-8000-000000000016";
+/// The account the fake server names in its answers.
+const ANSWERED_ACCOUNT: &str = "00000000-0000-4000-8000-000000000019";
 
 /// A small PDF whose content is unique to `n`.
 fn pdf(n: u32) -> Vec<u8> {
@@ -557,13 +580,13 @@ retry_initial = "50ms"
 url = "{url}"
 [[folder]]
 path = "{files}"
-target = {{ kind = "moov-files", account_id = "acct-bad", file_purpose = "business_verification" }}
+target = {{ kind = "moov-files", account_id = "{FILES_ACCOUNT}", file_purpose = "business_verification" }}
 [[folder]]
 path = "{quota}"
-target = {{ kind = "moov-files", account_id = "acct-quota", file_purpose = "business_verification" }}
+target = {{ kind = "moov-files", account_id = "{QUOTA_ACCOUNT}", file_purpose = "business_verification" }}
 [[folder]]
 path = "{images}"
-target = {{ kind = "moov-images", account_id = "acct-img" }}
+target = {{ kind = "moov-images", account_id = "{IMAGES_ACCOUNT}" }}
 "#,
             state = dir.path().join("state").display(),
             url = sandbox.url(),
@@ -644,7 +667,7 @@ target = {{ kind = "moov-images", account_id = "acct-img" }}
         );
         let non_utf8 = live(&rows, &files, &cases[5].path).unwrap();
         assert_eq!(non_utf8.remote_name.as_deref(), Some("caf%E9-invoice.pdf"));
-        let server = server_files(&sandbox, "acct-bad").await;
+        let server = server_files(&sandbox, FILES_ACCOUNT).await;
         let names: Vec<String> = server.iter().map(|f| f.file_name.to_string()).collect();
         assert!(names.iter().any(|n| n == remote), "{names:?}");
         // the 200-character one too
@@ -828,7 +851,7 @@ fn files_changing_under_the_daemon() {
     block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sandbox = sandbox().await;
-        let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-change", "800ms");
+        let (inbox, config) = one_folder_config(dir.path(), &sandbox, CHANGE_ACCOUNT, "800ms");
         let mut daemon = Running::start(config);
         let db = daemon.db.clone();
 
@@ -950,7 +973,7 @@ fn files_changing_during_upload() {
     block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sandbox = sandbox().await;
-        let (inbox, config) = one_folder_config(dir.path(), &sandbox, "acct-midway", "300ms");
+        let (inbox, config) = one_folder_config(dir.path(), &sandbox, MIDWAY_ACCOUNT, "300ms");
         sandbox
             .set_faults(docsync_sandbox::FaultConfig {
                 latency_ms: 2000,
@@ -1006,7 +1029,7 @@ fn files_changing_during_upload() {
                     })
             })
             .await;
-        let server = server_files(&sandbox, "acct-midway").await;
+        let server = server_files(&sandbox, MIDWAY_ACCOUNT).await;
         for (path, bytes, what) in [
             (&b"grows.pdf"[..], &grown, "appended during upload"),
             (b"shrinks.pdf", &shrunk, "truncated during upload"),
@@ -1035,6 +1058,106 @@ fn files_changing_during_upload() {
 }
 
 // ---------------------------------------------------------------------------------
+// folders that cannot be accounts
+
+/// Moov's account IDs are UUIDs. A folder of the `<accountID>/<filePurpose>/`
+/// layout named otherwise (`acme`) is no account: each of its files ends
+/// `invalid` with the fix, the folder is reported once (not once per file and
+/// scan), and nothing in it reaches the server. A UUID folder beside it syncs.
+///
+/// Only scans see the folder here (a polling watcher that never polls, a scan
+/// every second), so the files written after the start are seen by scans that
+/// also walk the first ones.
+#[test]
+fn folders_that_cannot_be_accounts() {
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = sandbox().await;
+        let root = dir.path().join("inbox");
+        let acme = root.join("acme/business_verification");
+        let good = root.join(CONVENTION_ACCOUNT).join("business_verification");
+        std::fs::create_dir_all(&acme).unwrap();
+        std::fs::create_dir_all(&good).unwrap();
+        std::fs::write(acme.join("x.pdf"), pdf(1)).unwrap();
+        std::fs::write(acme.join("y.pdf"), pdf(2)).unwrap();
+        std::fs::write(good.join("ok.pdf"), pdf(3)).unwrap();
+        let text = format!(
+            "state_dir = \"{}\"\nquiet_window = \"100ms\"\nscan_interval = \"1s\"\npoll_interval = \"100ms\"\nretry_initial = \"50ms\"\n[api]\nurl = \"{}\"\n[[folder]]\npath = \"{}\"\nwatcher = \"poll\"\nwatcher_interval = \"1h\"\n",
+            dir.path().join("state").display(),
+            sandbox.url(),
+            root.display()
+        );
+        let c = sandbox.credentials();
+        let config = parse(&text, None, &creds_env(&c.public_key, &c.secret_key)).unwrap();
+        let mut daemon = Running::start(config);
+        let acme_rel = |name: &str| format!("acme/business_verification/{name}").into_bytes();
+        let invalid = |rows: &[FileRow], name: &str| {
+            live(rows, &root, &acme_rel(name)).is_some_and(|r| r.state == State::Invalid)
+        };
+        let ok_rel = format!("{CONVENTION_ACCOUNT}/business_verification/ok.pdf").into_bytes();
+        daemon
+            .wait_for_or(
+                "ok.pdf approved, x.pdf and y.pdf invalid",
+                20,
+                logged,
+                |rows| {
+                    invalid(rows, "x.pdf")
+                        && invalid(rows, "y.pdf")
+                        && live(rows, &root, &ok_rel).is_some_and(|r| r.state == State::Approved)
+                },
+            )
+            .await;
+        // written after the start: seen by later scans, each walking x and y too
+        for name in ["z.pdf", "w.pdf"] {
+            std::fs::write(acme.join(name), pdf(4)).unwrap();
+            daemon
+                .wait_for_or(&format!("{name} invalid"), 20, logged, |rows| {
+                    invalid(rows, name)
+                })
+                .await;
+        }
+        let db = daemon.db.clone();
+        let rows = all_rows(&db);
+        let mut tried = 0;
+        for name in ["x.pdf", "y.pdf", "z.pdf", "w.pdf"] {
+            tried += 1;
+            let row = live(&rows, &root, &acme_rel(name)).unwrap();
+            let text = recorded(&db, row);
+            let reason = "`acme` is not a Moov account ID (a UUID such as 7f888113-d35a-4536-b9bc-c55076736ab6); rename the folder to the account's ID";
+            assert!(text.contains(reason), "{name}: {text}");
+            assert!(row.remote_id.is_none(), "{name}: {row:#?}");
+            eprintln!(
+                "ok  {:<70} invalid ({})",
+                format!("acme/business_verification/{name}"),
+                first_line(&text, "acme")
+            );
+        }
+        let log = logged();
+        assert_eq!(
+            log.matches("`acme` is not a Moov account ID").count(),
+            1,
+            "the folder is reported once:\n{log}"
+        );
+        // nothing in it reached the server; the account beside it did
+        let requests = sandbox.request_log();
+        assert!(
+            !requests.iter().any(|e| e.path.contains("acme")),
+            "{requests:#?}"
+        );
+        assert!(
+            requests
+                .iter()
+                .any(|e| e.operation_id.as_deref() == Some("uploadFile")
+                    && e.path.contains(CONVENTION_ACCOUNT)),
+            "{requests:#?}"
+        );
+        daemon.stop().await;
+        assert!(!logged().contains("panicked"), "{}", logged());
+        eprintln!("folders that cannot be accounts: {tried} cases");
+    })
+}
+
+// ---------------------------------------------------------------------------------
 // configuration errors
 
 #[test]
@@ -1046,7 +1169,7 @@ fn config_errors() {
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let folder = format!(
-        "[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"acct-1\", file_purpose = \"business_verification\" }}\n",
+        "[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"{CONFIG_ACCOUNT}\", file_purpose = \"business_verification\" }}\n",
         inbox.display()
     );
     let keys = creds_env("pk", "sk");
@@ -1069,8 +1192,16 @@ fn config_errors() {
             "account_id `acct/1` is not valid",
         ),
         (
+            "an account_id that is not a Moov account ID (not a UUID)",
+            acme_config(&inbox),
+            keys.clone(),
+            Severity::Error,
+            "folder[0].target.account_id",
+            "account_id `acme` is not valid: it is not a Moov account ID (a UUID such as",
+        ),
+        (
             "bad file purpose",
-            format!("[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"a\", file_purpose = \"selfie\" }}\n", inbox.display()),
+            format!("[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"{CONFIG_ACCOUNT}\", file_purpose = \"selfie\" }}\n", inbox.display()),
             keys.clone(),
             Severity::Error,
             "",
@@ -1189,7 +1320,38 @@ fn config_errors() {
         }
         eprintln!("ok  {what:<70} {severity:?}");
     }
+    // `config check` names the file, the line and column of the target, the key,
+    // and the fix
+    let path = dir.path().join("acme.toml");
+    std::fs::write(&path, acme_config(&inbox)).unwrap();
+    let problems = docsync::config::check(&path, &keys);
+    let acme = problems
+        .iter()
+        .find(|p| p.message.contains("`acme`"))
+        .unwrap_or_else(|| panic!("{problems:#?}"));
+    assert_eq!(acme.location.file.as_deref(), Some(path.as_path()));
+    assert_eq!(acme.location.line_col, Some((3, 10)), "{acme}");
+    assert!(
+        acme.fix
+            .contains("set account_id to the account's ID, the UUID the Moov dashboard shows"),
+        "{acme}"
+    );
+    assert!(
+        acme.to_string().starts_with(&format!(
+            "{}:3:10: folder[0].target.account_id: error: ",
+            path.display()
+        )),
+        "{acme}"
+    );
     eprintln!("config errors: {n} cases");
+}
+
+/// A configuration whose moov-files folder names the account `acme`.
+fn acme_config(inbox: &Path) -> String {
+    format!(
+        "[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"acme\", file_purpose = \"business_verification\" }}\n",
+        inbox.display()
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -1197,7 +1359,7 @@ fn config_errors() {
 
 fn offline_config(dir: &Path) -> docsync::config::Config {
     let text = format!(
-        "state_dir = \"{}\"\nquiet_window = \"100ms\"\nscan_interval = \"1s\"\npoll_interval = \"100ms\"\n[api]\nurl = \"http://127.0.0.1:9\"\n[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"acct-1\", file_purpose = \"business_verification\" }}\n",
+        "state_dir = \"{}\"\nquiet_window = \"100ms\"\nscan_interval = \"1s\"\npoll_interval = \"100ms\"\n[api]\nurl = \"http://127.0.0.1:9\"\n[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"{CONFIG_ACCOUNT}\", file_purpose = \"business_verification\" }}\n",
         dir.join("state").display(),
         dir.join("inbox").display()
     );
@@ -1311,7 +1473,7 @@ async fn full_disk() {
     };
     let sandbox = sandbox().await;
     let text = format!(
-        "state_dir = \"{}\"\nquiet_window = \"100ms\"\nscan_interval = \"1s\"\npoll_interval = \"100ms\"\nretry_initial = \"50ms\"\n[api]\nurl = \"{}\"\n[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"acct-full\", file_purpose = \"business_verification\" }}\n",
+        "state_dir = \"{}\"\nquiet_window = \"100ms\"\nscan_interval = \"1s\"\npoll_interval = \"100ms\"\nretry_initial = \"50ms\"\n[api]\nurl = \"{}\"\n[[folder]]\npath = \"{}\"\ntarget = {{ kind = \"moov-files\", account_id = \"{FULL_ACCOUNT}\", file_purpose = \"business_verification\" }}\n",
         dir.path().join("state").display(),
         sandbox.url(),
         dir.path().join("inbox").display()
@@ -1400,7 +1562,7 @@ fn details(id: &str, name: &str, status: &str) -> serde_json::Value {
         "fileStatus": status,
         "filePurpose": "business_verification",
         "fileSizeBytes": 10,
-        "accountID": "acct",
+        "accountID": ANSWERED_ACCOUNT,
         "createdOn": "2026-11-23T01:52:28Z",
         "updatedOn": "2026-11-23T01:52:28Z",
         "metadata": "{}",
@@ -1424,26 +1586,26 @@ async fn fake_upload(
             .into_response()
     };
     match account.as_str() {
-        "acct-malformed" => json(r#"{"fileID": "f-1", "fileName": "#.to_owned()),
-        "acct-missing" => {
+        MALFORMED => json(r#"{"fileID": "f-1", "fileName": "#.to_owned()),
+        MISSING => {
             let mut d = details("x", "doc.pdf", "pending");
             d.as_object_mut().unwrap().remove("fileID");
             json(d.to_string())
         }
-        "acct-archived" => {
+        ARCHIVED => {
             // a faithful answer (the name and size sent) but for its status
             let mut d = details("f-archived", "doc.pdf", "pending");
             d["fileSizeBytes"] = pdf(3).len().into();
             json(d.to_string())
         }
         // answers that do not match what was sent (issue: check what comes back)
-        "acct-wrongsize" => json(details("f-size", "doc.pdf", "pending").to_string()),
-        "acct-wrongname" => {
+        WRONG_SIZE => json(details("f-size", "doc.pdf", "pending").to_string()),
+        WRONG_NAME => {
             let mut d = details("f-name", "other.pdf", "pending");
             d["fileSizeBytes"] = pdf(5).len().into();
             json(d.to_string())
         }
-        "acct-sameid" => {
+        SAME_ID => {
             // every upload answered with one file ID (the name and size echoed)
             let text = String::from_utf8_lossy(&body);
             let name = text
@@ -1471,10 +1633,8 @@ async fn fake_list(
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
     let body = match account.as_str() {
-        "acct-malformed" => r#"[{"fileID": "#.to_owned(),
-        "acct-archived" => {
-            serde_json::json!([details("f-archived", "doc.pdf", "archived")]).to_string()
-        }
+        MALFORMED => r#"[{"fileID": "#.to_owned(),
+        ARCHIVED => serde_json::json!([details("f-archived", "doc.pdf", "archived")]).to_string(),
         _ => "[]".to_owned(),
     };
     (
@@ -1511,37 +1671,37 @@ fn server_misbehaviour() {
         let cases: &[(&str, &str, State, &str)] = &[
             (
                 "malformed JSON in a 200",
-                "acct-malformed",
+                MALFORMED,
                 State::Retrying,
                 "could not be read",
             ),
             (
                 "a 200 with a required field missing",
-                "acct-missing",
+                MISSING,
                 State::Retrying,
                 "missing field `fileID`",
             ),
             (
                 "an HTML 502 page from a proxy",
-                "acct-proxy",
+                PROXY,
                 State::Retrying,
                 "server error 502",
             ),
             (
                 "an unknown status (fileStatus \"archived\")",
-                "acct-archived",
+                ARCHIVED,
                 State::Pending,
                 "`archived`",
             ),
             (
                 "an answer with another size than was sent",
-                "acct-wrongsize",
+                WRONG_SIZE,
                 State::Failed,
                 "it says 10 bytes arrived",
             ),
             (
                 "an answer naming another file than was sent",
-                "acct-wrongname",
+                WRONG_NAME,
                 State::Failed,
                 "it names the file \"other.pdf\"",
             ),
@@ -1553,7 +1713,7 @@ fn server_misbehaviour() {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("doc.pdf"), pdf(n as u32)).unwrap();
         }
-        let same_id = root.join("acct-sameid/business_verification");
+        let same_id = root.join(SAME_ID).join("business_verification");
         std::fs::create_dir_all(&same_id).unwrap();
         std::fs::write(same_id.join("a.pdf"), pdf(10)).unwrap();
         std::fs::write(same_id.join("b.pdf"), pdf(11)).unwrap();
@@ -1595,12 +1755,17 @@ fn server_misbehaviour() {
                 row.last_error.as_deref().unwrap_or("")
             );
         }
-        let archived = live(&rows, &root, b"acct-archived/business_verification/doc.pdf").unwrap();
+        let archived = live(
+            &rows,
+            &root,
+            format!("{ARCHIVED}/business_verification/doc.pdf").as_bytes(),
+        )
+        .unwrap();
         assert_eq!(archived.remote_status.as_deref(), Some("archived"));
         assert_eq!(archived.remote_id.as_deref(), Some("f-archived"));
         let uploads = fake.uploads.lock().unwrap().clone();
         assert_eq!(
-            uploads.iter().filter(|a| *a == "acct-archived").count(),
+            uploads.iter().filter(|a| *a == ARCHIVED).count(),
             1,
             "a file the server took is never sent again: {uploads:?}"
         );
@@ -1612,7 +1777,7 @@ fn server_misbehaviour() {
         let mut same: Vec<&FileRow> = ["a.pdf", "b.pdf"]
             .iter()
             .map(|name| {
-                let path = format!("acct-sameid/business_verification/{name}");
+                let path = format!("{SAME_ID}/business_verification/{name}");
                 live(&rows, &root, path.as_bytes()).unwrap()
             })
             .collect();

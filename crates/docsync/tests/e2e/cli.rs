@@ -11,7 +11,7 @@ use crate::harness::{wait_until, Workspace};
 
 const VALID: &str = r#"[[folder]]
 path = "inbox"
-target = { kind = "moov-files", account_id = "acct-1", file_purpose = "business_verification" }
+target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000001", file_purpose = "business_verification" }
 [api]
 sandbox = true
 "#;
@@ -56,6 +56,17 @@ fn config_check_reports_each_problem_with_location_and_fix() {
                 "folder[0].target.account_id",
                 "account_id `a/b` is not valid",
                 "fix: set account_id",
+            ],
+        },
+        Case {
+            name: "an account_id that is not a Moov account ID (a UUID)",
+            toml: "[[folder]]\npath = \"inbox\"\ntarget = { kind = \"moov-files\", account_id = \"acme\", file_purpose = \"business_verification\" }\n",
+            credentials_mode: None,
+            code: 1,
+            expect: &[
+                "{dir}/docsync.toml:3:10: folder[0].target.account_id: error",
+                "account_id `acme` is not valid: it is not a Moov account ID (a UUID such as",
+                "fix: set account_id to the account's ID, the UUID the Moov dashboard shows",
             ],
         },
         Case {
@@ -178,11 +189,15 @@ fn status_json_on_a_fresh_state_dir_is_an_empty_array() {
 fn history_of_an_unknown_path_says_so() {
     let w = Workspace::new();
     docsync::store::Store::open_in_state_dir(&w.state).unwrap();
-    let out = w.run(["history", "acct/business_verification/nothing.pdf"]);
+    let out = w.run([
+        "history",
+        "00000000-0000-4000-8000-000000000001/business_verification/nothing.pdf",
+    ]);
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(
-        out.stderr
-            .contains("no history for acct/business_verification/nothing.pdf"),
+        out.stderr.contains(
+            "no history for 00000000-0000-4000-8000-000000000001/business_verification/nothing.pdf"
+        ),
         "{out}"
     );
 }

@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 use crate::harness::server_store::ServerFile;
-use crate::harness::{wait_until, TestSandbox, Workspace};
+use crate::harness::{account_id, wait_until, TestSandbox, Workspace};
 
 /// The reasons crash reconciliation records (see `docsync::reconcile`).
 const RECONCILED: &str = "reconciled after a restart";
@@ -49,7 +49,7 @@ struct LocalFile {
 fn local_files(prefix: &str, accounts: usize, per_account: usize) -> Vec<LocalFile> {
     let mut files = Vec::new();
     for a in 0..accounts {
-        let account = format!("acct-{prefix}-{a:02}");
+        let account = account_id(prefix, a);
         for i in 0..per_account {
             let n = a * 1000 + i;
             let (bytes, ext) = if n % 3 == 0 {

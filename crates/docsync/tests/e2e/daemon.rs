@@ -40,7 +40,7 @@ poll_interval = "100ms"
 url = "{url}"
 [[folder]]
 path = "{inbox}"
-target = {{ kind = "moov-files", account_id = "acct-1", file_purpose = "business_verification" }}
+target = {{ kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000001", file_purpose = "business_verification" }}
 "#,
         state = dir.join("state").display(),
         inbox = dir.join("inbox").display(),
@@ -262,7 +262,7 @@ async fn images_are_replaced_on_change_and_disabled_on_delete() {
     let mut config = config(dir.path(), sandbox.url(), &sandbox);
     config.folders[0].mapping = docsync::config::Mapping::Fixed(
         docsync::config::Target::MoovImages(docsync::config::MoovImagesTarget {
-            account_id: "acct-img".into(),
+            account_id: "00000000-0000-4000-8000-000000000002".into(),
             replace_on_change: true,
             disable_on_delete: true,
         }),

@@ -19,7 +19,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-const ACCOUNTS: [&str; 2] = ["acct-fault-a", "acct-fault-b"];
+const ACCOUNTS: [&str; 2] = [
+    "00000000-0000-4000-8000-000000000017",
+    "00000000-0000-4000-8000-000000000018",
+];
 const FILES_PER_ACCOUNT: usize = 30;
 const RPS: u32 = 50;
 const RETRY_AFTER_SECS: u64 = 1;

@@ -226,8 +226,11 @@ fn sync_once_exit_codes() {
 fn run_folder_uses_the_embedded_sandbox_and_the_zero_config_layout() {
     let w = Workspace::new();
     let daemon = w.spawn(["--log-format", "json", "run", "inbox"]);
-    w.drop_file("acct-z/business_verification/id.pdf", &pdf("zero-config"));
-    let path = "acct-z/business_verification/id.pdf";
+    w.drop_file(
+        "00000000-0000-4000-8000-000000000003/business_verification/id.pdf",
+        &pdf("zero-config"),
+    );
+    let path = "00000000-0000-4000-8000-000000000003/business_verification/id.pdf";
     wait_until(
         // the embedded sandbox decides after its default delay (2 s)
         DECIDED,
@@ -278,7 +281,7 @@ fn status_filters_by_folder_and_state_and_keeps_non_utf8_names() {
         r#"
 [[folder]]
 path = "second"
-target = { kind = "moov-files", account_id = "acct-two", file_purpose = "business_verification" }
+target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000004", file_purpose = "business_verification" }
 "#,
     );
     w.drop_file("first.pdf", &pdf("first"));
@@ -422,7 +425,9 @@ auth = "oauth"
 "#,
     );
     w.drop_file("fixed.pdf", &pdf("fixed target"));
-    let conv = w.path().join("by-account/acct-conv/business_verification");
+    let conv = w
+        .path()
+        .join("by-account/00000000-0000-4000-8000-000000000005/business_verification");
     std::fs::create_dir_all(&conv).unwrap();
     std::fs::write(conv.join("conv.pdf"), pdf("convention target")).unwrap();
 
@@ -451,7 +456,7 @@ poll_interval = "1s"
 
 [[folder]]
 path = "inbox"
-target = { kind = "moov-files", account_id = "acct-e2e", file_purpose = "business_verification" }
+target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000e2e", file_purpose = "business_verification" }
 "#,
     );
     let daemon = w.spawn(["run"]);

@@ -152,7 +152,7 @@ file = "creds.toml"
 
 [[folder]]
 path = "files"
-target = { kind = "moov-files", account_id = "acct-sec", file_purpose = "business_verification" }
+target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000006", file_purpose = "business_verification" }
 
 [[folder]]
 path = "attach"
@@ -402,8 +402,11 @@ fn sandbox_secrets(sandbox: &TestSandbox, sql: &str) -> Vec<String> {
 fn the_embedded_sandbox_keeps_its_data_private() {
     let w = Workspace::new();
     let daemon = w.spawn(["run", "inbox"]);
-    w.drop_file("acct-emb/business_verification/id.pdf", &pdf("embedded"));
-    let path = "acct-emb/business_verification/id.pdf";
+    w.drop_file(
+        "00000000-0000-4000-8000-000000000007/business_verification/id.pdf",
+        &pdf("embedded"),
+    );
+    let path = "00000000-0000-4000-8000-000000000007/business_verification/id.pdf";
     wait_until(Duration::from_secs(60), "the PDF uploaded", || {
         match w.status_of(path) {
             Some(row) if row["remote_id"].is_string() => Ok(()),

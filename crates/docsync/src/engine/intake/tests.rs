@@ -19,7 +19,10 @@ struct Fx {
 fn fx() -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("inbox");
-    std::fs::create_dir_all(root.join("acct/business_verification")).unwrap();
+    std::fs::create_dir_all(
+        root.join("00000000-0000-4000-8000-00000000acc0/business_verification"),
+    )
+    .unwrap();
     let config = Config::zero_config(&root, &Env::default()).unwrap();
     Fx {
         _dir: dir,
@@ -57,7 +60,7 @@ impl Fx {
     }
 }
 
-const A: &str = "acct/business_verification/a.pdf";
+const A: &str = "00000000-0000-4000-8000-00000000acc0/business_verification/a.pdf";
 
 #[test]
 fn a_changed_file_becomes_stable_after_the_quiet_window() {
@@ -80,12 +83,12 @@ fn a_changed_file_becomes_stable_after_the_quiet_window() {
 fn a_file_already_quiet_when_seen_is_complete_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("inbox");
-    std::fs::create_dir_all(root.join("acct/business_verification")).unwrap();
+    let old = root.join(A);
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
     let config = Config::zero_config(&root, &Env::default()).unwrap();
     let quiet = Duration::from_millis(300);
     let mut intake = Intake::new(&config.folders, quiet).unwrap();
     let mut store = Store::open_in_memory().unwrap();
-    let old = root.join(A);
     std::fs::write(&old, b"%PDF-1.4 written earlier").unwrap();
     // wait (with a deadline) until the file is older than the window
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -96,7 +99,7 @@ fn a_file_already_quiet_when_seen_is_complete_at_once() {
         assert!(Instant::now() < deadline, "the clock does not move");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let fresh = root.join("acct/business_verification/b.pdf");
+    let fresh = old.with_file_name("b.pdf");
     std::fs::write(&fresh, b"%PDF-1.4 being written").unwrap();
     let scan = scan_folder(&root, &IgnoreSet::for_folder(&config.folders[0]).unwrap()).unwrap();
     let now = Instant::now();
@@ -215,7 +218,7 @@ fn removals_and_rescans() {
     assert_eq!(fx.state(A), None);
     assert!(fx.promote(5000).is_empty());
     // a removed path without a row may have been a directory
-    let dir = fx.root.join("acct");
+    let dir = fx.root.join("00000000-0000-4000-8000-00000000acc0");
     assert_eq!(
         fx.hint(Hint::Removed(dir.join("gone")), 20),
         Followup::Rescan(0)
@@ -246,12 +249,68 @@ fn files_outside_the_layout_are_invalid_at_once() {
     assert!(fx.promote(5000).is_empty());
 }
 
+/// Moov's account IDs are UUIDs: the files of an account folder named otherwise
+/// (`acme`) are `invalid` with the fix at once, nothing of them goes on to the
+/// upload stage, and the reason is reported once for the folder, not once per
+/// file and scan. A UUID folder beside it is synced as ever.
+#[test]
+fn an_account_folder_that_is_no_moov_account_is_invalid_and_reported_once() {
+    let mut fx = fx();
+    let acme = fx.root.join("acme/business_verification");
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(acme.join("x.pdf"), b"%PDF-1.4 x").unwrap();
+    std::fs::write(acme.join("y.pdf"), b"%PDF-1.4 y").unwrap();
+    std::fs::write(fx.root.join(A), b"%PDF-1.4 a").unwrap();
+    for ms in [0, 10] {
+        let (folder, ignore) = fx.intake.folder(0).unwrap();
+        let scan = scan_folder(&folder.path, ignore).unwrap();
+        let now = fx.at(ms);
+        let summary = fx.intake.apply_scan(&mut fx.store, 0, &scan, now).unwrap();
+        assert_eq!(summary.unmapped.len(), 2, "{summary:#?}");
+    }
+    // a file written into it later: a hint, the same folder, the same reason
+    std::fs::write(acme.join("z.pdf"), b"%PDF-1.4 z").unwrap();
+    fx.hint(Hint::CloseWrite(acme.join("z.pdf")), 20);
+    for name in ["x.pdf", "y.pdf", "z.pdf"] {
+        let rel = format!("acme/business_verification/{name}");
+        assert_eq!(fx.state(&rel), Some(State::Invalid), "{rel}");
+        let row = fx
+            .store
+            .find_live(&fx.intake.folder(0).unwrap().0.key(), rel.as_bytes())
+            .unwrap()
+            .unwrap();
+        let reason = fx
+            .store
+            .events(row.id)
+            .unwrap()
+            .last()
+            .unwrap()
+            .reason
+            .clone();
+        assert!(
+            reason.contains("`acme` is not a Moov account ID (a UUID such as ")
+                && reason.contains("rename the folder to the account's ID"),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        fx.intake.folders[0].reported.len(),
+        1,
+        "{:?}",
+        fx.intake.folders[0].reported
+    );
+    // only the UUID folder's file waits for its quiet window and goes on
+    assert_eq!(fx.intake.waiting(), 1);
+    assert_eq!(fx.promote(5000), vec![A.to_owned()]);
+}
+
 #[test]
 fn a_scan_starts_windows_and_deletes_vanished_files() {
     let mut fx = fx();
     std::fs::write(fx.root.join(A), b"%PDF-1.4").unwrap();
     std::fs::write(
-        fx.root.join("acct/business_verification/b.pdf"),
+        fx.root
+            .join("00000000-0000-4000-8000-00000000acc0/business_verification/b.pdf"),
         b"%PDF-1.4 b",
     )
     .unwrap();
@@ -306,7 +365,9 @@ async fn driven_by_tokio_paused_time() {
 fn a_run_of_hints_is_looked_at_once_per_path_as_its_last_hint_says() {
     let mut fx = fx();
     let a = fx.root.join(A);
-    let b = fx.root.join("acct/business_verification/b.pdf");
+    let b = fx
+        .root
+        .join("00000000-0000-4000-8000-00000000acc0/business_verification/b.pdf");
     std::fs::write(&a, b"%PDF-1.4 a").unwrap();
     std::fs::write(&b, b"%PDF-1.4 b").unwrap();
     let hints = [
@@ -328,7 +389,7 @@ fn a_run_of_hints_is_looked_at_once_per_path_as_its_last_hint_says() {
     assert_eq!(fx.promote(0), vec![A.to_owned()]);
     assert_eq!(
         fx.promote(1000),
-        vec!["acct/business_verification/b.pdf".to_owned()]
+        vec!["00000000-0000-4000-8000-00000000acc0/business_verification/b.pdf".to_owned()]
     );
 }
 
@@ -393,9 +454,15 @@ mod recorded_scans {
     fn reconcile_records_scans_and_convention_problems() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        touch(&root.join("acct-1/business_verification/a.pdf"), b"%PDF-");
+        touch(
+            &root.join("00000000-0000-4000-8000-00000000acc1/business_verification/a.pdf"),
+            b"%PDF-",
+        );
         touch(&root.join("loose.pdf"), b"%PDF-");
-        touch(&root.join("acct-1/selfies/b.pdf"), b"%PDF-");
+        touch(
+            &root.join("00000000-0000-4000-8000-00000000acc1/selfies/b.pdf"),
+            b"%PDF-",
+        );
         let config = Config::zero_config(root, &Env::default()).unwrap();
         let folder = &config.folders[0];
         assert_eq!(folder.mapping, Mapping::Convention);
@@ -408,13 +475,19 @@ mod recorded_scans {
         assert_eq!(counts.get(&State::Discovered), Some(&1));
         assert_eq!(counts.get(&State::Invalid), Some(&2));
         let good = store
-            .find_live(&folder.key(), b"acct-1/business_verification/a.pdf")
+            .find_live(
+                &folder.key(),
+                b"00000000-0000-4000-8000-00000000acc1/business_verification/a.pdf",
+            )
             .unwrap()
             .unwrap();
-        assert_eq!(good.target.account, "acct-1");
+        assert_eq!(good.target.account, "00000000-0000-4000-8000-00000000acc1");
         assert_eq!(good.target.purpose, "business_verification");
         let bad = store
-            .find_live(&folder.key(), b"acct-1/selfies/b.pdf")
+            .find_live(
+                &folder.key(),
+                b"00000000-0000-4000-8000-00000000acc1/selfies/b.pdf",
+            )
             .unwrap()
             .unwrap();
         let reason = store.events(bad.id).unwrap().last().unwrap().reason.clone();

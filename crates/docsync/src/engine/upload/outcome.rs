@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::super::ctx::Ctx;
 use super::super::decision::record_on_server;
 use crate::error::Result;
+use crate::model::EXAMPLE_MOOV_ACCOUNT_ID;
 use crate::remote::{Remote, RemoteError};
 use crate::store::{Attempts, Change, FileRow, State};
 
@@ -80,6 +81,25 @@ pub(super) fn classify(error: RemoteError) -> Outcome {
                 Outcome::Permanent(e.to_string(), request_id)
             }
         }
+    }
+}
+
+/// [`classify`] for a request that named a Moov account (`account`; `None` for
+/// the attachments API): a 404 there means the server knows no such account (or
+/// the API version is malformed), so the refusal says what to check.
+pub(super) fn classify_for_account(error: RemoteError, account: Option<&str>) -> Outcome {
+    let not_found = error.is_not_found();
+    match (classify(error), account) {
+        (Outcome::Permanent(reason, request_id), Some(account)) if not_found => Outcome::Permanent(
+            format!(
+                "{reason}: the server knows no account `{}`; check that it is the \
+                     account's Moov ID (a UUID such as {EXAMPLE_MOOV_ACCOUNT_ID}) and \
+                     the configured API version, then `docsync retry`",
+                account.escape_debug()
+            ),
+            request_id,
+        ),
+        (outcome, _) => outcome,
     }
 }
 
@@ -259,5 +279,44 @@ mod tests {
             matches!(unreadable, Outcome::Transient { ref reason, .. } if reason.contains("missing field `fileID`")),
             "{unreadable:?}"
         );
+    }
+
+    /// A 404 to a request naming an account (the sandbox's answer, and Moov's, to
+    /// an account ID that is not a UUID) is a permanent refusal that says what
+    /// to check; a 404 elsewhere keeps the plain words.
+    #[test]
+    fn not_found_for_an_account_says_to_check_the_account_id() {
+        let not_found = || {
+            RemoteError::from(ApiError::NotFound {
+                body: docsync_client::ErrorBody::None,
+                request_id: Some("r404".into()),
+            })
+        };
+        let outcome = classify_for_account(not_found(), Some("acme"));
+        let Outcome::Permanent(reason, Some(id)) = outcome else {
+            panic!("not permanent: {outcome:?}");
+        };
+        assert_eq!(id, "r404");
+        assert!(
+            reason.contains("the server knows no account `acme`")
+                && reason.contains("a UUID such as")
+                && reason.contains("docsync retry"),
+            "{reason}"
+        );
+        let elsewhere = classify_for_account(not_found(), None);
+        assert!(
+            matches!(elsewhere, Outcome::Permanent(ref reason, _) if !reason.contains("account")),
+            "{elsewhere:?}"
+        );
+        // other answers to an account are classified as ever
+        let busy = classify_for_account(
+            RemoteError::from(ApiError::RateLimited {
+                retry_after: None,
+                body: docsync_client::ErrorBody::None,
+                request_id: None,
+            }),
+            Some("acme"),
+        );
+        assert!(matches!(busy, Outcome::Transient { .. }), "{busy:?}");
     }
 }

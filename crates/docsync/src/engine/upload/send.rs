@@ -13,7 +13,7 @@ use docsync_client::ApiError;
 
 use super::super::ctx::Ctx;
 use super::intent::Ready;
-use super::outcome::{classify, finish, Outcome};
+use super::outcome::{classify, classify_for_account, finish, Outcome};
 use crate::error::Result;
 use crate::local::scanner::FileStat;
 use crate::metrics::Stage;
@@ -77,6 +77,9 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         }
     }
 
+    // a replacement names an image too: a 404 there may be about the image
+    let replacing = superseded_remote_id.is_some()
+        && matches!(&target, Target::MoovImages(images) if images.replace_on_change);
     let started = std::time::Instant::now();
     let result = match &target {
         Target::MoovImages(images) => {
@@ -106,7 +109,13 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         Ok(_) => ctx.metrics.uploaded(row.size, started.elapsed()),
         Err(e) => ctx.metrics.upload_failed(e, started.elapsed()),
     }
-    let result = match result.map_err(classify) {
+    // an upload names only its account in the path: a 404 is about the account
+    let account = match &target {
+        Target::MoovFiles(t) => Some(t.account_id.as_str()),
+        Target::MoovImages(t) if !replacing => Some(t.account_id.as_str()),
+        Target::MoovImages(_) | Target::Attachments(_) => None,
+    };
+    let result = match result.map_err(|e| classify_for_account(e, account)) {
         Err(Outcome::Vanished(reason)) => Err(Outcome::Vanished(reason)),
         Err(outcome) => Err(changed_while_sent(&path, &row).unwrap_or(outcome)),
         ok => ok,

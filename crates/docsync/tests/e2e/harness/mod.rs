@@ -31,6 +31,17 @@ use serde_json::Value;
 /// How long a one-shot command may take before the test fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The Moov account ID of account `n` of the files named `name`: Moov's
+/// account IDs are UUIDs (docsync syncs no other account folder, and the
+/// sandbox answers any other ID 404). Deterministic, and distinct for every
+/// `(name, n)`: the first half hashes the name, the second is `n`.
+pub fn account_id(name: &str, n: usize) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    uuid::Uuid::from_u128((u128::from(h) << 64) | n as u128).to_string()
+}
+
 /// The `docsync` binary (cargo builds it before the tests of this package).
 pub fn docsync_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_docsync"))
@@ -315,7 +326,7 @@ impl Workspace {
     }
 
     /// Write `docsync.toml` (in the working dir of every command): fast timings, the
-    /// state dir, and one moov-files folder `inbox` for `acct-e2e`, unless `folders`
+    /// state dir, and one moov-files folder `inbox` for `00000000-0000-4000-8000-000000000e2e`, unless `folders`
     /// is given. `extra` is appended.
     pub fn write_config(&self, extra: &str) -> PathBuf {
         let text = format!(
@@ -326,7 +337,7 @@ retry_initial = "500ms"
 
 [[folder]]
 path = "inbox"
-target = {{ kind = "moov-files", account_id = "acct-e2e", file_purpose = "business_verification" }}
+target = {{ kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000e2e", file_purpose = "business_verification" }}
 {extra}"#
         );
         self.write_file("docsync.toml", &text)
