@@ -32,6 +32,9 @@ pub const EXIT_PROBLEMS: u8 = 1;
 /// Setup failed: arguments, configuration, lock, database.
 pub const EXIT_SETUP: u8 = 2;
 // 3: `sync --once` stopped at its timeout with work left (`Report::exit_code`).
+/// `status` or `history` found no state database: docsync has not run with this
+/// state directory yet (the message says where it looked).
+pub const EXIT_NO_STATE: u8 = 4;
 /// Stopped by SIGINT/SIGTERM before `sync --once` finished.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -74,7 +77,8 @@ pub enum Command {
     /// Scan, upload and wait for decisions once; the exit code says how it went.
     Sync(SyncArgs),
     /// List files and their states from the state database (read-only), under a
-    /// line naming the API they were synced against.
+    /// line naming the API they were synced against. Exit 4 when there is no state
+    /// yet (docsync has not run with this state directory).
     Status(StatusArgs),
     /// Every recorded step of one file.
     History(HistoryArgs),

@@ -5,7 +5,9 @@
 //! rejected, failed or invalid files, `config check` problems, an unknown path in
 //! `history`); 2 a setup error (bad arguments or configuration, the state directory
 //! locked by another docsync, an unreachable database); 3 `sync --once` timed out
-//! with work left; 130 interrupted.
+//! with work left; 4 `status`/`history` found no state database yet (docsync has
+//! not run with that state directory: the message says where it looked, and
+//! `--json` still prints a valid `[]`); 130 interrupted.
 
 mod cli;
 

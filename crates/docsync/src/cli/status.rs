@@ -10,7 +10,7 @@ use docsync::model::text;
 use docsync::store::{FileRow, History, ListFilter, State, Store, DB_FILE};
 use serde_json::{json, Map, Value};
 
-use super::{setup, HistoryArgs, RetryArgs, StatusArgs, EXIT_OK, EXIT_PROBLEMS};
+use super::{setup, HistoryArgs, RetryArgs, StatusArgs, EXIT_NO_STATE, EXIT_OK, EXIT_PROBLEMS};
 
 /// Table columns (terminal columns) for a name and the server's words: longer ones
 /// are shortened in the middle ([`text::fit`]); `--json` has them whole.
@@ -28,8 +28,8 @@ fn database(args: &super::ConfigArgs) -> anyhow::Result<(PathBuf, bool)> {
 
 fn no_database(db: &Path) {
     eprintln!(
-        "docsync: no state database at {} yet (docsync has not run with this state directory; \
-         pass --state-dir or --config to look elsewhere)",
+        "docsync: no state yet: no state database at {} (docsync has not run with this \
+         state directory; run it first, or pass --state-dir or --config to look elsewhere)",
         db.display()
     );
 }
@@ -116,7 +116,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         if args.json {
             outln!("[]");
         }
-        return Ok(EXIT_OK);
+        return Ok(EXIT_NO_STATE);
     }
     let store = open_read_only(&db)?;
     let api = api_line(&store, &db)?;
@@ -275,7 +275,7 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
         if args.json {
             outln!("[]");
         }
-        return Ok(EXIT_PROBLEMS);
+        return Ok(EXIT_NO_STATE);
     }
     let store = open_read_only(&db)?;
     let found = find_history(&store, &args.path)?;

@@ -163,15 +163,33 @@ fn config_check_takes_an_explicit_path() {
     );
 }
 
+/// Before the first run there is no state: `status` says so, says where it
+/// looked, and exits 4 (not 0: a script must not take "nothing yet" for "all
+/// fine"); `--json` stays a valid (empty) array; `history` the same.
 #[test]
-fn status_json_on_a_fresh_state_dir_is_an_empty_array() {
+fn status_before_the_first_run_says_no_state_yet_and_exits_non_zero() {
     let w = Workspace::new();
-    let out = w.run(["status", "--json"]);
-    assert_eq!(out.code(), Some(0), "{out}");
-    assert_eq!(out.stdout.trim(), "[]", "{out}");
-    assert!(out.stderr.contains("no state database"), "{out}");
+    let db = w.state.join("docsync.db");
+    for args in [
+        &["status", "--json"][..],
+        &["status"][..],
+        &["history", "--json", "a.pdf"][..],
+    ] {
+        let out = w.run(args.iter().copied());
+        assert_eq!(out.code(), Some(4), "{args:?}: {out}");
+        assert!(out.stderr.contains("no state yet"), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains(&db.display().to_string()),
+            "{args:?}: where it looked: {out}"
+        );
+        if args.contains(&"--json") {
+            let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+            assert_eq!(json, serde_json::json!([]), "{args:?}: {out}");
+        }
+    }
+    assert!(!db.exists(), "looking created nothing");
 
-    // with a database (empty), the same
+    // with a database (empty): an empty array, exit 0
     docsync::store::Store::open_in_state_dir(&w.state).unwrap();
     let out = w.run(["status", "--json"]);
     assert_eq!(out.code(), Some(0), "{out}");
