@@ -7,7 +7,9 @@ use super::{setup, CheckArgs, EXIT_OK, EXIT_PROBLEMS};
 /// Exit 0 if there are no errors (warnings are printed but allowed), 1 otherwise.
 pub fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let env = setup::env(&args.api.config, Some(&args.api))?;
-    let path = match setup::config_file(&args.api.config)? {
+    let found = setup::config_file(&args.api.config)?;
+    setup::say_config(found.as_deref());
+    let path = match found {
         Some(path) => path,
         None => setup::absolute(std::path::Path::new(setup::DEFAULT_CONFIG))?,
     };
@@ -31,9 +33,10 @@ pub fn check(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(config) => {
             let n = config.folders.len();
             outln!(
-                "ok: {n} folder{}; API: {}",
+                "ok: {n} folder{}; API: {}; configuration: {}",
                 if n == 1 { "" } else { "s" },
-                config.api_identity()
+                config.api_identity(),
+                path.display()
             );
             Ok(EXIT_OK)
         }

@@ -40,32 +40,76 @@ pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
-/// The configuration file to read: `--config`, else `./docsync.toml` if present.
+/// The system-wide configuration, the last place looked.
+pub const SYSTEM_CONFIG: &str = "/etc/docsync/config.toml";
+
+/// Where a configuration is looked for without `--config`, in order:
+/// `./docsync.toml`, `$XDG_CONFIG_HOME/docsync/config.toml` (`~/.config/…` when
+/// the variable is not set), `/etc/docsync/config.toml`.
+pub fn config_candidates(xdg_config_home: Option<&str>, home: Option<&str>) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from(DEFAULT_CONFIG)];
+    let user = match (xdg_config_home.filter(|x| !x.is_empty()), home) {
+        (Some(xdg), _) => Some(Path::new(xdg).to_path_buf()),
+        (None, Some(home)) => Some(Path::new(home).join(".config")),
+        (None, None) => None,
+    };
+    if let Some(dir) = user {
+        out.push(dir.join("docsync").join("config.toml"));
+    }
+    out.push(PathBuf::from(SYSTEM_CONFIG));
+    out
+}
+
+/// The configuration file to read: `--config`, else the first of
+/// [`config_candidates`] that exists.
 pub fn config_file(args: &ConfigArgs) -> anyhow::Result<Option<PathBuf>> {
-    match &args.config {
-        Some(path) => Ok(Some(absolute(path)?)),
-        None => {
-            let default = Path::new(DEFAULT_CONFIG);
-            if default.is_file() {
-                Ok(Some(absolute(default)?))
-            } else {
-                Ok(None)
-            }
+    if let Some(path) = &args.config {
+        return Ok(Some(absolute(path)?));
+    }
+    let xdg = std::env::var("XDG_CONFIG_HOME").ok();
+    let home = std::env::var("HOME").ok();
+    for candidate in config_candidates(xdg.as_deref(), home.as_deref()) {
+        if candidate.is_file() {
+            return Ok(Some(absolute(&candidate)?));
         }
+    }
+    Ok(None)
+}
+
+/// Say which configuration file a command uses (on stderr, so that stdout
+/// stays what scripts parse).
+pub fn say_config(path: Option<&Path>) {
+    match path {
+        Some(path) => eprintln!("docsync: configuration {}", path.display()),
+        None => eprintln!(
+            "docsync: no configuration file (looked for {})",
+            config_candidates(
+                std::env::var("XDG_CONFIG_HOME").ok().as_deref(),
+                std::env::var("HOME").ok().as_deref()
+            )
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+        ),
     }
 }
 
-/// Load the configuration for `run` and `sync`: `--config`, else `./docsync.toml`,
-/// else the zero-config layout on `folder`.
+/// Load the configuration for `run` and `sync`: the zero-config layout on
+/// `folder` when one is given, else `--config`, else the first file found (see
+/// [`config_candidates`]).
 pub fn load(api: &ApiArgs, folder: Option<&Path>) -> anyhow::Result<Config> {
     let env = env(&api.config, Some(api))?;
     if let Some(folder) = folder {
         // An explicit FOLDER wins over an implicit ./docsync.toml (--config and
         // FOLDER together are refused by the argument parser).
-        if api.config.config.is_none() && Path::new(DEFAULT_CONFIG).is_file() {
-            tracing::warn!(
-                "./{DEFAULT_CONFIG} is not used because FOLDER was given; pass --config {DEFAULT_CONFIG} without FOLDER to use it"
-            );
+        if api.config.config.is_none() {
+            if let Some(found) = config_file(&api.config)? {
+                tracing::warn!(
+                    config = %found.display(),
+                    "the configuration file is not used because FOLDER was given; pass --config without FOLDER to use it"
+                );
+            }
         }
         let root = absolute(folder)?;
         if root.exists() && !root.is_dir() {
@@ -79,7 +123,8 @@ pub fn load(api: &ApiArgs, folder: Option<&Path>) -> anyhow::Result<Config> {
             .with_context(|| format!("loading the configuration {}", path.display())),
         None => bail!(
             "no configuration: pass the folder to sync (`docsync run FOLDER`, laid out as \
-             FOLDER/<accountID>/<filePurpose>/<file>), --config PATH, or create ./{DEFAULT_CONFIG}"
+             FOLDER/<accountID>/<filePurpose>/<file>), --config PATH, or create ./{DEFAULT_CONFIG} \
+             (also looked for $XDG_CONFIG_HOME/docsync/config.toml and {SYSTEM_CONFIG})"
         ),
     }
 }

@@ -110,6 +110,7 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 
 /// `docsync status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
+    setup::say_config(setup::config_file(&args.config)?.as_deref());
     let (db, exists) = database(&args.config)?;
     if !exists {
         no_database(&db);

@@ -438,3 +438,73 @@ fn setup_errors_exit_2_with_a_clear_message() {
         );
     }
 }
+
+/// Without `--config`, the configuration is found where people put it:
+/// `./docsync.toml`, then `$XDG_CONFIG_HOME/docsync/config.toml` (`~/.config/…`
+/// without the variable), then `/etc/docsync/config.toml`; `config check` and
+/// `status` say which file they used.
+#[test]
+fn the_configuration_is_found_where_people_look_and_named() {
+    let w = Workspace::new();
+    let user = w.path().join(".config/docsync/config.toml");
+    let xdg_dir = w.path().join("xdg");
+    let xdg = xdg_dir.join("docsync/config.toml");
+    let local = w.path().join("docsync.toml");
+    let inbox_for = |name: &str| VALID.replace("path = \"inbox\"", &format!("path = \"{name}\""));
+    for (path, inbox) in [(&user, "user-inbox"), (&xdg, "xdg-inbox")] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, inbox_for(inbox)).unwrap();
+    }
+    let check = |xdg_home: Option<&std::path::Path>| {
+        let mut cmd = w.cmd(["config", "check"]);
+        if let Some(dir) = xdg_home {
+            cmd.env("XDG_CONFIG_HOME", dir);
+        }
+        crate::harness::run_command(cmd, Duration::from_secs(60))
+    };
+    // ~/.config when XDG_CONFIG_HOME is not set
+    let out = check(None);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("configuration: {}", user.display())),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("docsync: configuration {}", user.display())),
+        "{out}"
+    );
+    // $XDG_CONFIG_HOME wins over ~/.config
+    let out = check(Some(&xdg_dir));
+    assert!(
+        out.stdout
+            .contains(&format!("configuration: {}", xdg.display())),
+        "{out}"
+    );
+    // ./docsync.toml wins over both
+    std::fs::write(&local, inbox_for("local-inbox")).unwrap();
+    let out = check(Some(&xdg_dir));
+    assert!(
+        out.stdout
+            .contains(&format!("configuration: {}", local.display())),
+        "{out}"
+    );
+    // status names it too (on stderr: stdout stays what scripts parse)
+    let out = w.run(["status", "--json"]);
+    assert!(
+        out.stderr
+            .contains(&format!("docsync: configuration {}", local.display())),
+        "{out}"
+    );
+    // none anywhere: the places looked at are named
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_file(&user).unwrap();
+    let out = w.run(["status", "--json"]);
+    assert!(
+        out.stderr
+            .contains("no configuration file (looked for docsync.toml"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("/etc/docsync/config.toml"), "{out}");
+}
