@@ -14,6 +14,7 @@ pub mod docs;
 pub mod logging;
 pub mod progress;
 pub mod run;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod setup;
 pub mod status;
@@ -85,6 +86,7 @@ pub enum Command {
     /// Queue failed (and invalid) files again.
     Retry(RetryArgs),
     /// Run the local sandbox API in the foreground and print its URL and credentials.
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
     /// Configuration commands.
     #[command(subcommand)]

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Status(a) => cli::status::status(a),
             Command::History(a) => cli::status::history(a),
             Command::Retry(a) => cli::status::retry(a),
+            #[cfg(feature = "sandbox")]
             Command::Sandbox(a) => cli::sandbox::sandbox(a).await,
             Command::Config(ConfigCommand::Check(a)) => cli::check::check(a),
             Command::Completions(a) => cli::docs::completions(a.shell),

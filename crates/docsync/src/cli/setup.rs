@@ -5,8 +5,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use docsync::config::{self, env_vars, Config, Env, Secret};
-use docsync_sandbox::{Credentials, Sandbox, SandboxConfig, SandboxHandle};
+use docsync::config::{self, env_vars, Config, Env};
+#[cfg(feature = "sandbox")]
+use docsync_sandbox::{Credentials, Sandbox, SandboxConfig};
+
+/// The running embedded sandbox, held as long as the daemon runs.
+#[cfg(feature = "sandbox")]
+pub type EmbeddedSandbox = docsync_sandbox::SandboxHandle;
+
+/// A build without the `sandbox` feature never has one.
+#[cfg(not(feature = "sandbox"))]
+pub enum EmbeddedSandbox {}
 
 use super::{ApiArgs, ConfigArgs};
 
@@ -175,7 +184,19 @@ pub fn state_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
 /// `<state_dir>/sandbox`, fresh random credentials) and point `config` at it for
 /// every API; the returned handle must live as long as the daemon. Says so in one
 /// line on stderr; never prints the credentials.
-pub async fn embedded_sandbox(config: &mut Config) -> anyhow::Result<Option<SandboxHandle>> {
+#[cfg(not(feature = "sandbox"))]
+pub async fn embedded_sandbox(config: &mut Config) -> anyhow::Result<Option<EmbeddedSandbox>> {
+    if config.api.sandbox {
+        bail!(
+            "this docsync was built without the embedded sandbox (the `sandbox` cargo \
+             feature): set api.url and the credentials to sync with the real API"
+        );
+    }
+    Ok(None)
+}
+
+#[cfg(feature = "sandbox")]
+pub async fn embedded_sandbox(config: &mut Config) -> anyhow::Result<Option<EmbeddedSandbox>> {
     if !config.api.sandbox {
         return Ok(None);
     }
@@ -194,9 +215,10 @@ pub async fn embedded_sandbox(config: &mut Config) -> anyhow::Result<Option<Sand
     // attachments URL next to it for the folders that would use one)
     config.api.url = Some(handle.url().to_owned());
     config.api.attachments_url = None;
-    config.credentials.public_key = Some(Secret::new(credentials.public_key));
-    config.credentials.secret_key = Some(Secret::new(credentials.secret_key));
-    config.credentials.attachments_api_key = Some(Secret::new(credentials.attachments_api_key));
+    config.credentials.public_key = Some(config::Secret::new(credentials.public_key));
+    config.credentials.secret_key = Some(config::Secret::new(credentials.secret_key));
+    config.credentials.attachments_api_key =
+        Some(config::Secret::new(credentials.attachments_api_key));
     eprintln!(
         "docsync: using the embedded sandbox at {} (data in {}): a local stand-in, not the \
          real Moov API, whose approvals are not real; set api.url (or --api-url) to sync for real",
