@@ -139,9 +139,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|r| reason(&store, r))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let summary =
+        super::folder_summary::lines(&store, filter.folder.as_deref(), docsync::model::now_ms())
+            .with_context(|| format!("summarising the folders in {}", db.display()))?;
     if args.json {
         // stdout stays the array of rows scripts parse
         eprintln!("docsync: {api}");
+        for line in &summary {
+            eprintln!("docsync: {line}");
+        }
         let list = rows
             .iter()
             .zip(reasons)
@@ -151,6 +157,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     outln!("{api}");
+    for line in &summary {
+        outln!("{line}");
+    }
     if rows.is_empty() {
         outln!("no files recorded in {}", db.display());
         return Ok(EXIT_OK);
