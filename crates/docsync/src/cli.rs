@@ -11,6 +11,7 @@ macro_rules! outln {
 
 pub mod check;
 pub mod docs;
+pub mod folder_summary;
 pub mod logging;
 pub mod progress;
 pub mod run;
@@ -18,6 +19,7 @@ pub mod run;
 pub mod sandbox;
 pub mod setup;
 pub mod status;
+pub mod systemd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

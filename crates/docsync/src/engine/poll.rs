@@ -30,10 +30,11 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run(ctx: Ctx, base: Duration, stop: CancellationToken) {
     let base = base.max(Duration::from_millis(100));
     let mut interval = base;
+    let beat = ctx.beats.register("poll");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = beat.idle_while(tokio::time::sleep(interval)) => {}
         }
         let started = std::time::Instant::now();
         let polled = poll_once(&ctx).await;
