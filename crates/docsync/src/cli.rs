@@ -80,7 +80,8 @@ pub enum Command {
     /// Scan, upload and wait for decisions once; the exit code says how it went.
     Sync(SyncArgs),
     /// List files and their states from the state database (read-only), under a
-    /// line naming the API they were synced against. Exit 4 when there is no state
+    /// line naming the API they were synced against and a line per folder (its
+    /// files by state, how long the oldest pending file has waited). Exit 4 when there is no state
     /// yet (docsync has not run with this state directory).
     Status(StatusArgs),
     /// Every recorded step of one file.
@@ -219,8 +220,8 @@ pub struct SyncArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print a JSON array (keys: path, state, remote_id, remote_status, reason,
-    /// updated; path_bytes_hex for names that are not UTF-8); the API line goes
-    /// to stderr.
+    /// updated; path_bytes_hex for names that are not UTF-8); the API line and
+    /// the per-folder summary go to stderr.
     #[arg(long)]
     pub json: bool,
     /// Only files in this state (repeatable).

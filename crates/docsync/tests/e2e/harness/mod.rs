@@ -418,9 +418,14 @@ target = {{ kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        self.spawn_command(self.cmd(args))
+    }
+
+    /// Start `cmd` (built with [`Workspace::cmd`] or [`Workspace::program`]) in
+    /// the background, as [`Workspace::spawn`] does.
+    pub fn spawn_command(&self, mut cmd: Command) -> Daemon {
         let n = self.logs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = self.path().join(format!("daemon-{n}.log"));
-        let mut cmd = self.cmd(args);
         cmd.stdout(Stdio::null())
             .stderr(File::create(&log).expect("creating the daemon log"));
         let child = cmd.spawn().expect("starting docsync");
