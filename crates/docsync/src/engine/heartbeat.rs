@@ -9,6 +9,14 @@
 //! loops whose last beat is too old. Without a watchdog `every` is `None`: loops
 //! beat only as they turn, and never wake for it.
 //!
+//! What counts as alive: the intake (scans, the store), the upload stage's own
+//! loop (it reads the store and hands each file to a task of its own) and the
+//! engine's loop beat only between steps, so a store that stops answering or a
+//! scan that hangs stops them. The poll and settle stages beat while they wait
+//! on the API too: every request has its timeouts and its retries their bound,
+//! and an API that asks for long waits (`Retry-After`) is no reason to restart.
+//! A thread blocked outright (a deadlock) stops every beat of its task.
+//!
 //! Also here: when the folders were last scanned ([`LastScan`]), which the
 //! intake records and the engine publishes.
 

@@ -37,7 +37,9 @@ pub async fn run(ctx: Ctx, base: Duration, stop: CancellationToken) {
             _ = beat.idle_while(tokio::time::sleep(interval)) => {}
         }
         let started = std::time::Instant::now();
-        let polled = poll_once(&ctx).await;
+        // waiting on the API is alive: every request has its timeouts and its
+        // retries their bound, and the API may ask for long waits (Retry-After)
+        let polled = beat.idle_while(poll_once(&ctx)).await;
         ctx.metrics.polled(started.elapsed());
         match polled {
             Ok(cycle) if cycle.decided > 0 || cycle.requests == 0 => interval = base,

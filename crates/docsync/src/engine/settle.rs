@@ -117,7 +117,8 @@ pub async fn run(ctx: Ctx, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = beat.idle_while(tokio::time::sleep(INTERVAL)) => {}
         }
-        if let Err(e) = settle_once(&ctx).await {
+        // asking the API is alive (see the poll stage): bounded by the client
+        if let Err(e) = beat.idle_while(settle_once(&ctx)).await {
             warn!(error = %e, "reconciling interrupted uploads failed; will try again");
         }
     }
