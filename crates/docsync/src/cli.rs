@@ -80,9 +80,10 @@ pub enum Command {
     /// Scan, upload and wait for decisions once; the exit code says how it went.
     Sync(SyncArgs),
     /// List files and their states from the state database (read-only), under a
-    /// line naming the API they were synced against and a line per folder (its
-    /// files by state, how long the oldest pending file has waited). Exit 4 when there is no state
-    /// yet (docsync has not run with this state directory).
+    /// line naming the API they were synced against; then, on stderr, a line per
+    /// folder (its files by state, how long the oldest pending file has waited).
+    /// Exit 4 when there is no state yet (docsync has not run with this state
+    /// directory).
     Status(StatusArgs),
     /// Every recorded step of one file.
     History(HistoryArgs),

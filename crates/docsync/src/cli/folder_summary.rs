@@ -1,6 +1,8 @@
 //! The per-folder summary of `docsync status`: each folder's files by state, and
 //! how long its oldest pending file (uploaded, waiting for a decision) has
 //! waited: `folder /srv/inbox: 12 approved, 3 pending (oldest 4m), 1 rejected`.
+//! On stderr, below the table (or next to `--json`): stdout stays what scripts
+//! read.
 
 use std::collections::BTreeMap;
 

@@ -157,11 +157,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     outln!("{api}");
-    for line in &summary {
-        outln!("{line}");
-    }
     if rows.is_empty() {
         outln!("no files recorded in {}", db.display());
+        for line in &summary {
+            eprintln!("{line}");
+        }
         return Ok(EXIT_OK);
     }
     // the reason last: it is the long column, shown whole (it says what to do);
@@ -189,6 +189,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         })
         .collect();
     print_table(&header, &table);
+    // the summary below the table, on stderr: stdout stays the API line and the
+    // table that scripts read
+    for line in &summary {
+        eprintln!("{line}");
+    }
     if u32::try_from(rows.len()).is_ok_and(|n| n == args.limit) {
         eprintln!(
             "docsync: showing the first {} rows; pass --limit for more",
