@@ -11,6 +11,7 @@ macro_rules! outln {
 
 pub mod check;
 pub mod docs;
+pub mod folder_summary;
 pub mod logging;
 pub mod progress;
 pub mod run;
@@ -18,6 +19,7 @@ pub mod run;
 pub mod sandbox;
 pub mod setup;
 pub mod status;
+pub mod systemd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,8 +80,10 @@ pub enum Command {
     /// Scan, upload and wait for decisions once; the exit code says how it went.
     Sync(SyncArgs),
     /// List files and their states from the state database (read-only), under a
-    /// line naming the API they were synced against. Exit 4 when there is no state
-    /// yet (docsync has not run with this state directory).
+    /// line naming the API they were synced against; then, on stderr, a line per
+    /// folder (its files by state, how long the oldest pending file has waited).
+    /// Exit 4 when there is no state yet (docsync has not run with this state
+    /// directory).
     Status(StatusArgs),
     /// Every recorded step of one file.
     History(HistoryArgs),
@@ -217,8 +221,8 @@ pub struct SyncArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print a JSON array (keys: path, state, remote_id, remote_status, reason,
-    /// updated; path_bytes_hex for names that are not UTF-8); the API line goes
-    /// to stderr.
+    /// updated; path_bytes_hex for names that are not UTF-8); the API line and
+    /// the per-folder summary go to stderr.
     #[arg(long)]
     pub json: bool,
     /// Only files in this state (repeatable).

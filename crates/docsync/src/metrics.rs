@@ -161,6 +161,11 @@ impl Metrics {
         self.upload_seconds.observe(took.as_secs_f64());
     }
 
+    /// Bytes of the uploads the server accepted so far.
+    pub fn sent_bytes(&self) -> u64 {
+        self.bytes_sent.get()
+    }
+
     /// An upload that failed with `error` after `took`.
     pub fn upload_failed(&self, error: &RemoteError, took: Duration) {
         self.upload_seconds.observe(took.as_secs_f64());

@@ -1,6 +1,10 @@
 //! The progress bar of `run` and `sync`: shown on a terminal only, driven by the
 //! daemon's [`Snapshot`]s. On anything else (a pipe, a log file, systemd) nothing
 //! is drawn.
+//!
+//! `⠋ 3/10 files [#####>      ] 1.20 MiB/4.00 MiB 512.00 KiB/s ETA 6s 2 uploading, 5 pending`:
+//! files decided of those known, bytes uploaded of those to upload, the upload
+//! rate and what is left at that rate, then the files by state.
 
 use std::io::IsTerminal;
 
@@ -32,7 +36,7 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed}] {bar:25} {pos}/{len} decided  {wide_msg}",
+            "{spinner} {prefix} files [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}  {wide_msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
@@ -95,8 +99,11 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
         .map(|st| count(s, *st))
         .sum();
     let decided: u64 = done.iter().map(|st| count(s, *st)).sum();
-    bar.set_length(live);
-    bar.set_position(decided);
+    bar.set_prefix(format!("{decided}/{live}"));
+    // bytes: uploaded by this run, of those plus the ones still to upload (the
+    // rate and ETA follow them)
+    bar.set_length(s.bytes_sent.saturating_add(s.bytes_left));
+    bar.set_position(s.bytes_sent);
     // only the states that have files, so the line fits a terminal
     let parts: Vec<String> = [
         (

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logging::Logs;
 use super::progress::Progress;
+use super::systemd::Systemd;
 use super::{setup, ApiArgs, RunArgs, SyncArgs, EXIT_INTERRUPTED, EXIT_OK};
 
 /// `docsync run [FOLDER]`: exit 0 on a clean stop.
@@ -103,16 +104,30 @@ async fn daemon(
     let shutdown = CancellationToken::new();
     let signals = listen_for_signals(shutdown.clone())?;
     let (tx, rx) = watch::channel(Snapshot::default());
-    let progress = Progress::start(rx, logs);
+    // under systemd (NOTIFY_SOCKET): READY, STATUS, WATCHDOG and STOPPING
+    let systemd = Systemd::from_env();
+    let beats = systemd
+        .as_ref()
+        .map(Systemd::heartbeats)
+        .unwrap_or_default();
     let mut engine = Engine::new(config, apis)
         .mode(mode)
         .progress(tx)
+        .heartbeats(beats.clone())
         .on_api_change(start.api_change);
+    let notified = shutdown.child_token();
+    let notifier = systemd.map(|systemd| systemd.start(rx.clone(), beats, notified.clone()));
+    let progress = Progress::start(rx, logs);
     if let Some(admin) = admin {
         engine = engine.admin(admin);
     }
     let result = engine.run(shutdown.clone()).await;
     progress.finish();
+    notified.cancel();
+    if let Some(notifier) = notifier {
+        // STOPPING=1 is sent before the process exits
+        let _ = notifier.await;
+    }
     signals.abort();
     let report = result?;
     Ok((report, shutdown.is_cancelled()))

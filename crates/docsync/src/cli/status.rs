@@ -139,9 +139,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|r| reason(&store, r))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let summary =
+        super::folder_summary::lines(&store, filter.folder.as_deref(), docsync::model::now_ms())
+            .with_context(|| format!("summarising the folders in {}", db.display()))?;
     if args.json {
         // stdout stays the array of rows scripts parse
         eprintln!("docsync: {api}");
+        for line in &summary {
+            eprintln!("docsync: {line}");
+        }
         let list = rows
             .iter()
             .zip(reasons)
@@ -153,6 +159,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     outln!("{api}");
     if rows.is_empty() {
         outln!("no files recorded in {}", db.display());
+        for line in &summary {
+            eprintln!("{line}");
+        }
         return Ok(EXIT_OK);
     }
     // the reason last: it is the long column, shown whole (it says what to do);
@@ -180,6 +189,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         })
         .collect();
     print_table(&header, &table);
+    // the summary below the table, on stderr: stdout stays the API line and the
+    // table that scripts read
+    for line in &summary {
+        eprintln!("{line}");
+    }
     if u32::try_from(rows.len()).is_ok_and(|n| n == args.limit) {
         eprintln!(
             "docsync: showing the first {} rows; pass --limit for more",

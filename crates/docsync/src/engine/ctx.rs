@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::heartbeat::{Heartbeats, LastScan};
 use crate::metrics::Metrics;
 use crate::model::Folder;
 use crate::remote::Apis;
@@ -23,6 +24,10 @@ pub struct Ctx {
     pub in_flight: InFlight,
     /// How the stages wake each other (data goes through the store).
     pub wake: Arc<Wakeups>,
+    /// Each stage's loop beats here (for a watchdog).
+    pub beats: Heartbeats,
+    /// When a folder scan last finished.
+    pub last_scan: Arc<LastScan>,
     folders: Arc<HashMap<String, Folder>>,
     retry_initial: Duration,
     verify_first_attempts: bool,
@@ -37,6 +42,8 @@ impl Ctx {
             metrics: Arc::new(Metrics::default()),
             in_flight: InFlight::default(),
             wake: Arc::default(),
+            beats: Heartbeats::default(),
+            last_scan: Arc::default(),
             folders: Arc::new(folders),
             retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
             verify_first_attempts: false,
@@ -55,6 +62,12 @@ impl Ctx {
     /// [`Ctx::verifying_first_attempts`]).
     pub fn verifies_first_attempts(&self) -> bool {
         self.verify_first_attempts
+    }
+
+    /// Beat on `beats` (see [`super::heartbeat`]).
+    pub fn with_heartbeats(mut self, beats: Heartbeats) -> Self {
+        self.beats = beats;
+        self
     }
 
     /// The first wait before retrying a failed upload (see [`super::upload::backoff`]).

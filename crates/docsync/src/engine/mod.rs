@@ -47,6 +47,7 @@ use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB
 mod api_check;
 pub mod ctx;
 pub mod decision;
+pub mod heartbeat;
 pub mod intake;
 pub mod poll;
 pub mod settle;
@@ -57,6 +58,7 @@ mod testkit;
 
 pub use api_check::ApiChange;
 pub use ctx::Ctx;
+pub use heartbeat::Heartbeats;
 use intake::{Hints, Intake};
 
 /// How long in-flight uploads may take to finish after a stop is asked.
@@ -76,6 +78,14 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub counts: BTreeMap<State, u64>,
+    /// When a folder scan last finished (Unix ms): `None` until the first scan
+    /// has recorded what the folders held.
+    pub scanned_at: Option<i64>,
+    /// Bytes of files uploaded by this run.
+    pub bytes_sent: u64,
+    /// Bytes of the files still to upload (waiting, uploading or retrying).
+    /// Counted only while someone subscribes to the snapshots.
+    pub bytes_left: u64,
 }
 
 /// How a run ended.
@@ -117,6 +127,7 @@ pub struct Engine {
     progress: Option<watch::Sender<Snapshot>>,
     admin: Option<admin::Listener>,
     api_change: ApiChange,
+    heartbeats: Heartbeats,
 }
 
 impl Engine {
@@ -129,6 +140,7 @@ impl Engine {
             progress: None,
             admin: None,
             api_change: ApiChange::Refuse,
+            heartbeats: Heartbeats::default(),
         }
     }
 
@@ -148,6 +160,13 @@ impl Engine {
     /// Publish the counts on `progress` while running.
     pub fn progress(mut self, progress: watch::Sender<Snapshot>) -> Engine {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Every loop (each stage's and the engine's own) beats on `beats` while it
+    /// is alive, for a watchdog (see [`heartbeat`]).
+    pub fn heartbeats(mut self, beats: Heartbeats) -> Engine {
+        self.heartbeats = beats;
         self
     }
 
@@ -171,14 +190,8 @@ impl Engine {
             progress,
             admin,
             api_change,
+            heartbeats,
         } = self;
-        let publish = |counts: &BTreeMap<State, u64>| {
-            if let Some(progress) = &progress {
-                progress.send_replace(Snapshot {
-                    counts: counts.clone(),
-                });
-            }
-        };
         create_state_dir(&config.state_dir)?;
         let lock = InstanceLock::acquire(&config.state_dir)?;
         if !lock.last_stop_was_clean() {
@@ -189,7 +202,14 @@ impl Engine {
         let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
-            .verifying_first_attempts(!lock.last_stop_was_clean());
+            .verifying_first_attempts(!lock.last_stop_was_clean())
+            .with_heartbeats(heartbeats);
+        let publish = |counts: BTreeMap<State, u64>| async {
+            if let Some(progress) = &progress {
+                let snapshot = snapshot(&ctx, counts, progress.receiver_count() > 0).await;
+                progress.send_replace(snapshot);
+            }
+        };
 
         let settled = settle::settle_once(&ctx).await?;
         if settled != settle::Settled::default() {
@@ -268,13 +288,15 @@ impl Engine {
         let mut timed_out = false;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let beat = ctx.beats.register("engine");
         let counts = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break ctx.store.call(|s| s.counts_by_state()).await?,
                 _ = tick.tick() => {}
             }
+            beat.beat();
             let counts = ctx.store.call(|s| s.counts_by_state()).await?;
-            publish(&counts);
+            publish(counts.clone()).await;
             if let Some(deadline) = deadline {
                 let waiting = intake.lock().map(|i| i.waiting()).unwrap_or(0);
                 if ctx.in_flight.is_empty() && waiting == 0 && work_left(&counts) == 0 {
@@ -302,13 +324,36 @@ impl Engine {
             .call(|s| s.counts_by_state())
             .await
             .unwrap_or(counts);
-        publish(&counts);
+        publish(counts.clone()).await;
         if finished {
             if let Err(e) = lock.stopped_cleanly() {
                 warn!(error = %e, "recording the clean stop failed; the next start asks the server before every upload");
             }
         }
         Ok(Report { counts, timed_out })
+    }
+}
+
+/// What to publish: the counts, the last scan, and (when `bytes`) the bytes
+/// sent and left. A failed read of the bytes leaves them at 0: the counts
+/// matter more than a progress bar.
+async fn snapshot(ctx: &Ctx, counts: BTreeMap<State, u64>, bytes: bool) -> Snapshot {
+    let bytes_left = if bytes && work_left(&counts) > 0 {
+        ctx.store
+            .call(|s| s.bytes_to_send())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "reading the bytes left to send failed");
+                0
+            })
+    } else {
+        0
+    };
+    Snapshot {
+        counts,
+        scanned_at: ctx.last_scan.get(),
+        bytes_sent: ctx.metrics.sent_bytes(),
+        bytes_left,
     }
 }
 

@@ -30,13 +30,16 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run(ctx: Ctx, base: Duration, stop: CancellationToken) {
     let base = base.max(Duration::from_millis(100));
     let mut interval = base;
+    let beat = ctx.beats.register("poll");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = beat.idle_while(tokio::time::sleep(interval)) => {}
         }
         let started = std::time::Instant::now();
-        let polled = poll_once(&ctx).await;
+        // waiting on the API is alive: every request has its timeouts and its
+        // retries their bound, and the API may ask for long waits (Retry-After)
+        let polled = beat.idle_while(poll_once(&ctx)).await;
         ctx.metrics.polled(started.elapsed());
         match polled {
             Ok(cycle) if cycle.decided > 0 || cycle.requests == 0 => interval = base,

@@ -111,12 +111,14 @@ pub async fn settle_once(ctx: &Ctx) -> Result<Settled> {
 
 /// Settle rows left in `uploading` until `stop`.
 pub async fn run(ctx: Ctx, stop: CancellationToken) {
+    let beat = ctx.beats.register("settle");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = beat.idle_while(tokio::time::sleep(INTERVAL)) => {}
         }
-        if let Err(e) = settle_once(&ctx).await {
+        // asking the API is alive (see the poll stage): bounded by the client
+        if let Err(e) = beat.idle_while(settle_once(&ctx)).await {
             warn!(error = %e, "reconciling interrupted uploads failed; will try again");
         }
     }

@@ -391,6 +391,9 @@ fn the_systemd_unit_is_hardened_and_its_command_line_parses() {
         "NoNewPrivileges=yes",
         "ReadWritePaths=/var/lib/docsync",
         "Environment=DOCSYNC_STATE_DIR=/var/lib/docsync",
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=120s",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks `{line}`");
     }

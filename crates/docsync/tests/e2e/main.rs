@@ -13,7 +13,10 @@
 //! - [`status_page_browser`]: the status page in headless Chromium;
 //! - [`crash`]: SIGKILL, a server killed mid-upload, SIGTERM during a burst;
 //! - [`security`]: secrets never leak, server names never become local paths;
-//! - [`names`]: hostile file names escaped in logs and tables, exact in JSON.
+//! - [`names`]: hostile file names escaped in logs and tables, exact in JSON;
+//! - [`systemd`]: `run` under systemd's `NOTIFY_SOCKET` (READY, STATUS, WATCHDOG,
+//!   STOPPING), the test playing systemd;
+//! - [`progress`]: `status`'s summary per folder (the oldest pending file's age).
 //!
 //! The daemon library in process:
 //! - [`daemon`]: files dropped into a folder end up decided, exactly once;
@@ -35,5 +38,7 @@ mod daemon;
 mod faults;
 mod names;
 mod pipeline;
+mod progress;
 mod security;
 mod status_page_browser;
+mod systemd;

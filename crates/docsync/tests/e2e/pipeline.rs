@@ -339,26 +339,56 @@ target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-0000000000
 }
 
 /// The progress bar is drawn on a terminal and never into a pipe or a log file.
+/// It shows files decided of all, bytes uploaded of all, a rate and an ETA.
 #[test]
 fn the_progress_bar_shows_on_a_terminal_only() {
-    let sandbox = TestSandbox::start();
+    // decided 2 s after the upload: the bar is drawn with every byte sent
+    let sandbox = TestSandbox::with_decision_delay(Duration::from_secs(2));
     let w = Workspace::with_sandbox(&sandbox);
     w.write_config("");
+    // 3 files of 40 KiB: 120 KiB in all
     for i in 0..3 {
-        w.drop_file(&format!("p{i}.pdf"), &pdf(&format!("progress {i}")));
+        let mut bytes = pdf(&format!("progress {i}"));
+        bytes.resize(40 * 1024, b' ');
+        w.drop_file(&format!("p{i}.pdf"), &bytes);
     }
-    // `script` runs the command on a pseudo-terminal and copies what it drew
+    // `script` runs the command on a pseudo-terminal (wide enough for the whole
+    // bar) and copies what it drew
     let bin = crate::harness::docsync_bin().display().to_string();
     let mut on_tty = w.program("script");
     on_tty.env("PATH", "/usr/bin:/bin").args([
         "-qefc",
-        &format!("{bin} sync --once --timeout 60s"),
+        &format!("stty cols 200 rows 40; exec {bin} sync --once --timeout 60s"),
         "/dev/null",
     ]);
     let out = crate::harness::run_command(on_tty, crate::harness::COMMAND_TIMEOUT);
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(draws_a_bar(&out.stdout), "no bar on a terminal\n{out}");
     assert!(out.stdout.contains("3 approved"), "{out}");
+    // the frames while the decisions are awaited: nothing decided, every byte sent
+    let frames: Vec<&str> = out
+        .stdout
+        .split(['\r', '\n'])
+        .filter(|f| f.contains(" files ["))
+        .collect();
+    let waiting = frames
+        .iter()
+        .find(|f| {
+            f.contains("0/3 files")
+                && f.contains("120.00 KiB/120.00 KiB")
+                && f.contains("3 pending")
+        })
+        .unwrap_or_else(|| {
+            panic!("no frame with 0/3 files, 120 KiB of 120 KiB sent, 3 pending\n{out}")
+        });
+    assert!(waiting.contains("/s ETA "), "no rate and ETA: {waiting:?}");
+    // and, while uploading, the files and bytes of the whole run
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains("/3 files") && f.contains("/120.00 KiB")),
+        "{out}"
+    );
 
     w.drop_file("p3.pdf", &pdf("progress 3"));
     let out = w.run(["sync", "--once", "--timeout", "60s"]);
@@ -367,11 +397,15 @@ fn the_progress_bar_shows_on_a_terminal_only() {
         !draws_a_bar(&out.stderr) && !draws_a_bar(&out.stdout),
         "a bar was drawn into a pipe\n{out}"
     );
+    assert!(
+        !out.stderr.contains('\u{1b}') && !out.stderr.contains("ETA"),
+        "terminal control sequences in a pipe\n{out}"
+    );
 }
 
-/// Whether `text` holds the bar's `N/M decided` counter.
+/// Whether `text` holds the bar's `N/M files` counter.
 fn draws_a_bar(text: &str) -> bool {
-    text.match_indices(" decided").any(|(at, _)| {
+    text.match_indices(" files [").any(|(at, _)| {
         let counter = text[..at].rsplit(' ').next().unwrap_or_default();
         counter.split_once('/').is_some_and(|(n, m)| {
             !n.is_empty() && !m.is_empty() && (n.to_owned() + m).bytes().all(|b| b.is_ascii_digit())

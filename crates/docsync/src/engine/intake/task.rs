@@ -52,7 +52,9 @@ pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()
             let mut intake = intake.lock().map_err(|_| poisoned())?;
             intake.apply_scan(s, n, &walked, now).map(|_| ())
         })
-        .await
+        .await?;
+    ctx.last_scan.mark(crate::model::now_ms());
+    Ok(())
 }
 
 fn poisoned() -> Error {
@@ -158,7 +160,9 @@ pub async fn run(
     let mut periodic = tokio::time::interval(scan_interval.max(Duration::from_secs(1)));
     periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     periodic.tick().await; // the first tick is now: the initial scan already ran
+    let beat = ctx.beats.register("intake");
     loop {
+        beat.beat();
         let deadline = intake.lock().ok().and_then(|i| i.next_deadline());
         let step: Result<()> = tokio::select! {
             _ = stop.cancelled() => return,
@@ -182,6 +186,7 @@ pub async fn run(
                 result
             }
             _ = sleep_until(deadline) => promote(&ctx, &intake).await,
+            _ = beat.idle() => Ok(()),
         };
         if let Err(e) = step {
             // One bad step (a full disk, a locked database) must not stop the

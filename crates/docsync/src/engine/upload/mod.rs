@@ -119,7 +119,9 @@ pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: Cance
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     // rows whose processing ended since the current batch was read
     let finished: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let beat = ctx.beats.register("upload");
     loop {
+        beat.beat();
         let now = now_ms();
         // rows finished from here on may still be in this batch (read before
         // they finished): they are skipped, not hashed again
@@ -156,7 +158,8 @@ pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: Cance
                     ctx.in_flight.release(row.id);
                     return;
                 }
-                permit = permits.clone().acquire_owned() => match permit {
+                // every slot busy with an upload: waiting for one is idle
+                permit = beat.idle_while(permits.clone().acquire_owned()) => match permit {
                     Ok(p) => p,
                     Err(_) => return,
                 },
@@ -191,6 +194,7 @@ pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: Cance
             _ = stop.cancelled() => return,
             _ = ctx.wake.stable.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = beat.idle() => {}
         }
     }
 }
