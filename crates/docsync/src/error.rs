@@ -145,6 +145,10 @@ pub enum Error {
     #[error("file {id}: no such row in the database")]
     NoSuchFile { id: i64 },
 
+    /// No hook outbox row with this id.
+    #[error("hook event {id}: no such row in the outbox")]
+    NoSuchHookEvent { id: i64 },
+
     /// The filesystem watcher could not be started.
     #[error("watching {path} failed: {source}")]
     Watch {
