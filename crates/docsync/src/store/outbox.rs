@@ -289,8 +289,16 @@ impl Store {
                     let reason = format!(
                         "the {hook} hook gave up on this event after {attempts} attempts: {error}"
                     );
-                    insert_event(&tx, file_id, now, Some(file.state), file.state, &reason, None)
-                        .map_err(db("recording a hook given up"))?;
+                    insert_event(
+                        &tx,
+                        file_id,
+                        now,
+                        Some(file.state),
+                        file.state,
+                        &reason,
+                        None,
+                    )
+                    .map_err(db("recording a hook given up"))?;
                 }
                 OutboxFailure::GaveUp
             }

@@ -112,7 +112,9 @@ fn a_decision_writes_one_row_per_hook_with_what_it_says() {
             &Change::because("not a document"),
         )
         .unwrap();
-    let due = store.outbox_due(&[HookKind::Command], i64::MAX, 10).unwrap();
+    let due = store
+        .outbox_due(&[HookKind::Command], i64::MAX, 10)
+        .unwrap();
     assert_eq!(due.len(), 2);
     assert_eq!(due[1].state, State::Invalid);
     assert_ne!(due[0].uid, due[1].uid);
@@ -237,7 +239,9 @@ fn undelivered_entries_survive_a_restart() {
         reject(&mut store, id);
     }
     let store = Store::open(&path).unwrap();
-    let due = store.outbox_due(&[HookKind::Command], i64::MAX, 10).unwrap();
+    let due = store
+        .outbox_due(&[HookKind::Command], i64::MAX, 10)
+        .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].state, State::Rejected);
 }
