@@ -74,12 +74,12 @@ impl HooksConfig {
     }
 
     /// The wait after the `attempts`th failed delivery: `retry_initial`,
-    /// doubling, at most [`MAX_HOOK_RETRY`].
+    /// doubling, at most [`MAX_HOOK_RETRY`] (or `retry_initial`, if longer).
     pub fn backoff(&self, attempts: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
         self.retry_initial
             .saturating_mul(factor)
-            .min(MAX_HOOK_RETRY)
+            .min(MAX_HOOK_RETRY.max(self.retry_initial))
     }
 }
 
@@ -191,7 +191,8 @@ fn command(
     };
     let shown = program.escape_debug().to_string();
     let resolved = if program.contains('/') {
-        Some(paths.resolve(&program))
+        // `./x` and `a/./x` as `x` and `a/x`: the path as people write it
+        Some(paths.resolve(&program).components().collect::<PathBuf>())
     } else {
         find_in_path(&program, env.get("PATH"))
     };

@@ -164,9 +164,11 @@ async fn deliver_one(
     .await
 }
 
-/// `1.5s`, `10m`: a wait for a log line.
+/// `500ms`, `5s`, `10m`, `1h`: a wait for a log line.
 fn humantime(d: Duration) -> String {
-    if d >= Duration::from_secs(60) && d.as_secs() % 60 == 0 {
+    if d >= Duration::from_secs(3600) && d.as_secs() % 3600 == 0 {
+        format!("{}h", d.as_secs() / 3600)
+    } else if d >= Duration::from_secs(60) && d.as_secs() % 60 == 0 {
         format!("{}m", d.as_secs() / 60)
     } else if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
