@@ -307,3 +307,6 @@ fn webhook(
     };
     Some(WebhookHook { url, secret })
 }
+
+#[cfg(test)]
+mod tests;
