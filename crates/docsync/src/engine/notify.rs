@@ -166,9 +166,9 @@ async fn deliver_one(
 
 /// `500ms`, `5s`, `10m`, `1h`: a wait for a log line.
 fn humantime(d: Duration) -> String {
-    if d >= Duration::from_secs(3600) && d.as_secs() % 3600 == 0 {
+    if d >= Duration::from_secs(3600) && d.as_secs().is_multiple_of(3600) {
         format!("{}h", d.as_secs() / 3600)
-    } else if d >= Duration::from_secs(60) && d.as_secs() % 60 == 0 {
+    } else if d >= Duration::from_secs(60) && d.as_secs().is_multiple_of(60) {
         format!("{}m", d.as_secs() / 60)
     } else if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
