@@ -200,7 +200,18 @@ impl Engine {
                 }
                 None
             }
-            false => Some(Arc::new(Hooks::new(config.hooks.clone())?)),
+            false => {
+                // a restart is a retry: every undelivered event is due now (before
+                // `Mode::Once` first asks whether any is)
+                let due = store.outbox_due_now(now_ms())?;
+                if due > 0 {
+                    info!(
+                        count = due,
+                        "hook events undelivered at the last stop: trying them again now"
+                    );
+                }
+                Some(Arc::new(Hooks::new(config.hooks.clone())?))
+            }
         };
         let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)

@@ -7,7 +7,8 @@
 //! after a backoff (`hooks.retry_initial`, doubling), or given up after
 //! `hooks.max_attempts` (logged, and an event in the file's `history`). It never
 //! blocks another stage: a hook that hangs or fails only delays other events.
-//! On start, every undelivered row is tried again at once (a restart is a retry).
+//! On start, every undelivered row is due at once (a restart is a retry:
+//! `Engine::run` reschedules them before any stage runs).
 //!
 //! Woken by `Wakeups::decided` (poll, upload), and at least every second (a
 //! decision of the intake or a `retry` has no wake-up of its own).
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, warn, Instrument};
 
 use super::ctx::Ctx;
 use crate::error::Result;
@@ -42,14 +43,6 @@ pub struct Round {
 /// Deliver until `stop`.
 pub async fn run(ctx: Ctx, hooks: Arc<Hooks>, stop: CancellationToken) {
     let kinds = hooks.config().kinds();
-    match ctx.store.call(|s| s.outbox_due_now(now_ms())).await {
-        Ok(0) => {}
-        Ok(n) => info!(
-            count = n,
-            "hook events undelivered at the last stop: trying them again now"
-        ),
-        Err(e) => warn!(error = %e, "reading the hooks' outbox failed; will try again"),
-    }
     loop {
         if let Err(e) = deliver_due(&ctx, &hooks, &stop).await {
             warn!(error = %e, "reading the hooks' outbox failed; will try again");

@@ -351,6 +351,11 @@ fn a_failing_receiver_blocks_nothing_and_hears_after_a_restart() {
     receiver.fail(false);
     let out = sync_once(&w);
     assert_eq!(out.code(), Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains("hook events undelivered at the last stop: trying them again now"),
+        "{out}"
+    );
     let accepted = receiver.accepted();
     assert_eq!(accepted.len(), 1, "{:#?}\n{out}", receiver.got());
     let event = &accepted["good.pdf"].body;
