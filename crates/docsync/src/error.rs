@@ -145,6 +145,17 @@ pub enum Error {
     #[error("file {id}: no such row in the database")]
     NoSuchFile { id: i64 },
 
+    /// A decision hook failed (one attempt: the notify stage retries it).
+    #[error("{hook} hook: {message}")]
+    Hook {
+        hook: crate::model::HookKind,
+        message: String,
+    },
+
+    /// No hook outbox row with this id.
+    #[error("hook event {id}: no such row in the outbox")]
+    NoSuchHookEvent { id: i64 },
+
     /// The filesystem watcher could not be started.
     #[error("watching {path} failed: {source}")]
     Watch {

@@ -13,6 +13,7 @@
 //! - [`ratelimit`]: the shared request-rate limit (`max_requests_per_second`);
 //! - [`store`]: the SQLite state (files, events, the state machine, the instance lock).
 //! - [`metrics`]: what the daemon counts, rendered for Prometheus;
+//! - [`hooks`]: the decision hooks (a command, a signed webhook), one delivery at a time;
 //! - [`admin`]: the optional admin listener (probes, `/metrics`, the status page).
 //!
 //! Nothing here talks to the network: the uploader and poller are built on top.
@@ -46,6 +47,7 @@ pub mod admin;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod hooks;
 pub mod local;
 pub mod metrics;
 pub mod model;

@@ -36,6 +36,8 @@ pub struct Credentials {
     pub secret_key: Option<Secret>,
     /// The attachments API key.
     pub attachments_api_key: Option<Secret>,
+    /// The key of the decision webhook's signature (`[hooks] webhook_url`).
+    pub webhook_secret: Option<Secret>,
     pub source: CredentialSource,
 }
 
@@ -45,10 +47,11 @@ struct CredentialsFile {
     public_key: Option<Secret>,
     secret_key: Option<Secret>,
     attachments_api_key: Option<Secret>,
+    webhook_secret: Option<Secret>,
 }
 
 /// Read a credentials file (TOML with `public_key`, `secret_key`,
-/// `attachments_api_key`), refusing it unless only its owner can read it.
+/// `attachments_api_key`, `webhook_secret`), refusing it unless only its owner can read it.
 pub fn read_credentials_file(path: &Path) -> Result<Credentials> {
     let meta =
         std::fs::metadata(path).map_err(|e| Error::io("reading credentials file", path, e))?;
@@ -70,6 +73,7 @@ pub fn read_credentials_file(path: &Path) -> Result<Credentials> {
         public_key: file.public_key,
         secret_key: file.secret_key,
         attachments_api_key: file.attachments_api_key,
+        webhook_secret: file.webhook_secret,
         source: CredentialSource::File(path.to_owned()),
     })
 }
@@ -110,6 +114,7 @@ pub(super) fn load_credentials(
             env_vars::ATTACHMENTS_API_KEY,
             &mut credentials.attachments_api_key,
         ),
+        (env_vars::WEBHOOK_SECRET, &mut credentials.webhook_secret),
     ] {
         if let Some(v) = env.get(var) {
             *slot = Some(Secret::new(v));

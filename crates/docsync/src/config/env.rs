@@ -25,6 +25,7 @@ pub mod env_vars {
     pub const PUBLIC_KEY: &str = "DOCSYNC_PUBLIC_KEY";
     pub const SECRET_KEY: &str = "DOCSYNC_SECRET_KEY";
     pub const ATTACHMENTS_API_KEY: &str = "DOCSYNC_ATTACHMENTS_API_KEY";
+    pub const WEBHOOK_SECRET: &str = "DOCSYNC_WEBHOOK_SECRET";
 }
 
 /// The environment variables docsync reads, captured once (tests build their own).
@@ -34,11 +35,14 @@ pub struct Env {
 }
 
 impl Env {
-    /// `DOCSYNC_*`, `HOME` and `XDG_STATE_HOME` from the process environment.
+    /// `DOCSYNC_*`, `HOME`, `XDG_STATE_HOME` and `PATH` (where a bare hook
+    /// command is looked for) from the process environment.
     pub fn from_process() -> Env {
         Env {
             vars: std::env::vars()
-                .filter(|(k, _)| k.starts_with("DOCSYNC_") || k == "HOME" || k == "XDG_STATE_HOME")
+                .filter(|(k, _)| {
+                    k.starts_with("DOCSYNC_") || k == "HOME" || k == "XDG_STATE_HOME" || k == "PATH"
+                })
                 .collect(),
         }
     }

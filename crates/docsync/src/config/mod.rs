@@ -26,6 +26,11 @@
 //! address = "127.0.0.1:8384"          # status page, /metrics, /healthz, /readyz
 //! allow_remote = false                # true: a non-loopback address (the page has no login)
 //!
+//! [hooks]                             # hear about decisions (see the `hooks` module)
+//! on_decision = ["/usr/local/bin/notify.sh", "kyc"]   # argv, run without a shell
+//! webhook_url = "https://hooks.example.com/docsync"  # signed JSON POST
+//!                                     # (secret: DOCSYNC_WEBHOOK_SECRET or the credentials file)
+//!
 //! [[folder]]
 //! path = "inbox/kyb"
 //! ignore = ["*.bak"]                  # added to the defaults
@@ -52,7 +57,7 @@
 //! `DOCSYNC_API_VERSION`, `DOCSYNC_AUTH`, `DOCSYNC_STATE_DIR`, `DOCSYNC_CONCURRENCY`,
 //! `DOCSYNC_SCAN_INTERVAL`, `DOCSYNC_QUIET_WINDOW`, `DOCSYNC_POLL_INTERVAL`,
 //! `DOCSYNC_RETRY_INITIAL`, `DOCSYNC_MAX_RPS`, `DOCSYNC_CREDENTIALS_FILE`; secrets: `DOCSYNC_PUBLIC_KEY`, `DOCSYNC_SECRET_KEY`,
-//! `DOCSYNC_ATTACHMENTS_API_KEY`.
+//! `DOCSYNC_ATTACHMENTS_API_KEY`, `DOCSYNC_WEBHOOK_SECRET`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -71,12 +76,17 @@ pub use crate::model::{
 mod api;
 mod credentials;
 mod env;
+mod hooks;
 mod parse;
 mod problems;
 mod raw;
 
 pub use credentials::{read_credentials_file, CredentialSource, Credentials, Secret};
 pub use env::{default_state_dir, env_vars, Env};
+pub use hooks::{
+    CommandHook, HooksConfig, WebhookHook, DEFAULT_COMMAND_TIMEOUT, DEFAULT_HOOK_ATTEMPTS,
+    DEFAULT_HOOK_RETRY_INITIAL, MAX_HOOK_RETRY,
+};
 pub use parse::{parse_all, parse_duration};
 
 /// The Moov API version sent when none is configured.
@@ -163,6 +173,8 @@ pub struct Config {
     pub max_requests_per_second: Option<RequestRate>,
     /// The `[admin]` listener of `docsync run` (`--admin` wins over it).
     pub admin: Option<AdminConfig>,
+    /// `[hooks]`: who hears about decisions (none by default).
+    pub hooks: HooksConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }

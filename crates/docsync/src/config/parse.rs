@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::api::{api, api_choice, oauth_on_the_sandbox};
 use super::credentials::{load_credentials, missing_credentials};
 use super::env::{default_state_dir, env_vars, Env, Sourced};
+use super::hooks::hooks;
 use super::problems::{fix_for_toml, more_schema_problems, Problems, DURATION_FIX};
 use super::raw::{RawAdmin, RawConfig, RawCredentials, RawFolder, RawWatcher};
 use super::{
@@ -53,6 +54,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
     let state_dir = state_dir(raw.state_dir, env, &paths);
     let folders = folders(raw.folder, &paths, &mut p);
     let credentials = credentials(raw.credentials, env, &paths, &mut p);
+    let hooks = hooks(raw.hooks, env, &paths, &credentials, &mut p);
 
     let config = Config {
         api,
@@ -66,6 +68,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         retry_initial,
         max_requests_per_second,
         admin,
+        hooks,
         source: origin.map(Path::to_owned),
     };
     api_choice(&config, &api_sources, &mut p);
@@ -78,7 +81,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
 
 /// Resolves the file's paths: `~/` against the home directory, relative paths
 /// against the configuration file's directory.
-struct Paths {
+pub(super) struct Paths {
     base: PathBuf,
     home: Option<PathBuf>,
 }
@@ -94,7 +97,7 @@ impl Paths {
         }
     }
 
-    fn resolve(&self, s: &str) -> PathBuf {
+    pub(super) fn resolve(&self, s: &str) -> PathBuf {
         if let (Some(rest), Some(home)) = (s.strip_prefix("~/"), &self.home) {
             return home.join(rest);
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::raw::{PlainApi, PlainCredentials, PlainFolder, Sections, TOP_LEVEL_KEYS};
+use super::raw::{PlainApi, PlainCredentials, PlainFolder, PlainHooks, Sections, TOP_LEVEL_KEYS};
 use crate::model::{Location, Problem, Severity};
 
 /// The 1-based line and column of byte `offset` in `text`.
@@ -181,6 +181,13 @@ pub(super) fn more_schema_problems(text: &str, first: Option<Range<usize>>, p: &
             c.span(),
             "credentials".into(),
             PlainCredentials::deserialize(c.get_ref().clone()).map(drop),
+        );
+    }
+    if let Some(h) = &sections.hooks {
+        check(
+            h.span(),
+            "hooks".into(),
+            PlainHooks::deserialize(h.get_ref().clone()).map(drop),
         );
     }
 }

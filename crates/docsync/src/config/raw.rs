@@ -23,6 +23,18 @@ pub(super) struct RawConfig {
     pub(super) retry_initial: Option<Spanned<String>>,
     pub(super) max_requests_per_second: Option<Spanned<f64>>,
     pub(super) admin: Option<Spanned<RawAdmin>>,
+    pub(super) hooks: Option<Spanned<RawHooks>>,
+}
+
+/// `[hooks]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHooks {
+    pub(super) on_decision: Option<Spanned<Vec<String>>>,
+    pub(super) command_timeout: Option<Spanned<String>>,
+    pub(super) webhook_url: Option<Spanned<String>>,
+    pub(super) max_attempts: Option<Spanned<i64>>,
+    pub(super) retry_initial: Option<Spanned<String>>,
 }
 
 /// `[admin]`.
@@ -82,6 +94,7 @@ pub(super) struct Sections {
     pub(super) folder: Vec<Spanned<toml::Value>>,
     pub(super) api: Option<Spanned<toml::Value>>,
     pub(super) credentials: Option<Spanned<toml::Value>>,
+    pub(super) hooks: Option<Spanned<toml::Value>>,
 }
 
 /// [`RawFolder`] without spans: `toml::Value` cannot produce them.
@@ -117,6 +130,17 @@ pub(super) struct PlainCredentials {
     file: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // only deserialised, to find errors
+pub(super) struct PlainHooks {
+    on_decision: Option<Vec<String>>,
+    command_timeout: Option<String>,
+    webhook_url: Option<String>,
+    max_attempts: Option<i64>,
+    retry_initial: Option<String>,
+}
+
 /// The top-level keys named in an unknown-field message.
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "api",
@@ -130,4 +154,5 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "poll_interval",
     "retry_initial",
     "max_requests_per_second",
+    "hooks",
 ];

@@ -97,6 +97,9 @@ pub struct Wakeups {
     /// Upload → intake: a row went back to `discovered` (its file changed
     /// after it held still); the intake starts its quiet window again.
     pub discovered: Notify,
+    /// Poll, upload → notify: rows may have been decided (approved, rejected,
+    /// failed, invalid), so the hooks' outbox may hold new events.
+    pub decided: Notify,
 }
 
 /// The ids of the rows this process is sending right now: such a row is

@@ -12,7 +12,9 @@
 //!
 //! Read the stages in this order to follow one file from the folder to its
 //! decision: [`intake`], [`upload`] (with its steps `intent`, `send`,
-//! `outcome`), [`poll`]; [`settle`] handles what a stop interrupted. Each stage
+//! `outcome`), [`poll`]; [`settle`] handles what a stop interrupted; [`notify`]
+//! tells the configured hooks about decisions (from the outbox the decisions
+//! wrote in their own transactions). Each stage
 //! owns its loop (a `run` function with a stop token), reads its work from the
 //! store, and writes its results there; the arrows above are only wake-ups
 //! ([`ctx::Wakeups`]), never calls from one stage into another. [`decision`]
@@ -38,9 +40,10 @@ use tracing::{info, warn, Instrument};
 use crate::admin::{self, AdminState, Liveness};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::hooks::Hooks;
 use crate::local::ignore::IgnoreSet;
 use crate::local::watcher::{hint_channel, FolderWatcher, RescanQueue};
-use crate::model::{text, Folder, WatcherKind};
+use crate::model::{now_ms, text, Folder, HookKind, WatcherKind};
 use crate::remote::Apis;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
 
@@ -49,6 +52,7 @@ pub mod ctx;
 pub mod decision;
 pub mod heartbeat;
 pub mod intake;
+pub mod notify;
 pub mod poll;
 pub mod settle;
 pub mod upload;
@@ -199,6 +203,29 @@ impl Engine {
         }
         let mut store = Store::open_in_state_dir(&config.state_dir)?;
         api_check::check_api(&mut store, &config, api_change)?;
+        let hook_kinds = config.hooks.kinds();
+        store.enable_outbox(&hook_kinds)?;
+        let hooks = match hook_kinds.is_empty() {
+            true => {
+                let left = store.outbox_undelivered()?;
+                if left > 0 {
+                    warn!(count = left, "hook events are undelivered and no hook is configured now; they wait until [hooks] is configured again");
+                }
+                None
+            }
+            false => {
+                // a restart is a retry: every undelivered event is due now (before
+                // `Mode::Once` first asks whether any is)
+                let due = store.outbox_due_now(now_ms())?;
+                if due > 0 {
+                    info!(
+                        count = due,
+                        "hook events undelivered at the last stop: trying them again now"
+                    );
+                }
+                Some(Arc::new(Hooks::new(config.hooks.clone())?))
+            }
+        };
         let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
@@ -280,6 +307,12 @@ impl Engine {
         tracker.spawn(
             settle::run(ctx.clone(), stop.clone()).instrument(tracing::info_span!("settle")),
         );
+        if let Some(hooks) = hooks {
+            tracker.spawn(
+                notify::run(ctx.clone(), hooks, stop.clone())
+                    .instrument(tracing::info_span!("notify")),
+            );
+        }
 
         let deadline = match mode {
             Mode::Once { timeout } => Some(tokio::time::Instant::now() + timeout),
@@ -299,11 +332,19 @@ impl Engine {
             publish(counts.clone()).await;
             if let Some(deadline) = deadline {
                 let waiting = intake.lock().map(|i| i.waiting()).unwrap_or(0);
-                if ctx.in_flight.is_empty() && waiting == 0 && work_left(&counts) == 0 {
+                let files_done =
+                    ctx.in_flight.is_empty() && waiting == 0 && work_left(&counts) == 0;
+                // every decision's hook event tried once (the outbox rows were
+                // committed with the decisions); failures wait for the next run
+                if files_done && !hooks_due(&ctx, &hook_kinds).await {
                     break counts;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    timed_out = true;
+                    if files_done {
+                        warn!("hook events were still being delivered at the timeout; the next run delivers them");
+                    } else {
+                        timed_out = true;
+                    }
                     break counts;
                 }
             }
@@ -410,6 +451,26 @@ fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<A
         api: Arc::new(config.api_identity()),
         form_token: Arc::new(AdminState::new_form_token()),
     })
+}
+
+/// Whether a hook event of `kinds` is due now (not yet tried in this run, or
+/// being tried).
+async fn hooks_due(ctx: &Ctx, kinds: &[HookKind]) -> bool {
+    if kinds.is_empty() {
+        return false;
+    }
+    let kinds = kinds.to_vec();
+    match ctx
+        .store
+        .call(move |s| s.outbox_due(&kinds, now_ms(), 1))
+        .await
+    {
+        Ok(due) => !due.is_empty(),
+        Err(e) => {
+            warn!(error = %e, "reading the hooks' outbox failed");
+            false
+        }
+    }
 }
 
 /// Rows that still need the daemon: not yet uploaded, or waiting for a decision.

@@ -41,6 +41,9 @@ pub async fn run(ctx: Ctx, base: Duration, stop: CancellationToken) {
         // retries their bound, and the API may ask for long waits (Retry-After)
         let polled = beat.idle_while(poll_once(&ctx)).await;
         ctx.metrics.polled(started.elapsed());
+        if polled.as_ref().is_ok_and(|cycle| cycle.decided > 0) {
+            ctx.wake.decided.notify_one();
+        }
         match polled {
             Ok(cycle) if cycle.decided > 0 || cycle.requests == 0 => interval = base,
             Ok(cycle) => {

@@ -28,6 +28,8 @@
 //!
 //! - `files`: reading and writing file rows (by id, by path, lists by state).
 //! - `observe`: recording what a folder scan or a hint saw on disk.
+//! - `outbox`: the decision hooks' outbox (written by a trigger with the state
+//!   change, read and marked by the notify stage).
 //! - `identity`: which API the rows were synced against, and starting over.
 //! - `upload`: upload intents and their outcomes (duplicates, quota, retries,
 //!   what the server says).
@@ -55,6 +57,7 @@ mod files;
 mod identity;
 mod lock;
 mod observe;
+mod outbox;
 mod overview;
 mod seed;
 mod shared;
@@ -63,6 +66,7 @@ mod upload;
 pub use files::{ListFilter, PendingAccount};
 pub use lock::{create_state_dir, InstanceLock};
 pub use observe::{Observation, Observed, Reconciled};
+pub use outbox::{HookKind, OutboxEntry, OutboxFailure};
 pub use overview::{ActivityBucket, FolderCounts, History, Page};
 pub use seed::Replica;
 pub use shared::SharedStore;
@@ -78,6 +82,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     )),
     M::up(include_str!("../../migrations/0003_remote_id_index.sql")),
     M::up(include_str!("../../migrations/0004_api_identity.sql")),
+    M::up(include_str!("../../migrations/0006_hook_outbox.sql")),
 ];
 
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

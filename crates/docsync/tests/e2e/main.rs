@@ -17,6 +17,8 @@
 //! - [`systemd`]: `run` under systemd's `NOTIFY_SOCKET` (READY, STATUS, WATCHDOG,
 //!   STOPPING), the test playing systemd;
 //! - [`progress`]: `status`'s summary per folder (the oldest pending file's age).
+//! - [`hooks`]: the decision hooks (a signed webhook checked by a real receiver,
+//!   a command), a failing receiver, a restart, `config check`.
 //!
 //! The daemon library in process:
 //! - [`daemon`]: files dropped into a folder end up decided, exactly once;
@@ -36,6 +38,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod faults;
+mod hooks;
 mod names;
 mod pipeline;
 mod progress;

@@ -171,7 +171,8 @@ pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: Cance
                     let id = row.id;
                     match process(&ctx, row).await {
                         Ok(Processed::Restarted) => ctx.wake.discovered.notify_one(),
-                        Ok(_) => {}
+                        // invalid or failed: maybe an event for the hooks
+                        Ok(_) => ctx.wake.decided.notify_one(),
                         Err(e) => {
                             warn!(error = %e, "recording an upload step failed; the row is picked up again");
                         }
