@@ -88,7 +88,7 @@ async fn daemon(
     let mut config = setup::load(start.api, start.folder)?;
     // Fail fast, before starting anything, if another docsync holds the state
     // directory (the daemon takes the lock again for its whole run).
-    drop(InstanceLock::acquire(&config.state_dir)?);
+    InstanceLock::ensure_free(&config.state_dir)?;
     let admin = match admin {
         Admin::Off => None,
         Admin::Configured(flag) => flag.or(config.admin),

@@ -43,34 +43,7 @@ impl InstanceLock {
     /// 0600), and write our pid into it. Fails fast with [`Error::AlreadyRunning`],
     /// naming the holder's pid, if another process holds it.
     pub fn acquire(dir: &Path) -> Result<InstanceLock> {
-        use fs4::fs_std::FileExt;
-        create_state_dir(dir)?;
-        let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io("opening lock file", &path, e))?;
-        let locked = file
-            .try_lock_exclusive()
-            .map_err(|e| Error::io("locking", &path, e))?;
-        if !locked {
-            let mut text = String::new();
-            let pid = file
-                .read_to_string(&mut text)
-                .ok()
-                .and_then(|_| text.trim().parse().ok());
-            return Err(Error::AlreadyRunning {
-                dir: dir.to_owned(),
-                pid,
-            });
-        }
-        let mut before = String::new();
-        file.read_to_string(&mut before)
-            .map_err(|e| Error::io("reading lock file", &path, e))?;
+        let (mut file, path, before) = lock(dir)?;
         // an empty file: the first run here
         let last_stop_clean = before.trim().is_empty() || before.trim() == STOPPED_CLEANLY;
         write_line(&mut file, &std::process::id().to_string())
@@ -80,6 +53,13 @@ impl InstanceLock {
             dir: dir.to_owned(),
             last_stop_clean,
         })
+    }
+
+    /// Fail fast with [`Error::AlreadyRunning`] if another process holds the lock,
+    /// without taking it for a run: the lock file keeps what it says (a pid left by
+    /// an unclean stop stays there for the run that takes the lock next).
+    pub fn ensure_free(dir: &Path) -> Result<()> {
+        lock(dir).map(drop)
     }
 
     /// Whether the run before this one stopped cleanly (or there was none).
@@ -99,6 +79,40 @@ impl InstanceLock {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Open and lock `<dir>/lock` (the lock goes with the returned file); what it
+/// said before.
+fn lock(dir: &Path) -> Result<(File, PathBuf, String)> {
+    use fs4::fs_std::FileExt;
+    create_state_dir(dir)?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io("opening lock file", &path, e))?;
+    let locked = file
+        .try_lock_exclusive()
+        .map_err(|e| Error::io("locking", &path, e))?;
+    if !locked {
+        let mut text = String::new();
+        let pid = file
+            .read_to_string(&mut text)
+            .ok()
+            .and_then(|_| text.trim().parse().ok());
+        return Err(Error::AlreadyRunning {
+            dir: dir.to_owned(),
+            pid,
+        });
+    }
+    let mut before = String::new();
+    file.read_to_string(&mut before)
+        .map_err(|e| Error::io("reading lock file", &path, e))?;
+    Ok((file, path, before))
 }
 
 /// Replace the lock file's content with `line`, synced to disk.

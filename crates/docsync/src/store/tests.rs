@@ -1259,6 +1259,28 @@ fn the_lock_file_remembers_an_unclean_stop() {
     );
 }
 
+/// `docsync run` checks the lock before it starts anything: that check leaves
+/// the lock file as it was, so a clean stop stays clean and a pid left by an
+/// unclean one stays for the run that takes the lock.
+#[test]
+fn checking_the_lock_leaves_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    InstanceLock::acquire(&state)
+        .unwrap()
+        .stopped_cleanly()
+        .unwrap();
+    InstanceLock::ensure_free(&state).unwrap();
+    let run = InstanceLock::acquire(&state).unwrap();
+    assert!(run.last_stop_was_clean(), "the check is not a run");
+    drop(run); // as if killed
+    InstanceLock::ensure_free(&state).unwrap();
+    let next = InstanceLock::acquire(&state).unwrap();
+    assert!(!next.last_stop_was_clean(), "the check kept the pid");
+    let err = InstanceLock::ensure_free(&state).unwrap_err();
+    assert!(matches!(err, Error::AlreadyRunning { .. }), "{err}");
+}
+
 /// Commits are synced to disk before they return (an intent survives a power
 /// loss, not just a crash): the writer runs `synchronous = FULL`.
 #[test]

@@ -356,6 +356,22 @@ fn a_second_daemon_on_a_locked_state_dir_fails_fast() {
     assert!(!out.stderr.contains("embedded sandbox"), "{out}");
 }
 
+/// A clean stop is remembered as clean: the next run does not warn about an
+/// unclean one (nor pay for it by asking the server before every upload). The
+/// check `run`/`sync` make of the lock before they start must not leave a pid
+/// in the lock file for the run itself to find.
+#[test]
+fn a_run_after_a_clean_stop_does_not_think_the_last_one_crashed() {
+    let w = Workspace::new();
+    w.write_config("[api]\nsandbox = true\n");
+    let first = w.run(["sync", "--once", "--timeout", "60s"]);
+    assert_eq!(first.code(), Some(0), "{first}");
+    assert!(!first.stderr.contains("did not stop cleanly"), "{first}");
+    let second = w.run(["sync", "--once", "--timeout", "60s"]);
+    assert_eq!(second.code(), Some(0), "{second}");
+    assert!(!second.stderr.contains("did not stop cleanly"), "{second}");
+}
+
 /// A state database written by a newer docsync: every command that reads it
 /// refuses it, says which file, which versions and what to do, and leaves it
 /// untouched (no downgrade, no migration).
