@@ -53,6 +53,12 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
     let state_dir = state_dir(raw.state_dir, env, &paths);
     let folders = folders(raw.folder, &paths, &mut p);
     let credentials = credentials(raw.credentials, env, &paths, &mut p);
+    let http = super::http::http(
+        raw.http.map(Spanned::into_inner),
+        env,
+        |f| paths.resolve(f),
+        &mut p,
+    );
 
     let config = Config {
         api,
@@ -66,6 +72,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         retry_initial,
         max_requests_per_second,
         admin,
+        http,
         source: origin.map(Path::to_owned),
     };
     api_choice(&config, &api_sources, &mut p);

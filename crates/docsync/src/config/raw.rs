@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) retry_initial: Option<Spanned<String>>,
     pub(super) max_requests_per_second: Option<Spanned<f64>>,
     pub(super) admin: Option<Spanned<RawAdmin>>,
+    pub(super) http: Option<Spanned<super::http::RawHttp>>,
 }
 
 /// `[admin]`.
@@ -121,6 +122,7 @@ pub(super) struct PlainCredentials {
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "api",
     "admin",
+    "http",
     "credentials",
     "folder",
     "state_dir",
