@@ -189,6 +189,7 @@ impl Engine {
         let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
+            .with_retry_for(config.http.retry_for)
             .verifying_first_attempts(!lock.last_stop_was_clean());
 
         let settled = settle::settle_once(&ctx).await?;

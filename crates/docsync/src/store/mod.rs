@@ -50,6 +50,7 @@ use crate::error::{Error, Result};
 use crate::model::now_ms;
 pub use crate::model::{ApiIdentity, State, TargetKey, MOOV_FILES_PER_ACCOUNT};
 
+mod budget;
 mod files;
 mod identity;
 mod lock;
