@@ -13,7 +13,9 @@
 //! - [`status_page_browser`]: the status page in headless Chromium;
 //! - [`crash`]: SIGKILL, a server killed mid-upload, SIGTERM during a burst;
 //! - [`security`]: secrets never leak, server names never become local paths;
-//! - [`names`]: hostile file names escaped in logs and tables, exact in JSON.
+//! - [`names`]: hostile file names escaped in logs and tables, exact in JSON;
+//! - [`http_settings`]: `[http]`: proxies (explicit, environment, `NO_PROXY`,
+//!   loopback), `read_timeout`, `ca_file`, the retry budget and `status`'s next attempt.
 //!
 //! The daemon library in process:
 //! - [`daemon`]: files dropped into a folder end up decided, exactly once;
@@ -33,6 +35,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod faults;
+mod http_settings;
 mod names;
 mod pipeline;
 mod security;
