@@ -32,6 +32,8 @@ const ACCOUNT: &str = "00000000-0000-4000-8000-000000000e2e";
 struct RecordingProxy {
     url: String,
     seen: Arc<Mutex<Vec<String>>>,
+    /// The `Proxy-Authorization` of each request (empty: none).
+    logins: Arc<Mutex<Vec<String>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -40,6 +42,7 @@ struct Forward {
     upstream: String,
     client: reqwest::Client,
     seen: Arc<Mutex<Vec<String>>>,
+    logins: Arc<Mutex<Vec<String>>>,
 }
 
 impl RecordingProxy {
@@ -49,11 +52,12 @@ impl RecordingProxy {
             .enable_all()
             .build()
             .unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (seen, logins) = (Arc::default(), Arc::default());
         let state = Forward {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
-            seen: seen.clone(),
+            seen: Arc::clone(&seen),
+            logins: Arc::clone(&logins),
         };
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -64,6 +68,7 @@ impl RecordingProxy {
         RecordingProxy {
             url,
             seen,
+            logins,
             _runtime: runtime,
         }
     }
@@ -86,6 +91,12 @@ async fn forward(State(st): State<Forward>, request: Request) -> Response {
         .lock()
         .unwrap()
         .push(format!("{} {}", parts.method, parts.uri));
+    let login = parts
+        .headers
+        .get("proxy-authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    st.logins.lock().unwrap().push(login.to_owned());
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let mut out = st
@@ -95,7 +106,12 @@ async fn forward(State(st): State<Forward>, request: Request) -> Response {
     for (name, value) in &parts.headers {
         if !matches!(
             name.as_str(),
-            "host" | "content-length" | "connection" | "proxy-connection" | "transfer-encoding"
+            "host"
+                | "content-length"
+                | "connection"
+                | "proxy-connection"
+                | "proxy-authorization"
+                | "transfer-encoding"
         ) {
             out = out.header(name, value);
         }
@@ -156,15 +172,21 @@ fn copies_on_server(sandbox: &TestSandbox, bytes: &[u8]) -> usize {
         .count()
 }
 
-/// `[http] proxy`: every request goes through it, the sandbox on loopback included.
+const CANARY: &str = "s3cr3t-proxy-canary";
+
+/// `[http] proxy`: every request goes through it, the sandbox on loopback
+/// included, with the proxy's login; its password is never printed.
 #[test]
 fn an_explicit_proxy_carries_every_request() {
     let sandbox = TestSandbox::start();
     let proxy = RecordingProxy::start(sandbox.url());
+    let with_login = proxy
+        .url
+        .replace("http://", &format!("http://docsync:{CANARY}@"));
     let w = workspace(
         &sandbox,
         sandbox.url(),
-        &format!("[http]\nproxy = \"{}\"\n", proxy.url),
+        &format!("[http]\nproxy = \"{with_login}\"\n"),
     );
     w.drop_file("a.pdf", &pdf("explicit proxy"));
     let out = sync_once(&w, &[]);
@@ -173,6 +195,34 @@ fn an_explicit_proxy_carries_every_request() {
     let upload = format!("POST {}/accounts/{ACCOUNT}/files", sandbox.url());
     assert!(proxy.seen().contains(&upload), "{:?}", proxy.seen());
     assert_eq!(copies_on_server(&sandbox, &pdf("explicit proxy")), 1);
+    // the login reached the proxy, and nowhere else
+    assert!(
+        proxy
+            .logins
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| l.starts_with("Basic ")),
+        "every request carried the proxy's login"
+    );
+    assert!(!out.to_string().contains(CANARY), "{out}");
+    let check = w.run(["config", "check"]);
+    assert_eq!(check.code(), Some(0), "{check}");
+    assert!(!check.to_string().contains(CANARY), "{check}");
+    // a bad proxy URL is reported without its password
+    w.write_config(&format!(
+        "[http]\nproxy = \"ftp://docsync:{CANARY}@proxy:21\"\n"
+    ));
+    let check = w.run(["config", "check"]);
+    assert_eq!(check.code(), Some(1), "{check}");
+    assert!(
+        check
+            .stdout
+            .contains("http.proxy: error: proxy scheme `ftp` is not supported")
+            && check.stdout.contains("docsync:***@proxy")
+            && !check.to_string().contains(CANARY),
+        "{check}"
+    );
 }
 
 /// Without `proxy`: `HTTP_PROXY` carries the requests, `NO_PROXY` exempts its
