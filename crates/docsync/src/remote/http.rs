@@ -31,6 +31,7 @@ impl Transport {
             }
             None => Vec::new(),
         };
+        describe(http, roots.len());
         Ok(Transport {
             proxies: proxies(&http.proxy)?,
             roots,
@@ -55,6 +56,31 @@ impl Transport {
             .read_timeout(self.http.read_timeout)
             .proxies(self.proxies.clone())
             .extra_roots(self.roots.clone())
+    }
+}
+
+/// Say at start which proxy and extra CA certificates requests use (a proxy's
+/// password as `***`).
+fn describe(http: &HttpConfig, roots: usize) {
+    match &http.proxy {
+        ProxySetting::Explicit(url) => {
+            tracing::info!(proxy = %url, "every request through [http] proxy")
+        }
+        ProxySetting::Direct => tracing::info!("no proxy ([http] proxy = \"none\")"),
+        ProxySetting::Environment(env) => {
+            for (var, url) in [
+                ("HTTPS_PROXY", &env.https),
+                ("HTTP_PROXY", &env.http),
+                ("ALL_PROXY", &env.all),
+            ] {
+                if let Some(url) = url {
+                    tracing::info!(proxy = %url, no_proxy = %no_proxy_list(&env.no_proxy), "requests through the proxy of {var}");
+                }
+            }
+        }
+    }
+    if let Some(path) = &http.ca_file {
+        tracing::info!(ca_file = %path.display(), certificates = roots, "extra CA certificates trusted");
     }
 }
 

@@ -206,6 +206,11 @@ fn an_explicit_proxy_carries_every_request() {
         "every request carried the proxy's login"
     );
     assert!(!out.to_string().contains(CANARY), "{out}");
+    assert!(
+        out.stderr.contains("every request through [http] proxy")
+            && out.stderr.contains("docsync:***@127.0.0.1"),
+        "{out}"
+    );
     let check = w.run(["config", "check"]);
     assert_eq!(check.code(), Some(0), "{check}");
     assert!(!check.to_string().contains(CANARY), "{check}");
