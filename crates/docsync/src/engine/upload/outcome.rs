@@ -150,16 +150,16 @@ fn exhausted(reason: &str, elapsed: Duration, attempts: u32, budget: Duration) -
         "{reason}; retries exhausted: {attempts} attempts over {} ([http] retry_for = {}); \
          not sent again until `docsync retry PATH` (or `docsync retry --all-failed`), \
          which asks the server first whether an attempt arrived",
-        human(elapsed),
+        human(Duration::from_secs(elapsed.as_secs())),
         human(budget)
     )
 }
 
-/// A duration the way the configuration writes one: `1h`, `90s`, `250ms`.
+/// A duration the way the configuration writes one: `1h`, `90s`, `1500ms`.
 fn human(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
-        0 => format!("{}ms", d.as_millis()),
+        _ if d.subsec_millis() != 0 || secs == 0 => format!("{}ms", d.as_millis()),
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
@@ -346,6 +346,8 @@ mod tests {
         assert_eq!(next_wait(s(5), s(0), s(3600), s(3600)), None);
         assert_eq!(next_wait(s(5), s(0), s(4000), s(3600)), None);
         assert_eq!(next_wait(s(5), s(200), s(3500), s(3600)), None);
+        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(human(s(90)), "90s");
         let why = exhausted("503", s(3600), 14, s(3600));
         assert!(
             why.contains("retries exhausted")
