@@ -19,6 +19,7 @@ use toml::Spanned;
 use super::env::{env_vars, Env, Sourced};
 use super::parse::parse_duration;
 use super::problems::{Problems, DURATION_FIX};
+use crate::model::Severity;
 
 /// Default time a connection may take to open.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,7 +88,14 @@ impl ProxyUrl {
     /// An `http://` or `https://` URL with a host; the error says
     /// what is wrong without repeating a password.
     pub fn parse(text: &str) -> Result<ProxyUrl, String> {
-        let url = url::Url::parse(text.trim())
+        let text = text.trim();
+        // `proxy.example:3128` is an HTTP proxy, as curl takes it
+        let full = if text.contains('/') {
+            text.to_owned()
+        } else {
+            format!("http://{text}")
+        };
+        let url = url::Url::parse(&full)
             .map_err(|e| format!("`{}` is not a URL ({e})", redact_text(text).escape_debug()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
@@ -269,11 +277,16 @@ fn proxy(raw: Option<Spanned<String>>, env: &Env, p: &mut Problems<'_>) -> Proxy
         match ProxyUrl::parse(value) {
             Ok(url) => Some(url),
             Err(message) => {
-                p.error(
+                // the user's shell may set it for other programs: not fatal
+                p.push(
+                    Severity::Warning,
                     None,
                     format!("env {name}"),
-                    message,
-                    format!("correct {name} or unset it; or set proxy under [http], which wins"),
+                    format!("{message}; {name} is ignored, requests do not use it"),
+                    format!(
+                        "correct {name} or unset it, or set proxy under [http], which wins \
+                         (\"none\": no proxy)"
+                    ),
                 );
                 None
             }
@@ -470,14 +483,28 @@ mod tests {
                 && p.fix.contains("BEGIN CERTIFICATE")),
             "{problems:?}"
         );
-        // a proxy variable that is no URL: named, never with its password
-        let problems = parse(BASE, &[("HTTP_PROXY", "ftp://bob:hunter2@proxy:21")]).unwrap_err();
+        // a proxy variable docsync cannot use: a warning naming it (never its
+        // password), and the variable ignored
+        let env = Env::from_pairs([("HTTP_PROXY", "ftp://bob:hunter2@proxy:21")]);
+        let (config, problems) = super::super::parse_all(BASE, None, &env);
         assert!(
-            problems
-                .iter()
-                .any(|p| p.location.key.as_deref() == Some("env HTTP_PROXY")
-                    && !p.to_string().contains("hunter2")),
+            problems.iter().any(|p| p.severity == Severity::Warning
+                && p.location.key.as_deref() == Some("env HTTP_PROXY")
+                && p.message.contains("ignored")
+                && !p.to_string().contains("hunter2")),
             "{problems:?}"
+        );
+        assert_eq!(
+            config.map(|c| c.http.proxy),
+            Some(ProxySetting::Environment(EnvProxies::default()))
+        );
+        // without a scheme, a proxy is an HTTP one (as curl has it)
+        let http = parse(BASE, &[("HTTPS_PROXY", "proxy.example:3128")]).unwrap();
+        assert!(
+            matches!(&http.proxy, ProxySetting::Environment(e)
+                if e.https.as_ref().map(ProxyUrl::expose) == Some("http://proxy.example:3128/")),
+            "{:?}",
+            http.proxy
         );
     }
 }
