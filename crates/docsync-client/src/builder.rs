@@ -16,11 +16,29 @@ use crate::retry::RetryPolicy;
 use crate::{attachments, moov, DEFAULT_MOOV_VERSION};
 
 /// Options shared by both builders.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Http {
     connect_timeout: Duration,
     read_timeout: Duration,
     user_agent: String,
+    /// `None`: reqwest's own rule (the environment's proxy variables);
+    /// `Some`: exactly these proxies, tried in order (empty: none at all).
+    proxies: Option<Vec<reqwest::Proxy>>,
+    /// CA certificates trusted besides the system's.
+    extra_roots: Vec<reqwest::Certificate>,
+}
+
+/// By hand: a proxy's URL may carry a password, so only counts are shown.
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("proxies", &self.proxies.as_ref().map(Vec::len))
+            .field("extra_roots", &self.extra_roots.len())
+            .finish()
+    }
 }
 
 impl Default for Http {
@@ -29,18 +47,29 @@ impl Default for Http {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             user_agent: format!("docsync/{}", env!("CARGO_PKG_VERSION")),
+            proxies: None,
+            extra_roots: Vec::new(),
         }
     }
 }
 
 impl Http {
     fn build(&self) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(&self.user_agent)
-            .build()
+            .user_agent(&self.user_agent);
+        if let Some(proxies) = &self.proxies {
+            builder = builder.no_proxy();
+            for proxy in proxies {
+                builder = builder.proxy(proxy.clone());
+            }
+        }
+        if !self.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(self.extra_roots.clone());
+        }
+        builder.build()
     }
 }
 
@@ -86,6 +115,20 @@ impl MoovClientBuilder {
 
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.http.read_timeout = timeout;
+        self
+    }
+
+    /// Send requests through exactly these proxies (the first that applies to a
+    /// request), instead of reqwest's reading of the proxy variables; an empty
+    /// list sends every request directly.
+    pub fn proxies(mut self, proxies: Vec<reqwest::Proxy>) -> Self {
+        self.http.proxies = Some(proxies);
+        self
+    }
+
+    /// Trust these CA certificates besides the system's.
+    pub fn extra_roots(mut self, roots: Vec<reqwest::Certificate>) -> Self {
+        self.http.extra_roots = roots;
         self
     }
 
@@ -161,6 +204,20 @@ impl AttachmentsClientBuilder {
 
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.http.read_timeout = timeout;
+        self
+    }
+
+    /// Send requests through exactly these proxies (the first that applies to a
+    /// request), instead of reqwest's reading of the proxy variables; an empty
+    /// list sends every request directly.
+    pub fn proxies(mut self, proxies: Vec<reqwest::Proxy>) -> Self {
+        self.http.proxies = Some(proxies);
+        self
+    }
+
+    /// Trust these CA certificates besides the system's.
+    pub fn extra_roots(mut self, roots: Vec<reqwest::Certificate>) -> Self {
+        self.http.extra_roots = roots;
         self
     }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use docsync::config::{self, env_vars, Config, Env};
+use docsync::config::{self, env_vars, Config, Env, PROXY_VARS};
 #[cfg(feature = "sandbox")]
 use docsync_sandbox::{Credentials, Sandbox, SandboxConfig};
 
@@ -26,7 +26,12 @@ pub const DEFAULT_CONFIG: &str = "docsync.toml";
 /// and `--sandbox` applied as the environment variables they override.
 pub fn env(config: &ConfigArgs, api: Option<&ApiArgs>) -> anyhow::Result<Env> {
     let mut vars: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("DOCSYNC_") || k == "HOME" || k == "XDG_STATE_HOME")
+        .filter(|(k, _)| {
+            k.starts_with("DOCSYNC_")
+                || k == "HOME"
+                || k == "XDG_STATE_HOME"
+                || PROXY_VARS.contains(&k.as_str())
+        })
         .collect();
     if let Some(dir) = &config.state_dir {
         let dir = absolute(dir)?;

@@ -78,7 +78,8 @@ fn reason(store: &Store, row: &FileRow) -> anyhow::Result<Option<String>> {
 }
 
 /// The `status --json` object of a row: exactly path, state, remote_id,
-/// remote_status, reason, updated (+ path_bytes_hex for non-UTF-8 paths). Every
+/// remote_status, reason, updated (+ path_bytes_hex for non-UTF-8 paths, and
+/// next_attempt for a `retrying` row: when it is sent again). Every
 /// value exact, unescaped (JSON escapes them); a path that is not UTF-8 with U+FFFD
 /// for its bad bytes, which `path_bytes_hex` gives exactly.
 fn row_json(row: &FileRow, reason: Option<String>) -> Value {
@@ -95,7 +96,15 @@ fn row_json(row: &FileRow, reason: Option<String>) -> Value {
     obj.insert("remote_status".into(), json!(row.remote_status));
     obj.insert("reason".into(), json!(reason));
     obj.insert("updated".into(), Value::String(rfc3339(row.updated_at)));
+    if let Some(at) = next_attempt(row) {
+        obj.insert("next_attempt".into(), Value::String(rfc3339(at)));
+    }
     Value::Object(obj)
+}
+
+/// When a `retrying` row is sent again (unix ms).
+fn next_attempt(row: &FileRow) -> Option<i64> {
+    row.next_attempt_at.filter(|_| row.state == State::Retrying)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -172,9 +181,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         "REMOTE ID",
         "REMOTE STATUS",
         "UPDATED",
+        "NEXT ATTEMPT",
         "REASON",
     ];
-    let table: Vec<[String; 6]> = rows
+    let table: Vec<[String; 7]> = rows
         .iter()
         .zip(&reasons)
         .map(|(r, why)| {
@@ -184,6 +194,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
                 cell(r.remote_id.as_deref(), REMOTE_ID_COLUMNS),
                 cell(r.remote_status.as_deref(), REMOTE_STATUS_COLUMNS),
                 rfc3339(r.updated_at),
+                next_attempt(r).map_or_else(|| "-".into(), rfc3339),
                 text::escape_str(why.as_deref().unwrap_or("-")).into_owned(),
             ]
         })
@@ -453,5 +464,17 @@ mod tests {
             let r = row(path);
             assert_eq!(row_json(&r, r.decision_reason.clone()), want);
         }
+    }
+
+    /// A retrying row says when it is sent again; other rows have no such key.
+    #[test]
+    fn a_retrying_row_shows_its_next_attempt() {
+        let mut r = row(b"a.pdf");
+        r.state = State::Retrying;
+        r.next_attempt_at = Some(1_700_000_060_000);
+        let v = row_json(&r, None);
+        assert_eq!(v["next_attempt"], json!("2023-11-14T22:14:20.000Z"));
+        r.state = State::Failed;
+        assert!(row_json(&r, None).get("next_attempt").is_none());
     }
 }

@@ -21,12 +21,29 @@ pub mod env_vars {
     pub const POLL_INTERVAL: &str = "DOCSYNC_POLL_INTERVAL";
     pub const RETRY_INITIAL: &str = "DOCSYNC_RETRY_INITIAL";
     pub const MAX_RPS: &str = "DOCSYNC_MAX_RPS";
+    pub const HTTP_CONNECT_TIMEOUT: &str = "DOCSYNC_HTTP_CONNECT_TIMEOUT";
+    pub const HTTP_READ_TIMEOUT: &str = "DOCSYNC_HTTP_READ_TIMEOUT";
+    pub const HTTP_PROXY: &str = "DOCSYNC_HTTP_PROXY";
+    pub const HTTP_CA_FILE: &str = "DOCSYNC_HTTP_CA_FILE";
+    pub const HTTP_RETRY_FOR: &str = "DOCSYNC_HTTP_RETRY_FOR";
     pub const CREDENTIALS_FILE: &str = "DOCSYNC_CREDENTIALS_FILE";
     pub const PUBLIC_KEY: &str = "DOCSYNC_PUBLIC_KEY";
     pub const SECRET_KEY: &str = "DOCSYNC_SECRET_KEY";
     pub const ATTACHMENTS_API_KEY: &str = "DOCSYNC_ATTACHMENTS_API_KEY";
     pub const WEBHOOK_SECRET: &str = "DOCSYNC_WEBHOOK_SECRET";
 }
+
+/// The proxy variables honoured when `[http] proxy` is not set (curl's names).
+pub const PROXY_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 /// The environment variables docsync reads, captured once (tests build their own).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,13 +52,18 @@ pub struct Env {
 }
 
 impl Env {
-    /// `DOCSYNC_*`, `HOME`, `XDG_STATE_HOME` and `PATH` (where a bare hook
-    /// command is looked for) from the process environment.
+    /// `DOCSYNC_*`, `HOME`, `XDG_STATE_HOME`, `PATH` (where a bare hook command
+    /// is looked for) and the proxy variables ([`PROXY_VARS`]) from the
+    /// process environment.
     pub fn from_process() -> Env {
         Env {
             vars: std::env::vars()
                 .filter(|(k, _)| {
-                    k.starts_with("DOCSYNC_") || k == "HOME" || k == "XDG_STATE_HOME" || k == "PATH"
+                    k.starts_with("DOCSYNC_")
+                        || k == "HOME"
+                        || k == "XDG_STATE_HOME"
+                        || k == "PATH"
+                        || PROXY_VARS.contains(&k.as_str())
                 })
                 .collect(),
         }

@@ -22,6 +22,17 @@
 //! [credentials]
 //! file = "credentials.toml"           # must be mode 0600; env vars win
 //!
+//! [http]
+//! connect_timeout = "10s"             # a connection must open within this
+//! read_timeout = "60s"                # the server may stay silent this long mid-request
+//! proxy = "http://proxy.example:3128" # every request through it (user:password@ allowed, never
+//!                                     # shown); "none": no proxy; absent: HTTPS_PROXY/HTTP_PROXY/
+//!                                     # ALL_PROXY minus NO_PROXY, never for loopback hosts
+//! ca_file = "/etc/ssl/corp-ca.pem"    # extra PEM CA certificates, added to the system's roots
+//! retry_for = "1h"                    # a failing upload is retried this long after its first
+//!                                     # attempt (backoff from retry_initial, at most 15m apart),
+//!                                     # then `failed` until `docsync retry`
+//!
 //! [admin]                             # `docsync run` only; --admin / DOCSYNC_ADMIN win
 //! address = "127.0.0.1:8384"          # status page, /metrics, /healthz, /readyz
 //! allow_remote = false                # true: a non-loopback address (the page has no login)
@@ -56,7 +67,8 @@
 //! Environment overrides: `DOCSYNC_API_URL`, `DOCSYNC_SANDBOX`, `DOCSYNC_ATTACHMENTS_URL`,
 //! `DOCSYNC_API_VERSION`, `DOCSYNC_AUTH`, `DOCSYNC_STATE_DIR`, `DOCSYNC_CONCURRENCY`,
 //! `DOCSYNC_SCAN_INTERVAL`, `DOCSYNC_QUIET_WINDOW`, `DOCSYNC_POLL_INTERVAL`,
-//! `DOCSYNC_RETRY_INITIAL`, `DOCSYNC_MAX_RPS`, `DOCSYNC_CREDENTIALS_FILE`; secrets: `DOCSYNC_PUBLIC_KEY`, `DOCSYNC_SECRET_KEY`,
+//! `DOCSYNC_RETRY_INITIAL`, `DOCSYNC_MAX_RPS`, `DOCSYNC_CREDENTIALS_FILE`, `DOCSYNC_HTTP_CONNECT_TIMEOUT`,
+//! `DOCSYNC_HTTP_READ_TIMEOUT`, `DOCSYNC_HTTP_PROXY`, `DOCSYNC_HTTP_CA_FILE`, `DOCSYNC_HTTP_RETRY_FOR`; secrets: `DOCSYNC_PUBLIC_KEY`, `DOCSYNC_SECRET_KEY`,
 //! `DOCSYNC_ATTACHMENTS_API_KEY`, `DOCSYNC_WEBHOOK_SECRET`.
 
 use std::collections::BTreeSet;
@@ -77,15 +89,20 @@ mod api;
 mod credentials;
 mod env;
 mod hooks;
+mod http;
 mod parse;
 mod problems;
 mod raw;
 
 pub use credentials::{read_credentials_file, CredentialSource, Credentials, Secret};
-pub use env::{default_state_dir, env_vars, Env};
+pub use env::{default_state_dir, env_vars, Env, PROXY_VARS};
 pub use hooks::{
     CommandHook, HooksConfig, WebhookHook, DEFAULT_COMMAND_TIMEOUT, DEFAULT_HOOK_ATTEMPTS,
     DEFAULT_HOOK_RETRY_INITIAL, MAX_HOOK_RETRY,
+};
+pub use http::{
+    ca_file_problem, load_pem_bundle, EnvProxies, HttpConfig, ProxySetting, ProxyUrl,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRY_FOR, LOOPBACK_NO_PROXY,
 };
 pub use parse::{parse_all, parse_duration};
 
@@ -175,6 +192,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// `[hooks]`: who hears about decisions (none by default).
     pub hooks: HooksConfig,
+    /// `[http]`: timeouts, proxy, extra CA certificates, the retry budget.
+    pub http: HttpConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }

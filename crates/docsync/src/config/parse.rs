@@ -55,6 +55,12 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
     let folders = folders(raw.folder, &paths, &mut p);
     let credentials = credentials(raw.credentials, env, &paths, &mut p);
     let hooks = hooks(raw.hooks, env, &paths, &credentials, &mut p);
+    let http = super::http::http(
+        raw.http.map(Spanned::into_inner),
+        env,
+        |f| paths.resolve(f),
+        &mut p,
+    );
 
     let config = Config {
         api,
@@ -69,6 +75,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         max_requests_per_second,
         admin,
         hooks,
+        http,
         source: origin.map(Path::to_owned),
     };
     api_choice(&config, &api_sources, &mut p);

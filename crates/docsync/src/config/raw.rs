@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) max_requests_per_second: Option<Spanned<f64>>,
     pub(super) admin: Option<Spanned<RawAdmin>>,
     pub(super) hooks: Option<Spanned<RawHooks>>,
+    pub(super) http: Option<Spanned<super::http::RawHttp>>,
 }
 
 /// `[hooks]`.
@@ -145,6 +146,7 @@ pub(super) struct PlainHooks {
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "api",
     "admin",
+    "http",
     "credentials",
     "folder",
     "state_dir",

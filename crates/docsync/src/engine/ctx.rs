@@ -30,6 +30,7 @@ pub struct Ctx {
     pub last_scan: Arc<LastScan>,
     folders: Arc<HashMap<String, Folder>>,
     retry_initial: Duration,
+    retry_for: Duration,
     verify_first_attempts: bool,
 }
 
@@ -46,6 +47,7 @@ impl Ctx {
             last_scan: Arc::default(),
             folders: Arc::new(folders),
             retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
+            retry_for: crate::config::DEFAULT_RETRY_FOR,
             verify_first_attempts: false,
         }
     }
@@ -79,6 +81,18 @@ impl Ctx {
     /// The first wait before retrying a failed upload.
     pub fn retry_initial(&self) -> Duration {
         self.retry_initial
+    }
+
+    /// How long a failing upload is retried after its first attempt
+    /// (`[http] retry_for`) before it is `failed`.
+    pub fn with_retry_for(mut self, budget: Duration) -> Self {
+        self.retry_for = budget;
+        self
+    }
+
+    /// How long a failing upload is retried after its first attempt.
+    pub fn retry_for(&self) -> Duration {
+        self.retry_for
     }
 
     /// The configured folder with this key.

@@ -229,6 +229,7 @@ impl Engine {
         let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
+            .with_retry_for(config.http.retry_for)
             .verifying_first_attempts(!lock.last_stop_was_clean())
             .with_heartbeats(heartbeats);
         let publish = |counts: BTreeMap<State, u64>| async {

@@ -1,11 +1,13 @@
 //! Clients for the configured APIs, built from the configuration.
 //!
 //! The configuration holds its secrets in the client's own `Secret` type, so they
-//! are handed over as they are.
+//! are handed over as they are. Every client gets the `[http]` settings
+//! ([`super::http`]): timeouts, proxies, extra CA certificates.
 
 use docsync_client::auth::MoovCredentials;
 use docsync_client::{attachments, moov};
 
+use super::http::Transport;
 use super::Apis;
 use crate::config::{AuthMode, Config};
 use crate::error::{Error, Result};
@@ -13,8 +15,9 @@ use crate::error::{Error, Result};
 /// Build the clients the configured folders need. A missing credential for an
 /// API a folder uses is an error naming the variable to set.
 pub fn apis(config: &Config) -> Result<Apis> {
+    let transport = Transport::new(&config.http)?;
     let moov = match (&config.api.url, config.uses_moov()) {
-        (Some(url), true) => Some(moov_client(config, url)?),
+        (Some(url), true) => Some(moov_client(config, url, &transport)?),
         _ => None,
     };
     let attachments = match (
@@ -31,7 +34,8 @@ pub fn apis(config: &Config) -> Result<Apis> {
                     "an attachments folder is configured but no API key is: set DOCSYNC_ATTACHMENTS_API_KEY or `attachments_api_key` in the credentials file".into(),
                 )
             })?;
-            let client = attachments::Client::builder(url.as_str(), key.clone())
+            let client = transport
+                .attachments(attachments::Client::builder(url.as_str(), key.clone()))
                 .build()
                 .map_err(|e| Error::Client {
                     api: "attachments",
@@ -51,7 +55,7 @@ pub fn apis(config: &Config) -> Result<Apis> {
     })
 }
 
-fn moov_client(config: &Config, url: &str) -> Result<moov::Client> {
+fn moov_client(config: &Config, url: &str, transport: &Transport) -> Result<moov::Client> {
     let missing = |what: &str, var: &str| {
         Error::MissingCredential(format!(
             "a Moov folder is configured but no {what} is: set {var} or `{}` in the credentials file",
@@ -76,7 +80,8 @@ fn moov_client(config: &Config, url: &str) -> Result<moov::Client> {
             scopes: config.oauth_scopes(),
         },
     };
-    moov::Client::builder(url, credentials)
+    transport
+        .moov(moov::Client::builder(url, credentials))
         .version(config.api.version.clone())
         .build()
         .map_err(|e| Error::Client {

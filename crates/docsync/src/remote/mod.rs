@@ -23,6 +23,7 @@ use marker::{files_metadata, image_alt_text};
 use ratelimit::RateLimiter;
 
 pub mod connect;
+mod http;
 pub mod lookup;
 pub mod marker;
 pub mod ratelimit;

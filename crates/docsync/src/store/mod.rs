@@ -53,6 +53,7 @@ use crate::model::now_ms;
 pub use crate::model::{ApiIdentity, State, TargetKey, MOOV_FILES_PER_ACCOUNT};
 
 mod backlog;
+mod budget;
 mod files;
 mod identity;
 mod lock;

@@ -19,6 +19,8 @@
 //! - [`progress`]: `status`'s summary per folder (the oldest pending file's age).
 //! - [`hooks`]: the decision hooks (a signed webhook checked by a real receiver,
 //!   a command), a failing receiver, a restart, `config check`.
+//! - [`http_settings`]: `[http]`: proxies (explicit, environment, `NO_PROXY`,
+//!   loopback), `read_timeout`, `ca_file`, the retry budget and `status`'s next attempt.
 //!
 //! The daemon library in process:
 //! - [`daemon`]: files dropped into a folder end up decided, exactly once;
@@ -39,6 +41,7 @@ mod crash;
 mod daemon;
 mod faults;
 mod hooks;
+mod http_settings;
 mod names;
 mod pipeline;
 mod progress;

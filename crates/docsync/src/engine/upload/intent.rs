@@ -26,6 +26,10 @@ pub struct Ready {
     /// The remote id of what the file's earlier content was uploaded as
     /// (an image that `replace_on_change` replaces).
     pub superseded_remote_id: Option<String>,
+    /// The row came from `retrying`: an earlier attempt was made (also after a
+    /// `docsync retry`, which resets the attempts), so the server is asked
+    /// about it before anything is sent.
+    pub retried: bool,
 }
 
 /// The outcome of [`commit_intent`].
@@ -107,6 +111,7 @@ pub fn commit_intent(
                         plan,
                         content: hashed.content,
                         superseded_remote_id,
+                        retried: from == State::Retrying,
                     })
                 }
                 BeginUpload::Duplicate { row, original } => Prepared::Duplicate { row, original },

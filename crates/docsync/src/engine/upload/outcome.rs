@@ -1,6 +1,7 @@
 //! How an upload ended, and its record: a failed request is [`classify`]'d as
-//! permanent (`failed`), transient (`retrying`, after a [`backoff`]) or a file
-//! that vanished (`deleted`); an answer is recorded through
+//! permanent (`failed`), transient (`retrying`, after a [`backoff`], while the
+//! budget `[http] retry_for` lasts: [`next_wait`]; then `failed`, saying so) or
+//! a file that vanished (`deleted`); an answer is recorded through
 //! [`super::super::decision`].
 
 use std::time::Duration;
@@ -72,8 +73,16 @@ pub(super) fn classify(error: RemoteError) -> Outcome {
                 };
             }
             if e.is_retryable() {
+                let timed_out = matches!(&e, ApiError::Transport(t) if t.is_timeout());
                 Outcome::Transient {
-                    reason: e.to_string(),
+                    reason: if timed_out {
+                        format!(
+                            "timed out: the server did not answer within [http] \
+                             read_timeout or connect_timeout ({e})"
+                        )
+                    } else {
+                        e.to_string()
+                    },
                     retry_after: e.retry_after(),
                     request_id,
                 }
@@ -116,6 +125,45 @@ pub fn backoff_from(initial: Duration, attempts: u32) -> Duration {
     let capped = base.min(MAX_BACKOFF);
     let jitter = rand::random::<f64>() * 0.2 + 0.9;
     capped.mul_f64(jitter)
+}
+
+/// The wait before the next attempt of a file whose attempts began `elapsed`
+/// ago: the backoff, never less than the server's `Retry-After`, and never
+/// past the budget (`retry_for`): the last attempt falls at its end. `None`
+/// when the budget is spent, or the server asks for a wait beyond it.
+pub fn next_wait(
+    backoff: Duration,
+    retry_after: Duration,
+    elapsed: Duration,
+    budget: Duration,
+) -> Option<Duration> {
+    let remaining = budget.saturating_sub(elapsed);
+    if remaining.is_zero() || retry_after > remaining {
+        return None;
+    }
+    Some(backoff.min(remaining).max(retry_after))
+}
+
+/// The reason recorded when the retry budget is spent.
+fn exhausted(reason: &str, elapsed: Duration, attempts: u32, budget: Duration) -> String {
+    format!(
+        "{reason}; retries exhausted: {attempts} attempts over {} ([http] retry_for = {}); \
+         not sent again until `docsync retry PATH` (or `docsync retry --all-failed`), \
+         which asks the server first whether an attempt arrived",
+        human(Duration::from_secs(elapsed.as_secs())),
+        human(budget)
+    )
+}
+
+/// A duration the way the configuration writes one: `1h`, `90s`, `1500ms`.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        _ if d.subsec_millis() != 0 || secs == 0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Record how an upload ended: on the server (`pending`, or decided), or
@@ -184,23 +232,58 @@ pub(super) async fn finish(
             request_id,
             retry_after,
         }) => {
-            ctx.metrics.retry_scheduled();
-            // Never sooner than the server asked (Retry-After).
-            let wait = backoff_from(ctx.retry_initial(), row.attempts)
-                .max(retry_after.unwrap_or_default());
-            warn!(path, request_id = request_id.as_deref().unwrap_or("-"), %reason, retry_in_s = wait.as_secs(), "upload failed; will retry");
-            let next =
-                crate::model::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
-            let change = Change {
-                last_error: Some(reason.clone()),
-                request_id,
-                next_attempt_at: Some(next),
-                attempts: Attempts::Keep,
-                ..Change::because(format!("{reason}; retrying in {}s", wait.as_secs()))
-            };
-            ctx.store
-                .call_grouped(move |s| s.transition(id, State::Uploading, State::Retrying, &change))
+            let backoff = backoff_from(ctx.retry_initial(), row.attempts);
+            let (budget, attempts, created_at) = (ctx.retry_for(), row.attempts, row.created_at);
+            let retry_after = retry_after.unwrap_or_default();
+            let log_reason = reason.clone();
+            let log_request_id = request_id.clone();
+            let verdict = ctx
+                .store
+                .call_grouped(move |s| {
+                    let now = crate::model::now_ms();
+                    let since = s.attempts_since(id)?.unwrap_or(created_at);
+                    let elapsed =
+                        Duration::from_millis(u64::try_from(now - since).unwrap_or_default());
+                    match next_wait(backoff, retry_after, elapsed, budget) {
+                        Some(wait) => {
+                            let next =
+                                now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                            let change = Change {
+                                last_error: Some(reason.clone()),
+                                request_id,
+                                next_attempt_at: Some(next),
+                                attempts: Attempts::Keep,
+                                ..Change::because(format!(
+                                    "{reason}; retrying in {}s",
+                                    wait.as_secs()
+                                ))
+                            };
+                            s.transition(id, State::Uploading, State::Retrying, &change)?;
+                            Ok(Ok(wait))
+                        }
+                        None => {
+                            let given_up = exhausted(&reason, elapsed, attempts, budget);
+                            let change = Change {
+                                last_error: Some(given_up.clone()),
+                                request_id,
+                                ..Change::because(given_up.clone())
+                            };
+                            s.transition(id, State::Uploading, State::Failed, &change)?;
+                            Ok(Err(given_up))
+                        }
+                    }
+                })
                 .await?;
+            let request_id = log_request_id.as_deref().unwrap_or("-");
+            match verdict {
+                Ok(wait) => {
+                    ctx.metrics.retry_scheduled();
+                    warn!(path, request_id, reason = %log_reason, retry_in_s = wait.as_secs(), "upload failed; will retry");
+                }
+                Err(given_up) => {
+                    warn!(path, request_id, reason = %given_up, "upload failed; retries exhausted");
+                }
+            }
         }
         Err(Outcome::Vanished(reason)) => {
             ctx.store
@@ -249,6 +332,29 @@ mod tests {
             "{fast:?}"
         );
         assert!(backoff_from(Duration::from_millis(50), 40) <= MAX_BACKOFF.mul_f64(1.1));
+    }
+
+    #[test]
+    fn the_retry_budget_bounds_the_waits() {
+        let s = Duration::from_secs;
+        // within the budget: the backoff, at least what the server asked
+        assert_eq!(next_wait(s(5), s(0), s(10), s(3600)), Some(s(5)));
+        assert_eq!(next_wait(s(5), s(30), s(10), s(3600)), Some(s(30)));
+        // the last attempt falls at the budget's end
+        assert_eq!(next_wait(s(600), s(0), s(3500), s(3600)), Some(s(100)));
+        // spent, or the server asks for a wait beyond it: give up
+        assert_eq!(next_wait(s(5), s(0), s(3600), s(3600)), None);
+        assert_eq!(next_wait(s(5), s(0), s(4000), s(3600)), None);
+        assert_eq!(next_wait(s(5), s(200), s(3500), s(3600)), None);
+        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(human(s(90)), "90s");
+        let why = exhausted("503", s(3600), 14, s(3600));
+        assert!(
+            why.contains("retries exhausted")
+                && why.contains("retry_for = 1h")
+                && why.contains("docsync retry"),
+            "{why}"
+        );
     }
 
     #[test]

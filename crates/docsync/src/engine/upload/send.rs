@@ -28,6 +28,7 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         plan,
         content,
         superseded_remote_id,
+        retried,
     } = ready;
     let rel = Path::new(OsStr::from_bytes(&row.path));
     let target = match folder.target_for(rel) {
@@ -55,7 +56,7 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
 
     // A retried row may have reached the server the first time; after an
     // unclean stop, so may a row that looks new (its intent may be lost).
-    if row.attempts > 1 || ctx.verifies_first_attempts() {
+    if retried || row.attempts > 1 || ctx.verifies_first_attempts() {
         let earlier = ctx
             .apis
             .earlier_attempt(&target, row.remote_id.as_deref(), Some(&sha256))

@@ -450,3 +450,36 @@ async fn after_an_unclean_stop_a_file_that_looks_new_is_found_not_resent() {
     assert_eq!(listed.len(), 1);
     assert_eq!(row.remote_id.as_deref(), Some(listed[0].0.as_str()));
 }
+
+/// A file `failed` after transient failures (its retry budget spent) may have
+/// reached the server on an attempt whose answer was lost. `docsync retry`
+/// resets its attempts; its next upload still asks the server first, and
+/// finds it there instead of sending a second copy.
+#[tokio::test]
+async fn a_retried_failed_file_is_looked_up_before_it_is_sent_again() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let row = st.sent_but_unrecorded("a.pdf", b"%PDF-1.4 arrived").await;
+    let id = row.id;
+    st.ctx
+        .store
+        .call(move |s| {
+            let given_up = Change::because("503; retries exhausted");
+            s.transition(id, State::Uploading, State::Failed, &given_up)?;
+            s.retry(None, None, "docsync retry")
+        })
+        .await
+        .unwrap();
+    let row = st.row(id).await;
+    assert_eq!((row.state, row.attempts), (State::Retrying, 0));
+    let posts = |st: &crate::engine::testkit::Stage| {
+        st.sandbox
+            .request_log()
+            .iter()
+            .filter(|e| e.method == "POST")
+            .count()
+    };
+    let before = posts(&st);
+    assert_eq!(process(&st.ctx, row).await.unwrap(), Processed::Sent);
+    assert_eq!(st.row(id).await.state, State::Pending);
+    assert_eq!(posts(&st), before, "found on the server, not sent again");
+}
