@@ -83,7 +83,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     )),
     M::up(include_str!("../../migrations/0003_remote_id_index.sql")),
     M::up(include_str!("../../migrations/0004_api_identity.sql")),
-    M::up(include_str!("../../migrations/0006_hook_outbox.sql")),
+    M::up(include_str!("../../migrations/0005_hook_outbox.sql")),
 ];
 
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -563,7 +563,7 @@ fn pending_groups_counts_list_history() {
 #[test]
 fn migrations_are_valid() {
     MIGRATIONS.validate().unwrap();
-    // 0001..0004 and 0006_hook_outbox (0005 is another branch's)
+    // 0001..0005
     assert_eq!(SCHEMA_VERSION, 5);
 }
 
