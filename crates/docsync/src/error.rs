@@ -141,6 +141,15 @@ pub enum Error {
         actual: State,
     },
 
+    /// An upload intent was asked for inside [`crate::store::Store::relaxed`],
+    /// whose commits are not synced: a bug in docsync, refused so the intent
+    /// cannot be lost to a power loss.
+    #[error(
+        "file {id}: an upload intent may only be committed synced to disk \
+         (a bug in docsync: please report it)"
+    )]
+    IntentNotDurable { id: i64 },
+
     /// No row with this id.
     #[error("file {id}: no such row in the database")]
     NoSuchFile { id: i64 },

@@ -199,6 +199,9 @@ impl Change {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Inside [`Store::relaxed`]: commits are not synced, and an upload
+    /// intent is refused.
+    relaxed: bool,
 }
 
 /// Distinct statements kept parsed per connection: all of the store's hot paths fit.
@@ -493,6 +496,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_owned(),
+            relaxed: false,
         })
     }
 
@@ -536,7 +540,11 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            relaxed: false,
+        })
     }
 
     /// The database path (`:memory:` for in-memory stores).
@@ -623,6 +631,29 @@ impl Store {
         self.conn
             .execute_batch(&format!("RELEASE {BATCH_SAVEPOINT}"))
             .map_err(sql(&path, "committing a batch"))?;
+        result
+    }
+
+    /// Run `f` with its commits not synced to disk (`synchronous = NORMAL`): they
+    /// survive a crash of the process, and a power loss can take back only the
+    /// last of them. For the intake's writes (what a scan or a hint saw, a
+    /// promotion to stable), which the next scan after a reboot sees again:
+    /// one fsync per intake batch was most of a burst's cost. An upload
+    /// intent is refused inside it ([`Error::IntentNotDurable`]): every intent
+    /// is committed at `FULL`, and that sync makes every earlier commit
+    /// durable too (the WAL is one file, synced to its end).
+    pub fn relaxed<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(sql(&path, "relaxing commits"))?;
+        self.relaxed = true;
+        let result = f(self);
+        self.relaxed = false;
+        self.recover_open_transaction();
+        self.conn
+            .execute_batch("PRAGMA synchronous = FULL")
+            .map_err(sql(&path, "restoring synced commits"))?;
         result
     }
 

@@ -142,6 +142,16 @@ impl SharedStore {
         }
     }
 
+    /// [`SharedStore::call`] with commits not synced to disk ([`Store::relaxed`]):
+    /// for the intake's writes, which the next scan sees again.
+    pub async fn call_relaxed<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Store) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.call(move |s| s.relaxed(f)).await
+    }
+
     /// Run `f` with exclusive access to the store on this thread, which must be
     /// one that may block (a `spawn_blocking` closure, never an async task): for
     /// work that is blocking already, such as the uploader's hash followed by

@@ -1418,3 +1418,39 @@ fn start_over_forgets_the_rows_after_a_backup() {
     assert_eq!(old.get(a).unwrap().unwrap().state, State::Approved);
     assert_eq!(old.api_identity().unwrap(), Some(ApiIdentity::Sandbox));
 }
+
+/// The intake's writes skip the fsync (the next scan sees them again); the
+/// store goes back to synced commits after, and an intent is never committed
+/// unsynced: asked for inside the relaxed section, it is refused and the row
+/// is left as it was.
+#[test]
+fn relaxed_commits_refuse_intents_and_end_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    force_state(&store, id, State::Stable);
+    let level = |s: &Store| -> i64 {
+        s.conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    let inside = store
+        .relaxed(|s| {
+            let inside = level(s);
+            let refused = s.begin_upload(id, State::Stable, &intent("aa", None));
+            Ok((inside, refused))
+        })
+        .unwrap();
+    assert_eq!(inside.0, 1, "1 = NORMAL inside");
+    assert!(
+        matches!(inside.1, Err(Error::IntentNotDurable { id: refused }) if refused == id),
+        "{:?}",
+        inside.1
+    );
+    assert_eq!(level(&store), 2, "2 = FULL again after");
+    assert_eq!(store.get(id).unwrap().unwrap().state, State::Stable);
+    let started = store
+        .begin_upload(id, State::Stable, &intent("aa", None))
+        .unwrap();
+    assert!(matches!(started, BeginUpload::Started(_)), "{started:?}");
+}

@@ -8,7 +8,7 @@ use super::{
     apply_transition, execute_cached, insert_event, map_transition, query_row_cached,
     read_file_row, row_in, sql, Attempts, Change, FileRow, State, Store, FILE_COLUMNS,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{now_ms, TargetKey};
 
 /// The upload intent to commit with [`Store::begin_upload`].
@@ -47,6 +47,9 @@ impl Store {
         expected: State,
         intent: &UploadIntent,
     ) -> Result<BeginUpload> {
+        if self.relaxed {
+            return Err(Error::IntentNotDurable { id });
+        }
         let db_path = self.path.clone();
         let now = now_ms();
         let tx = self.tx()?;

@@ -48,7 +48,7 @@ pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()
     let intake = intake.clone();
     let now = Instant::now();
     ctx.store
-        .call(move |s| {
+        .call_relaxed(move |s| {
             let mut intake = intake.lock().map_err(|_| poisoned())?;
             intake.apply_scan(s, n, &walked, now).map(|_| ())
         })
@@ -97,7 +97,7 @@ async fn apply_hints(
     let now = Instant::now();
     let ((rescans, looked), promoted) = ctx
         .store
-        .call(move |s| {
+        .call_relaxed(move |s| {
             s.batch(|s| {
                 let mut i = intake2.lock().map_err(|_| poisoned())?;
                 let rescans = i.on_hints(s, &batch, now);
@@ -119,7 +119,7 @@ async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
     let now = Instant::now();
     let promoted = ctx
         .store
-        .call(move |s| {
+        .call_relaxed(move |s| {
             let mut i = intake.lock().map_err(|_| poisoned())?;
             i.promote_ready(s, now)
         })
@@ -136,7 +136,7 @@ async fn track_discovered(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> 
     let intake = intake.clone();
     let now = Instant::now();
     ctx.store
-        .call(move |s| {
+        .call_relaxed(move |s| {
             let mut i = intake.lock().map_err(|_| poisoned())?;
             i.track_discovered(s, now).map(|_| ())
         })
