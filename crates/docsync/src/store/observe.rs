@@ -3,10 +3,10 @@
 
 use rusqlite::{params, Connection};
 
-use super::files::find_live_row;
+use super::files::{find_live_row, get_row};
 use super::{
-    apply_transition, execute_cached, insert_event, map_transition, read_file_row, size_i64, sql,
-    Change, FileRow, State, Store, TransitionError, FILE_COLUMNS,
+    apply_transition, execute_cached, insert_event, map_transition, size_i64, sql, Change, FileRow,
+    State, Store, TransitionError,
 };
 use crate::error::{Error, Result};
 use crate::model::{now_ms, TargetKey};
@@ -254,31 +254,43 @@ fn reconcile(
         out.observations.push(observation);
     }
     if complete {
+        // the live rows are streamed as (id, path) and only the vanished ones
+        // read whole: a restart over a large folder never holds every row
         let seen: std::collections::HashSet<&[u8]> =
             observed.iter().map(|o| o.path.as_slice()).collect();
-        let mut stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE folder = ?1 \
-                 AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL"
-            ))
-            .map_err(sql)?;
-        let live = stmt
-            .query_map([folder], read_file_row)
-            .map_err(sql)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql)?;
-        for row in live {
-            if !seen.contains(row.path.as_slice()) {
-                apply_transition(
-                    tx,
-                    &row,
-                    State::Deleted,
-                    &Change::because("no longer on disk"),
-                    now,
+        let mut vanished = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, path FROM files WHERE folder = ?1 \
+                     AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL",
                 )
-                .map_err(|e| (Some(Box::new(row.clone())), e))?;
-                out.deleted.push(row.id);
+                .map_err(sql)?;
+            let mut rows = stmt.query([folder]).map_err(sql)?;
+            while let Some(row) = rows.next().map_err(sql)? {
+                let path = row
+                    .get_ref(1)
+                    .map_err(sql)?
+                    .as_blob()
+                    .map_err(|e| sql(e.into()))?;
+                if !seen.contains(path) {
+                    vanished.push(row.get::<_, i64>(0).map_err(sql)?);
+                }
             }
+        }
+        for id in vanished {
+            let Some(row) = get_row(tx, id).map_err(sql)? else {
+                continue;
+            };
+            apply_transition(
+                tx,
+                &row,
+                State::Deleted,
+                &Change::because("no longer on disk"),
+                now,
+            )
+            .map_err(|e| (Some(Box::new(row.clone())), e))?;
+            out.deleted.push(row.id);
         }
     }
     Ok(out)
