@@ -1,6 +1,7 @@
 //! The status page: server-rendered HTML (maud escapes every value: file names are
-//! user input; a name is also shown as `docsync status` shows it, its control and
-//! bidi characters escaped by `model::text`), no script, refreshing itself every
+//! user input; a name, a reason, a request or remote id is also shown as
+//! `docsync status` shows it, its control and bidi characters escaped by
+//! `model::text`), no script, refreshing itself every
 //! few seconds.
 //!
 //! - `/`: the API the folders are synced with (the embedded sandbox says it is
@@ -170,10 +171,10 @@ fn rows_table(rows: &[(FileRow, String)], show_folder: bool) -> Markup {
             @for (row, why) in rows {
                 tr data-id=(row.id) {
                     td { a.file-link href={ "/files/" (row.id) } { (text::escape(&row.path)) } }
-                    @if show_folder { td { (row.folder) } }
+                    @if show_folder { td { (text::escape_str(&row.folder)) } }
                     td class=(row.state.as_str()) { (row.state.as_str()) }
-                    td { (why) }
-                    td { code { (row.last_request_id.as_deref().unwrap_or("")) } }
+                    td { (text::escape_str(why)) }
+                    td { code { (text::escape_str(row.last_request_id.as_deref().unwrap_or(""))) } }
                     td.t { (when(row.updated_at)) }
                 }
             }
@@ -339,7 +340,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
     };
     let shown: &[Event] = &events[events.len().saturating_sub(EVENTS_SHOWN)..];
     let field = |name: &str, value: Option<String>| {
-        html! { @if let Some(v) = value { tr { th { (name) } td { (v) } } } }
+        html! { @if let Some(v) = value { tr { th { (name) } td { (text::escape_str(&v)) } } } }
     };
     let retryable = matches!(row.state, State::Failed | State::Invalid);
     let body = html! {
@@ -355,7 +356,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
             (field("sha256", row.sha256.clone()))
             (field("attempts", Some(row.attempts.to_string())))
             (field("next attempt", row.next_attempt_at.map(when)))
-            (field("moved to", row.moved_to.as_ref().map(|p| String::from_utf8_lossy(p).into_owned())))
+            (field("moved to", row.moved_to.as_ref().map(|p| text::escape(p).into_owned())))
             (field("created", Some(when(row.created_at))))
             (field("updated", Some(when(row.updated_at))))
             @if let Some(old) = row.supersedes { tr { th { "replaces" } td { a href={ "/files/" (old) } { "row " (old) } } } }
@@ -375,8 +376,8 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
                     td.t { (when(e.at)) }
                     td { (e.from_state.map(|s| s.as_str()).unwrap_or("(new)")) }
                     td class=(e.to_state.as_str()) { (e.to_state.as_str()) }
-                    td { (e.reason) }
-                    td { code { (e.request_id.as_deref().unwrap_or("")) } }
+                    td { (text::escape_str(&e.reason)) }
+                    td { code { (text::escape_str(e.request_id.as_deref().unwrap_or(""))) } }
                 }
             }
         }
@@ -529,7 +530,7 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
             },
-            "bad & <b>worse</b>".to_owned(),
+            "bad & <b>worse</b>\nforged line \u{202e}".to_owned(),
         )];
         let html = rows_table(&rows, true).into_string();
         assert!(!html.contains("<script>"), "{html}");
@@ -539,8 +540,8 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains("bad &amp; &lt;b&gt;worse&lt;/b&gt;"),
-            "{html}"
+            html.contains("bad &amp; &lt;b&gt;worse&lt;/b&gt;\\nforged line \\u{202e}"),
+            "reasons from outside are escaped like names: {html}"
         );
     }
 }
