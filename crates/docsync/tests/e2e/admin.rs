@@ -387,6 +387,7 @@ fn the_systemd_unit_is_hardened_and_its_command_line_parses() {
     .unwrap();
     for line in [
         "Restart=on-failure",
+        "RestartPreventExitStatus=2",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "ReadWritePaths=/var/lib/docsync",
