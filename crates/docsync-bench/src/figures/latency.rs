@@ -99,7 +99,8 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     fig.notes.push(format!(
         "Latency: {FILES} x {} KiB files per run written one after the other (the next once \
          the previous is pending), quiet_window = \"{}\" (a close_write makes a file complete \
-         without waiting for it); the state database is in WAL mode with synchronous = NORMAL.",
+         without waiting for it); the state database is in WAL mode, each upload intent \
+         committed with synchronous = FULL (synced to disk) before its request is sent.",
         SIZE / 1024,
         settings.quiet_window
     ));
