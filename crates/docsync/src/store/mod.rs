@@ -298,17 +298,23 @@ fn insert_event(
     Ok(())
 }
 
-/// The one place a state changes: checks the machine, writes the row and its event.
-/// Runs inside the caller's transaction.
-fn apply_transition(
-    tx: &Connection,
+/// A move the state machine forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IllegalMove {
+    from: State,
+    to: State,
+}
+
+/// The row `row` becomes when it moves to `to` with `change` at `now`, or the
+/// illegal move. Pure, so both backends apply a change the same way.
+fn transitioned(
     row: &FileRow,
     to: State,
     change: &Change,
     now: i64,
-) -> Result<FileRow, TransitionError> {
+) -> Result<FileRow, IllegalMove> {
     if !row.state.can_transition_to(to) {
-        return Err(TransitionError::Illegal {
+        return Err(IllegalMove {
             from: row.state,
             to,
         });
@@ -348,6 +354,20 @@ fn apply_transition(
         new.last_error = None;
         new.attempts = 0;
     }
+    Ok(new)
+}
+
+/// The one place a state changes: checks the machine, writes the row and its event.
+/// Runs inside the caller's transaction.
+fn apply_transition(
+    tx: &Connection,
+    row: &FileRow,
+    to: State,
+    change: &Change,
+    now: i64,
+) -> Result<FileRow, TransitionError> {
+    let new = transitioned(row, to, change, now)
+        .map_err(|IllegalMove { from, to }| TransitionError::Illegal { from, to })?;
     execute_cached(
         tx,
         "UPDATE files SET size = ?2, mtime_ns = ?3, sha256 = ?4, state = ?5, remote_id = ?6, \
