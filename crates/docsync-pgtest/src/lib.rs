@@ -12,12 +12,15 @@
 //!
 //! A `static` is never dropped, so the shared cluster cannot be stopped by a
 //! `Drop`. Every cluster therefore has a watchdog: a small `sh` started before
-//! the server, in a process group of its own (a Ctrl-C to the tests does not
-//! reach it), blocked reading a pipe whose only writer is this process. When
-//! the process ends, however it ends (the last test returned, a panic, a
-//! SIGKILL), the kernel closes the pipe; the watchdog then runs `pg_ctl stop -m
-//! immediate` and removes the directory. An owned [`PgCluster`] closes the pipe
-//! in its `Drop` and waits for the watchdog, so the same code path stops it.
+//! `initdb`, in a process group of its own (a Ctrl-C to the tests reaches
+//! neither it nor the server), reading a pipe whose only writer is this
+//! process. It starts the server when asked on that pipe, and when the process
+//! ends, however it ends (the last test returned, a panic, a SIGKILL), the
+//! kernel closes the pipe: the watchdog then runs `pg_ctl stop -m immediate`
+//! and removes the directory. Since the watchdog starts the server itself, a
+//! process killed while the server starts leaves nothing behind either. An
+//! owned [`PgCluster`] closes the pipe in its `Drop` and waits for the
+//! watchdog, so the same code path stops it.
 //!
 //! # Root
 //!
@@ -34,8 +37,9 @@
 //! `DOCSYNC_REQUIRE_POSTGRES=1` (CI sets it, so tests that did not run fail it)
 //! and otherwise prints a loud skip message and returns `None`.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -114,7 +118,7 @@ pub struct PgCluster {
     root: Option<tempfile::TempDir>,
     socket_dir: PathBuf,
     bindir: PathBuf,
-    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+    watchdog: Mutex<Option<Watchdog>>,
     next_db: AtomicU32,
 }
 
@@ -171,17 +175,21 @@ impl PgCluster {
                 source,
             })?;
         let socket_dir = root.path().to_owned();
+        let io = |what| {
+            let path = socket_dir.clone();
+            move |source| Error::Io { what, path, source }
+        };
+        std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("restricting"))?;
         if !matches!(runner, Runner::Direct) {
             let (uid, gid) = postgres_ids()?;
-            std::os::unix::fs::chown(&socket_dir, Some(uid), Some(gid)).map_err(|source| {
-                Error::Io {
-                    what: "handing to the postgres user",
-                    path: socket_dir.clone(),
-                    source,
-                }
-            })?;
+            std::os::unix::fs::chown(&socket_dir, Some(uid), Some(gid))
+                .map_err(io("handing to the postgres user"))?;
         }
         let data = socket_dir.join("data");
+        // the watchdog first: from here on, whatever happens to this process,
+        // nothing is left running and the directory is removed
+        let mut watchdog = Watchdog::spawn(&runner, &bindir, &socket_dir)?;
         let mut initdb = runner.command(&bindir.join("initdb"));
         initdb
             .arg("-D")
@@ -200,49 +208,14 @@ impl PgCluster {
             socket_dir.display().to_string().replace('\'', "''")
         );
         append(&conf, &settings)?;
-
-        // the watchdog first: from here on, whatever happens to this process,
-        // the server is stopped and the directory removed
-        let mut stop = runner.command(&bindir.join("pg_ctl"));
-        stop.arg("stop")
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "-w"]);
-        let watchdog = spawn_watchdog(&stop, &socket_dir)?;
-        let cluster = PgCluster {
+        watchdog.start_server(&socket_dir)?;
+        Ok(PgCluster {
             root: Some(root),
-            socket_dir: socket_dir.clone(),
-            bindir: bindir.clone(),
+            socket_dir,
+            bindir,
             watchdog: Mutex::new(Some(watchdog)),
             next_db: AtomicU32::new(0),
-        };
-        let mut start = runner.command(&bindir.join("pg_ctl"));
-        start
-            .arg("start")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(socket_dir.join("server.log"))
-            .args(["-w", "-t", "60", "-s"])
-            .current_dir(&socket_dir)
-            // a Ctrl-C to the tests stops them; the watchdog stops the server
-            .process_group(0);
-        if let Err(e) = run(&mut start) {
-            let log = std::fs::read_to_string(socket_dir.join("server.log")).unwrap_or_default();
-            return Err(match e {
-                Error::Command {
-                    command,
-                    status,
-                    output,
-                } => Error::Command {
-                    command,
-                    status,
-                    output: format!("{output}\nserver log:\n{log}"),
-                },
-                other => other,
-            });
-        }
-        Ok(cluster)
+        })
     }
 
     /// The directory holding the server's socket (libpq's `host`).
@@ -315,11 +288,8 @@ impl Drop for PgCluster {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some((mut child, stdin)) = watchdog {
-            // end of file on its pipe: the watchdog stops the server and removes
-            // the directory
-            drop(stdin);
-            let _ = child.wait();
+        if let Some(watchdog) = watchdog {
+            watchdog.finish();
         }
         // whatever the watchdog left
         drop(self.root.take());
@@ -446,36 +416,116 @@ fn postgres_ids() -> Result<(u32, u32), Error> {
     }
 }
 
-/// Start the watchdog: `sh` blocked on a pipe from this process; at end of
-/// file it runs `stop` and removes `root`.
-fn spawn_watchdog(stop: &Command, root: &Path) -> Result<(Child, ChildStdin), Error> {
-    let mut argv: Vec<OsString> = vec![stop.get_program().to_owned()];
-    argv.extend(stop.get_args().map(OsStr::to_owned));
-    let mut sh = Command::new("/bin/sh");
-    sh.arg("-c")
-        .arg("cat >/dev/null; \"$@\" >/dev/null 2>&1; rm -rf \"$DOCSYNC_PGTEST_ROOT\"")
-        .arg("docsync-pgtest-watchdog")
-        .args(&argv)
-        .env("DOCSYNC_PGTEST_ROOT", root)
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    let mut child = sh.spawn().map_err(|source| Error::Spawn {
-        command: "/bin/sh (the cluster's watchdog)".into(),
-        source,
-    })?;
-    match child.stdin.take() {
-        Some(stdin) => Ok((child, stdin)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(Error::Spawn {
-                command: "/bin/sh (the cluster's watchdog)".into(),
-                source: io::Error::other("no pipe to its standard input"),
-            })
+/// What the watchdog runs. Its standard input is a pipe whose only writer is
+/// this process. It reads one line: `start` starts the server (its exit status
+/// is the answer, on standard output); end of file (the process ended before)
+/// starts nothing. Then it waits for end of file, stops the server and removes
+/// the directory. A server being started when the process dies is started
+/// completely, then stopped: never left behind half-way.
+const WATCHDOG: &str = r#"
+trap '' PIPE INT
+run() {
+    case "$PGTEST_RUNNER" in
+        runuser) "$PGTEST_RUNNER_PATH" -u postgres -- "$@" ;;
+        su) "$PGTEST_RUNNER_PATH" postgres -s /bin/sh -c 'exec "$0" "$@"' "$@" ;;
+        *) "$@" ;;
+    esac
+}
+if read -r line && [ "$line" = start ]; then
+    run "$PGTEST_BIN/pg_ctl" start -D "$PGTEST_ROOT/data" -l "$PGTEST_ROOT/server.log" \
+        -w -t 60 -s >"$PGTEST_ROOT/start.out" 2>&1
+    echo "$?"
+    cat >/dev/null
+fi
+run "$PGTEST_BIN/pg_ctl" stop -D "$PGTEST_ROOT/data" -m immediate -w >/dev/null 2>&1
+rm -rf "$PGTEST_ROOT"
+"#;
+
+/// The process that stops the cluster and removes its directory when this
+/// process ends (however it ends) or the cluster is dropped.
+#[derive(Debug)]
+struct Watchdog {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Watchdog {
+    fn spawn(runner: &Runner, bindir: &Path, root: &Path) -> Result<Watchdog, Error> {
+        let what = "/bin/sh (the cluster's watchdog)";
+        let (kind, path) = match runner {
+            Runner::Direct => ("direct", Path::new("")),
+            Runner::Runuser(p) => ("runuser", p.as_path()),
+            Runner::Su(p) => ("su", p.as_path()),
+        };
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", WATCHDOG, "docsync-pgtest-watchdog"])
+            .env("PGTEST_RUNNER", kind)
+            .env("PGTEST_RUNNER_PATH", path)
+            .env("PGTEST_BIN", bindir)
+            .env("PGTEST_ROOT", root)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // its own process group: a Ctrl-C to the tests does not reach it
+            // (nor the server it starts)
+            .process_group(0)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                command: what.into(),
+                source,
+            })?;
+        match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => Ok(Watchdog {
+                child,
+                stdin,
+                stdout: std::io::BufReader::new(stdout),
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(Error::Spawn {
+                    command: what.into(),
+                    source: io::Error::other("no pipes to it"),
+                })
+            }
         }
+    }
+
+    /// Have the watchdog start the server (`pg_ctl start -w`: it accepts
+    /// connections when this returns).
+    fn start_server(&mut self, root: &Path) -> Result<(), Error> {
+        use std::io::{BufRead, Write};
+        let command = "pg_ctl start (by the cluster's watchdog)".to_owned();
+        let mut status = String::new();
+        self.stdin
+            .write_all(b"start\n")
+            .and_then(|()| self.stdin.flush())
+            .and_then(|()| self.stdout.read_line(&mut status).map(drop))
+            .map_err(|source| Error::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if status.trim() == "0" {
+            return Ok(());
+        }
+        let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_default();
+        Err(Error::Command {
+            command,
+            status: format!("exit status {}", status.trim()),
+            output: format!("{}\nserver log:\n{}", read("start.out"), read("server.log")),
+        })
+    }
+
+    /// End of file on its pipe: it stops the server and removes the directory;
+    /// wait for it.
+    fn finish(self) {
+        let Watchdog {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let _ = child.wait();
     }
 }
 
