@@ -38,6 +38,8 @@
 //! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
 //! - `lock`: the state directory and its single-instance lock.
 //! - `shared`: [`SharedStore`], one store shared between tasks.
+//! - `pg`: the PostgreSQL store for several daemons (issue 16, in progress: not
+//!   used by the daemon yet).
 //!
 //! Everything public is reachable as `store::X`, wherever it is defined.
 
@@ -60,6 +62,7 @@ mod lock;
 mod observe;
 mod outbox;
 mod overview;
+pub mod pg;
 mod seed;
 mod shared;
 mod upload;
