@@ -38,6 +38,8 @@
 //! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
 //! - `lock`: the state directory and its single-instance lock.
 //! - `shared`: [`SharedStore`], one store shared between tasks.
+//! - `pg`: the PostgreSQL store for several daemons (issue 16, in progress: not
+//!   used by the daemon yet).
 //!
 //! Everything public is reachable as `store::X`, wherever it is defined.
 
@@ -60,6 +62,7 @@ mod lock;
 mod observe;
 mod outbox;
 mod overview;
+pub mod pg;
 mod seed;
 mod shared;
 mod upload;
@@ -301,17 +304,23 @@ fn insert_event(
     Ok(())
 }
 
-/// The one place a state changes: checks the machine, writes the row and its event.
-/// Runs inside the caller's transaction.
-fn apply_transition(
-    tx: &Connection,
+/// A move the state machine forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IllegalMove {
+    from: State,
+    to: State,
+}
+
+/// The row `row` becomes when it moves to `to` with `change` at `now`, or the
+/// illegal move. Pure, so both backends apply a change the same way.
+fn transitioned(
     row: &FileRow,
     to: State,
     change: &Change,
     now: i64,
-) -> Result<FileRow, TransitionError> {
+) -> Result<FileRow, IllegalMove> {
     if !row.state.can_transition_to(to) {
-        return Err(TransitionError::Illegal {
+        return Err(IllegalMove {
             from: row.state,
             to,
         });
@@ -351,6 +360,20 @@ fn apply_transition(
         new.last_error = None;
         new.attempts = 0;
     }
+    Ok(new)
+}
+
+/// The one place a state changes: checks the machine, writes the row and its event.
+/// Runs inside the caller's transaction.
+fn apply_transition(
+    tx: &Connection,
+    row: &FileRow,
+    to: State,
+    change: &Change,
+    now: i64,
+) -> Result<FileRow, TransitionError> {
+    let new = transitioned(row, to, change, now)
+        .map_err(|IllegalMove { from, to }| TransitionError::Illegal { from, to })?;
     execute_cached(
         tx,
         "UPDATE files SET size = ?2, mtime_ns = ?3, sha256 = ?4, state = ?5, remote_id = ?6, \

@@ -59,11 +59,7 @@ impl Store {
         let outcome = if let Some(original) = original {
             let change = Change {
                 sha256: Some(intent.sha256.clone()),
-                ..Change::because(format!(
-                    "same content already uploaded as {} (remote id {})",
-                    original.path_display(),
-                    original.remote_id.as_deref().unwrap_or("not yet known")
-                ))
+                ..Change::because(duplicate_reason(&original))
             };
             apply_transition(&tx, &row, State::Duplicate, &change, now).map(|new| {
                 BeginUpload::Duplicate {
@@ -81,11 +77,7 @@ impl Store {
                 Some(limit) if used >= limit => {
                     let change = Change {
                         sha256: Some(intent.sha256.clone()),
-                        ..Change::because(format!(
-                            "account {} already holds {used} files, the most it may hold is {limit}; \
-                             remove files on the server or use another account",
-                            row.target.account
-                        ))
+                        ..Change::because(quota_reason(&row.target.account, used, limit))
                     };
                     apply_transition(&tx, &row, State::Invalid, &change, now).map(|new| {
                         BeginUpload::QuotaExceeded {
@@ -257,6 +249,29 @@ impl Store {
     }
 }
 
+/// The reason recorded when a row is a duplicate of `original` (both backends).
+pub(super) fn duplicate_reason(original: &FileRow) -> String {
+    format!(
+        "same content already uploaded as {} (remote id {})",
+        original.path_display(),
+        original.remote_id.as_deref().unwrap_or("not yet known")
+    )
+}
+
+/// The reason recorded when `account` is full (both backends).
+pub(super) fn quota_reason(account: &str, used: u64, limit: u64) -> String {
+    format!(
+        "account {account} already holds {used} files, the most it may hold is {limit}; \
+         remove files on the server or use another account"
+    )
+}
+
+/// Which rows hold content on (or on its way to) the server: what counts
+/// against an account's quota and what a new upload duplicates (both backends).
+pub(super) const ON_SERVER: &str =
+    "(state IN ('uploading', 'retrying', 'pending', 'approved', 'rejected') \
+     OR (remote_id IS NOT NULL AND state <> 'duplicate'))";
+
 /// The query of [`Store::remote_id_holder`] (it reads through `files_remote`).
 pub(super) fn remote_id_holder_sql() -> String {
     format!(
@@ -276,10 +291,7 @@ fn find_uploaded_row(
         conn,
         &format!(
             "SELECT {FILE_COLUMNS} FROM files WHERE target = ?1 AND account = ?2 AND purpose = ?3 \
-             AND sha256 = ?4 AND id IS NOT ?5 \
-             AND (state IN ('uploading', 'retrying', 'pending', 'approved', 'rejected') \
-                  OR (remote_id IS NOT NULL AND state <> 'duplicate')) \
-             ORDER BY id LIMIT 1"
+             AND sha256 = ?4 AND id IS NOT ?5 AND {ON_SERVER} ORDER BY id LIMIT 1"
         ),
         params![
             target.kind.as_str(),
@@ -300,9 +312,10 @@ fn quota_used_in(
 ) -> rusqlite::Result<u64> {
     let n: i64 = query_row_cached(
         conn,
-        "SELECT COUNT(*) FROM files WHERE target = ?1 AND account = ?2 AND id IS NOT ?3 \
-         AND (state IN ('uploading', 'retrying', 'pending', 'approved', 'rejected') \
-              OR (remote_id IS NOT NULL AND state <> 'duplicate'))",
+        &format!(
+            "SELECT COUNT(*) FROM files WHERE target = ?1 AND account = ?2 AND id IS NOT ?3 \
+             AND {ON_SERVER}"
+        ),
         params![target.kind.as_str(), target.account, exclude],
         |r| r.get(0),
     )?;

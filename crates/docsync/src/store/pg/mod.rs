@@ -1,0 +1,254 @@
+//! The state store in PostgreSQL, for several daemons (any hosts) sharing one
+//! state (issue 16). **In progress:** this is the core (schema, migrations,
+//! leases, the upload intent); the daemon does not use it yet. Step 2 puts it
+//! and [`super::Store`] behind one interface (see ARCHITECTURE.md, "PostgreSQL
+//! state").
+//!
+//! # Driver
+//!
+//! tokio-postgres with deadpool-postgres: async on the tokio runtime the daemon
+//! already runs (no blocking pool, unlike rusqlite behind `SharedStore`), no
+//! database needed at compile time (sqlx's checked macros want one, or a
+//! prepared offline cache kept in step), few dependencies, pure Rust, and
+//! maintained with the protocol crates every Rust PostgreSQL stack uses.
+//! deadpool gives the pool: a bounded number of connections, a wait and a
+//! connect timeout so a database that went away is an error to retry, not a
+//! hang; each connection keeps its prepared statements (`prepare_cached`).
+//! TLS is not set up yet (`NoTls`: a Unix socket or a trusted network); step 2
+//! adds it with the `state.url` setting.
+//!
+//! # Leases
+//!
+//! Several instances claim work from the same rows. A row an instance works on
+//! carries `lease_owner` (its instance id, a row of `instances`) and
+//! `lease_expires_at`, from the database's clock only. [`PgStore::claim_uploads`]
+//! takes `stable` and due `retrying` rows whose lease is free or expired with
+//! `SELECT … FOR UPDATE SKIP LOCKED`, so two instances claiming at once never get
+//! the same row. [`PgStore::begin_upload`] commits the intent (`uploading`) only
+//! while this instance holds an unexpired lease, under a per-account advisory
+//! lock so the duplicate and quota checks count every host's rows. A row left
+//! `uploading` by an instance whose lease expired is taken over with
+//! [`PgStore::take_over_expired`], which hands it out as an [`Orphan`]: asked
+//! about on the server before anything is sent (nothing here can send an
+//! `uploading` row again: `begin_upload` takes only `stable` or `retrying`).
+//! [`PgStore::claim_poll_account`] gives one instance an account's polling.
+//!
+//! # Layout
+//!
+//! - `error`: [`PgError`].
+//! - `migrate`: the versioned files of `migrations/pg/`, applied at connect.
+//! - `rows`: the row type read back, the transition written with its event.
+//! - `observe`: recording what a folder scan saw.
+//! - `lease`: claims, renewals, takeovers, poll leases.
+//! - `upload`: the intent and its outcome.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::Host;
+use tokio_postgres::NoTls;
+
+use super::{Change, FileRow, State};
+
+mod error;
+mod lease;
+mod migrate;
+mod observe;
+mod rows;
+mod upload;
+
+pub use error::{PgError, PgResult};
+pub use lease::{Lease, LeasedRow, Orphan, PollClaim};
+pub use migrate::PG_SCHEMA_VERSION;
+
+/// Connections one store keeps at most (the daemon's stages share them).
+const POOL_SIZE: usize = 8;
+/// How long a caller waits for a free connection, and for a new one.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The state store in PostgreSQL, as one instance (one daemon) uses it. Cheap
+/// to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    instance: String,
+    /// user@host/database, for messages: never the password.
+    target: String,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // the pool holds the configuration, password included: never shown
+        f.debug_struct("PgStore")
+            .field("target", &self.target)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://…` or libpq key=value pairs) as instance
+    /// `instance_id` (unique per daemon: it names the daemon's leases), apply
+    /// the migrations this binary knows (one transaction, under an advisory
+    /// lock: daemons starting together do not race), and record the instance.
+    pub async fn connect(url: &str, instance_id: &str) -> PgResult<PgStore> {
+        let bad_id = instance_id.is_empty()
+            || instance_id.chars().count() > 200
+            || instance_id.chars().any(char::is_control);
+        if bad_id {
+            return Err(PgError::BadInstanceId(instance_id.to_owned()));
+        }
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|source| PgError::BadUrl { source })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(format!("docsync {instance_id}"));
+        }
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| PgError::Setup {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        let store = PgStore {
+            pool,
+            instance: instance_id.to_owned(),
+            target,
+        };
+        store.migrate().await?;
+        store.register().await?;
+        Ok(store)
+    }
+
+    /// This instance's id (what its leases and events carry).
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    /// user@host/database: what messages name (never the password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// A connection from the pool.
+    async fn client(&self, what: &'static str) -> PgResult<Object> {
+        self.pool.get().await.map_err(|source| PgError::Pool {
+            target: self.target.clone(),
+            what,
+            source,
+        })
+    }
+
+    /// A `map_err` argument: a [`PgError::Db`] while doing `what`.
+    fn db(&self, what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> PgError {
+        let target = self.target.clone();
+        move |source| PgError::Db {
+            target,
+            what,
+            source,
+        }
+    }
+
+    /// Record this instance (a restart with the same id takes its row over).
+    async fn register(&self) -> PgResult<()> {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let pid = i32::try_from(std::process::id()).ok();
+        self.client("registering the instance")
+            .await?
+            .execute(
+                "INSERT INTO instances (id, hostname, pid) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, \
+                 started_at = now(), last_seen_at = now()",
+                &[&self.instance, &hostname.trim(), &pid],
+            )
+            .await
+            .map_err(self.db("registering the instance"))?;
+        Ok(())
+    }
+
+    /// One row by id, with its lease.
+    pub async fn get(&self, id: i64) -> PgResult<Option<LeasedRow>> {
+        let client = self.client("reading a file").await?;
+        let sql = format!("SELECT {} FROM files WHERE id = $1", rows::columns(""));
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(self.db("reading a file"))?;
+        let row = client
+            .query_opt(&stmt, &[&id])
+            .await
+            .map_err(self.db("reading a file"))?;
+        row.map(|r| rows::read(&self.target, &r)).transpose()
+    }
+
+    /// Move row `id` from `expected` to `to`, with its event, in one transaction.
+    /// Refused while another instance holds an unexpired lease on the row, and
+    /// for a row in `uploading` unless this instance holds its lease (the
+    /// sender, or the instance that took it over to reconcile it). Never into
+    /// `uploading`: that is [`PgStore::begin_upload`]. The lease is released.
+    pub async fn transition(
+        &self,
+        id: i64,
+        expected: State,
+        to: State,
+        change: &Change,
+    ) -> PgResult<FileRow> {
+        if to == State::Uploading {
+            return Err(PgError::NotAnIntent { id });
+        }
+        let what = "recording a transition";
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(self.db(what))?;
+        let leased = rows::lock_row(&tx, &self.target, id).await?;
+        rows::expect_state(&leased.row, expected)?;
+        let must_hold = leased.row.state == State::Uploading;
+        rows::check_lease(&leased, &self.instance, must_hold)?;
+        let new = rows::apply(&tx, &self.target, &self.instance, &leased.row, to, change).await?;
+        tx.commit().await.map_err(self.db(what))?;
+        Ok(new)
+    }
+}
+
+/// user@host:port/database for messages, from a parsed configuration: never the
+/// password, whatever form the URL had.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(dir) => dir.display().to_string(),
+            };
+            match config.get_ports().get(i).or(config.get_ports().first()) {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "(default host)".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    let user = config.get_user().unwrap_or("(default user)");
+    let db = config.get_dbname().unwrap_or("(default database)");
+    format!("{user}@{hosts}/{db}")
+}

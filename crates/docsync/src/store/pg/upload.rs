@@ -1,0 +1,212 @@
+//! The upload intent under a lease, and its outcome.
+//!
+//! [`PgStore::begin_upload`] is [`crate::store::Store::begin_upload`] for
+//! several hosts: in one transaction it locks the row, checks that this
+//! instance still holds its lease, takes the account's advisory lock (so two
+//! hosts' intents for one account are decided one after the other), then
+//! checks duplicates and the quota over every host's rows and commits
+//! `uploading`. When it returns `Started`, the intent is committed: only then
+//! may the request be sent.
+
+use deadpool_postgres::Transaction;
+
+use super::super::upload::{duplicate_reason, quota_reason, ON_SERVER};
+use super::super::{Attempts, BeginUpload, Change, FileRow, UploadIntent};
+use super::rows::{self, columns};
+use super::{PgResult, PgStore};
+use crate::model::{State, TargetKey};
+
+impl PgStore {
+    /// Commit the intent to upload row `id` (in `expected`: `stable` or
+    /// `retrying`), leased to this instance and unexpired, with the duplicate
+    /// check and the account's quota over every host's rows in the same
+    /// transaction. [`PgError::LeaseLost`] when the lease is not this
+    /// instance's (any more): nothing changed, nothing may be sent. On
+    /// `Started` the row keeps this instance's lease: renew it while the
+    /// request runs.
+    pub async fn begin_upload(
+        &self,
+        id: i64,
+        expected: State,
+        intent: &UploadIntent,
+    ) -> PgResult<BeginUpload> {
+        let what = "committing an upload intent";
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(self.db(what))?;
+        let leased = rows::lock_row(&tx, &self.target, id).await?;
+        let holds = leased
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.owner == self.instance)
+            && !leased.expired;
+        if !holds {
+            return Err(rows::lease_lost(&leased, &self.instance));
+        }
+        rows::expect_state(&leased.row, expected)?;
+        let row = leased.row;
+        self.lock_account(&tx, &row.target).await?;
+        let original = self
+            .find_uploaded_in(&tx, &row.target, &intent.sha256, Some(id))
+            .await?;
+        let outcome = if let Some(original) = original {
+            let change = Change {
+                sha256: Some(intent.sha256.clone()),
+                ..Change::because(duplicate_reason(&original))
+            };
+            let new = self.apply(&tx, &row, State::Duplicate, &change).await?;
+            BeginUpload::Duplicate {
+                row: new,
+                original: Box::new(original),
+            }
+        } else {
+            let used = match intent.quota {
+                Some(_) => self.quota_used_in(&tx, &row.target, Some(id)).await?,
+                None => 0,
+            };
+            match intent.quota {
+                Some(limit) if used >= limit => {
+                    let change = Change {
+                        sha256: Some(intent.sha256.clone()),
+                        ..Change::because(quota_reason(&row.target.account, used, limit))
+                    };
+                    let new = self.apply(&tx, &row, State::Invalid, &change).await?;
+                    BeginUpload::QuotaExceeded {
+                        row: new,
+                        used,
+                        limit,
+                    }
+                }
+                _ => {
+                    let change = Change {
+                        sha256: Some(intent.sha256.clone()),
+                        remote_name: intent.remote_name.clone(),
+                        attempts: Attempts::Increment,
+                        ..Change::because(intent.reason.clone())
+                    };
+                    BeginUpload::Started(self.apply(&tx, &row, State::Uploading, &change).await?)
+                }
+            }
+        };
+        tx.commit().await.map_err(self.db(what))?;
+        Ok(outcome)
+    }
+
+    /// The server answered row `id`'s upload with `remote_id`: `uploading` →
+    /// `pending`, the lease released. Taken from whichever instance sent it,
+    /// even one whose lease was taken over meanwhile: the server's answer is
+    /// the truth, and the taker, reconciling, then finds the row no longer
+    /// `uploading` instead of sending it again.
+    pub async fn record_uploaded(
+        &self,
+        id: i64,
+        remote_id: &str,
+        request_id: Option<&str>,
+    ) -> PgResult<FileRow> {
+        let what = "recording an upload";
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(self.db(what))?;
+        let leased = rows::lock_row(&tx, &self.target, id).await?;
+        rows::expect_state(&leased.row, State::Uploading)?;
+        let change = Change {
+            remote_id: Some(remote_id.to_owned()),
+            request_id: request_id.map(str::to_owned),
+            ..Change::because(format!("uploaded by {}", self.instance))
+        };
+        let new = self
+            .apply(&tx, &leased.row, State::Pending, &change)
+            .await?;
+        tx.commit().await.map_err(self.db(what))?;
+        Ok(new)
+    }
+
+    /// How many files count against the account's quota, every host's rows
+    /// (on the server or on the way).
+    pub async fn quota_used(&self, target: &TargetKey) -> PgResult<u64> {
+        let what = "counting the quota";
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(self.db(what))?;
+        let used = self.quota_used_in(&tx, target, None).await?;
+        tx.commit().await.map_err(self.db(what))?;
+        Ok(used)
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        row: &FileRow,
+        to: State,
+        change: &Change,
+    ) -> PgResult<FileRow> {
+        rows::apply(tx, &self.target, &self.instance, row, to, change).await
+    }
+
+    /// The account's advisory lock, held until `tx` ends: the intents of one
+    /// account (on any host) are decided one at a time, so two hosts cannot
+    /// both see room in the quota, or both miss the other's identical file.
+    /// A hash collision between two accounts only serialises them more.
+    async fn lock_account(&self, tx: &Transaction<'_>, target: &TargetKey) -> PgResult<()> {
+        let what = "locking the account";
+        let stmt = tx
+            .prepare_cached(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2::text, 0))",
+            )
+            .await
+            .map_err(self.db(what))?;
+        tx.execute(&stmt, &[&target.kind.as_str(), &target.account])
+            .await
+            .map_err(self.db(what))?;
+        Ok(())
+    }
+
+    async fn find_uploaded_in(
+        &self,
+        tx: &Transaction<'_>,
+        target: &TargetKey,
+        sha256: &str,
+        exclude: Option<i64>,
+    ) -> PgResult<Option<FileRow>> {
+        let what = "looking for duplicates";
+        let sql = format!(
+            "SELECT {} FROM files WHERE target = $1 AND account = $2 AND purpose = $3 \
+             AND sha256 = $4 AND id IS DISTINCT FROM $5 AND {ON_SERVER} ORDER BY id LIMIT 1",
+            columns("")
+        );
+        let stmt = tx.prepare_cached(&sql).await.map_err(self.db(what))?;
+        let found = tx
+            .query_opt(
+                &stmt,
+                &[
+                    &target.kind.as_str(),
+                    &target.account,
+                    &target.purpose,
+                    &sha256,
+                    &exclude,
+                ],
+            )
+            .await
+            .map_err(self.db(what))?;
+        found
+            .map(|r| rows::read(&self.target, &r).map(|l| l.row))
+            .transpose()
+    }
+
+    async fn quota_used_in(
+        &self,
+        tx: &Transaction<'_>,
+        target: &TargetKey,
+        exclude: Option<i64>,
+    ) -> PgResult<u64> {
+        let what = "counting the quota";
+        let sql = format!(
+            "SELECT COUNT(*) FROM files WHERE target = $1 AND account = $2 \
+             AND id IS DISTINCT FROM $3 AND {ON_SERVER}"
+        );
+        let stmt = tx.prepare_cached(&sql).await.map_err(self.db(what))?;
+        let row = tx
+            .query_one(&stmt, &[&target.kind.as_str(), &target.account, &exclude])
+            .await
+            .map_err(self.db(what))?;
+        let n: i64 = row.try_get(0).map_err(self.db(what))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
