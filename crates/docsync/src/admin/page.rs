@@ -44,7 +44,7 @@ const EVENTS_SHOWN: usize = 500;
 const PROBLEMS: [State; 3] = [State::Rejected, State::Failed, State::Invalid];
 
 /// The columns of the folder table: the live states, in pipeline order.
-const COLUMNS: [State; 10] = [
+const COLUMNS: [State; 11] = [
     State::Discovered,
     State::Stable,
     State::Uploading,
@@ -55,6 +55,7 @@ const COLUMNS: [State; 10] = [
     State::Failed,
     State::Invalid,
     State::Duplicate,
+    State::Skipped,
 ];
 
 /// The reason to show for a row: the decision, the last error, or the reason of

@@ -92,6 +92,8 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
         State::Invalid,
         State::Failed,
         State::Duplicate,
+        // already handled, never sent: nothing left to do
+        State::Skipped,
     ];
     let live: u64 = State::ALL
         .iter()
@@ -118,6 +120,7 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
         ("invalid", count(s, State::Invalid)),
         ("failed", count(s, State::Failed)),
         ("duplicate", count(s, State::Duplicate)),
+        ("skipped", count(s, State::Skipped)),
     ]
     .into_iter()
     .filter(|(_, n)| *n > 0)

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use docsync::config::{AdminConfig, Config};
 use docsync::engine::{self, ApiChange, Engine, Mode, Report, Snapshot};
-use docsync::model::text;
+use docsync::model::{text, MaxAge};
 use docsync::store::{InstanceLock, State};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -27,6 +27,7 @@ pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
         api: &args.api,
         api_change: args.api_change.choice(),
         folder: args.folder.as_deref(),
+        only_newer_than: args.age.only_newer_than.as_ref(),
     };
     let (report, _) = daemon(start, Mode::Watch, admin, logs).await?;
     tracing::info!(summary = %summary(&report), "stopped");
@@ -43,6 +44,7 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
         api: &args.api,
         api_change: args.api_change.choice(),
         folder: args.folder.as_deref(),
+        only_newer_than: args.age.only_newer_than.as_ref(),
     };
     let (report, interrupted) = daemon(start, mode, Admin::Off, logs).await?;
     let mut line = format!("sync: {}", summary(&report));
@@ -75,6 +77,8 @@ struct Start<'a> {
     /// `--start-over`, `--keep-history` or neither.
     api_change: ApiChange,
     folder: Option<&'a Path>,
+    /// `--only-newer-than`: every folder's `max_age`.
+    only_newer_than: Option<&'a MaxAge>,
 }
 
 /// Load, connect, run until done or signalled. Returns the report and whether a
@@ -86,6 +90,7 @@ async fn daemon(
     logs: &Logs,
 ) -> anyhow::Result<(Report, bool)> {
     let mut config = setup::load(start.api, start.folder)?;
+    setup::only_newer_than(&mut config, start.only_newer_than);
     // Fail fast, before starting anything, if another docsync holds the state
     // directory (the daemon takes the lock again for its whole run).
     InstanceLock::ensure_free(&config.state_dir)?;

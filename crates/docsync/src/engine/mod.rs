@@ -48,6 +48,7 @@ use crate::remote::Apis;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
 
 mod api_check;
+pub mod baseline;
 pub mod ctx;
 pub mod decision;
 pub mod heartbeat;

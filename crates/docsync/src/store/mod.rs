@@ -84,6 +84,9 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0003_remote_id_index.sql")),
     M::up(include_str!("../../migrations/0004_api_identity.sql")),
     M::up(include_str!("../../migrations/0005_hook_outbox.sql")),
+    // rebuilds `files` (see the file): foreign keys are off while it runs
+    // (`Store::setup`) and checked before it commits
+    M::up(include_str!("../../migrations/0006_skipped_state.sql")).foreign_key_check(),
 ];
 
 static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -530,12 +533,23 @@ impl Store {
                 known: SCHEMA_VERSION,
             });
         }
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|source| Error::Migration {
-                path: path.clone(),
-                source,
-            })?;
+        if found < SCHEMA_VERSION {
+            // A migration that rebuilds a table (0006) must not cascade the
+            // drop of the old one into `events`: foreign keys are off while
+            // migrations run (the pragma is a no-op inside their transaction),
+            // and `foreign_key_check` runs before such a migration commits.
+            conn.execute_batch("PRAGMA foreign_keys = OFF;")
+                .map_err(db("setting pragmas"))?;
+            let migrated = MIGRATIONS
+                .to_latest(&mut conn)
+                .map_err(|source| Error::Migration {
+                    path: path.clone(),
+                    source,
+                });
+            conn.execute_batch("PRAGMA foreign_keys = ON;")
+                .map_err(db("setting pragmas"))?;
+            migrated?;
+        }
         Ok(Store { conn, path })
     }
 

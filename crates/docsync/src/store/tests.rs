@@ -56,7 +56,7 @@ fn event_count(store: &Store, id: i64) -> usize {
 const EXPECTED: &[(State, &[State])] = {
     use State::*;
     &[
-        (Discovered, &[Stable, Invalid, Deleted]),
+        (Discovered, &[Stable, Invalid, Skipped, Deleted]),
         (
             Stable,
             &[Discovered, Uploading, Invalid, Duplicate, Deleted],
@@ -74,6 +74,7 @@ const EXPECTED: &[(State, &[State])] = {
         (Duplicate, &[Discovered, Deleted]),
         (Superseded, &[]),
         (Deleted, &[]),
+        (Skipped, &[Superseded, Stable, Deleted]),
     ]
 };
 
@@ -563,8 +564,8 @@ fn pending_groups_counts_list_history() {
 #[test]
 fn migrations_are_valid() {
     MIGRATIONS.validate().unwrap();
-    // 0001..0005
-    assert_eq!(SCHEMA_VERSION, 5);
+    // 0001..0006
+    assert_eq!(SCHEMA_VERSION, 6);
 }
 
 #[test]
@@ -1418,3 +1419,5 @@ fn start_over_forgets_the_rows_after_a_backup() {
     assert_eq!(old.get(a).unwrap().unwrap().state, State::Approved);
     assert_eq!(old.api_identity().unwrap(), Some(ApiIdentity::Sandbox));
 }
+
+mod migration;
