@@ -12,6 +12,7 @@ macro_rules! outln {
 pub mod baseline;
 pub mod check;
 pub mod docs;
+pub mod dry_run;
 pub mod folder_summary;
 pub mod logging;
 pub mod progress;
@@ -208,6 +209,24 @@ pub struct RunArgs {
     pub admin_allow_remote: bool,
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
+}
+
+/// `--dry-run` and its `--json` (`run` and `sync`).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct DryRunArgs {
+    /// Show what one pass would send, skip, refuse or wait for, and why, per
+    /// file; send nothing (no request at all) and change nothing (the state
+    /// database is read into memory, never written; none is created). Exit 0
+    /// when nothing would be refused, 1 when a file is invalid.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print a JSON array, one object per file (folder, path,
+    /// verdict, reason, target, account, size, sha256 when hashed); the summary
+    /// goes to stderr.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 /// The `max_age` override of `run` and `sync`.
@@ -249,6 +268,8 @@ pub struct SyncArgs {
     pub api_change: ApiChangeArgs,
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
 }
 
 #[derive(Debug, Args)]

@@ -16,8 +16,18 @@ use super::progress::Progress;
 use super::systemd::Systemd;
 use super::{setup, ApiArgs, RunArgs, SyncArgs, EXIT_INTERRUPTED, EXIT_OK};
 
-/// `docsync run [FOLDER]`: exit 0 on a clean stop.
+/// `docsync run [FOLDER]`: exit 0 on a clean stop. With `--dry-run`, one pass
+/// that sends nothing (see [`super::dry_run`]).
 pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
+    if args.dry.dry_run {
+        let start = Start {
+            api: &args.api,
+            api_change: args.api_change.choice(),
+            folder: args.folder.as_deref(),
+            only_newer_than: args.age.only_newer_than.as_ref(),
+        };
+        return super::dry_run::dry_run(&start, args.dry.json);
+    }
     let admin = args.admin.map(|address| AdminConfig {
         address,
         allow_remote: args.admin_allow_remote,
@@ -37,6 +47,15 @@ pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
 /// `docsync sync --once`: exit code from the report (0 all accepted, 1 something
 /// rejected/failed/invalid, 3 timed out), 130 if interrupted.
 pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
+    if args.dry.dry_run {
+        let start = Start {
+            api: &args.api,
+            api_change: args.api_change.choice(),
+            folder: args.folder.as_deref(),
+            only_newer_than: args.age.only_newer_than.as_ref(),
+        };
+        return super::dry_run::dry_run(&start, args.dry.json);
+    }
     let mode = Mode::Once {
         timeout: args.timeout,
     };
@@ -71,14 +90,14 @@ enum Admin {
     Configured(Option<AdminConfig>),
 }
 
-/// What `run` and `sync` start on.
-struct Start<'a> {
-    api: &'a ApiArgs,
+/// What `run` and `sync` start on (and what a dry run looks at).
+pub struct Start<'a> {
+    pub api: &'a ApiArgs,
     /// `--start-over`, `--keep-history` or neither.
-    api_change: ApiChange,
-    folder: Option<&'a Path>,
+    pub api_change: ApiChange,
+    pub folder: Option<&'a Path>,
     /// `--only-newer-than`: every folder's `max_age`.
-    only_newer_than: Option<&'a MaxAge>,
+    pub only_newer_than: Option<&'a MaxAge>,
 }
 
 /// Load, connect, run until done or signalled. Returns the report and whether a

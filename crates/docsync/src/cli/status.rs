@@ -110,7 +110,7 @@ fn next_attempt(row: &FileRow) -> Option<i64> {
     row.next_attempt_at.filter(|_| row.state == State::Retrying)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -51,6 +51,7 @@ mod api_check;
 pub mod baseline;
 pub mod ctx;
 pub mod decision;
+pub mod dry_run;
 pub mod heartbeat;
 pub mod intake;
 pub mod notify;

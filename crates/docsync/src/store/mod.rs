@@ -38,6 +38,7 @@
 //! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
 //! - `lock`: the state directory and its single-instance lock.
 //! - `shared`: [`SharedStore`], one store shared between tasks.
+//! - `snapshot`: an in-memory copy of a database, for dry runs.
 //!
 //! Everything public is reachable as `store::X`, wherever it is defined.
 
@@ -62,6 +63,7 @@ mod outbox;
 mod overview;
 mod seed;
 mod shared;
+mod snapshot;
 mod upload;
 
 pub use files::{ListFilter, PendingAccount};

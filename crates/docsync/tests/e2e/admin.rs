@@ -326,7 +326,7 @@ fn completions_for_each_shell_name_the_subcommands() {
         ] {
             assert!(out.stdout.contains(sub), "{shell} completions lack `{sub}`");
         }
-        for flag in ["--admin", "--only-newer-than"] {
+        for flag in ["--admin", "--dry-run", "--json", "--only-newer-than"] {
             // fish names a long flag `-l NAME`
             let fish = format!("-l {}", flag.trim_start_matches('-'));
             assert!(
@@ -379,6 +379,8 @@ fn the_man_pages_are_roff_for_every_subcommand() {
             "sandbox",
             "start\\-over",
             "keep\\-history",
+            "dry\\-run",
+            "json",
             "only\\-newer\\-than",
         ] {
             assert!(
@@ -393,7 +395,7 @@ fn the_man_pages_are_roff_for_every_subcommand() {
 }
 
 #[test]
-fn help_shows_the_baseline() {
+fn help_shows_the_dry_run_and_the_baseline() {
     let w = Workspace::new();
     let top = w.run(["--help"]);
     assert_eq!(top.code(), Some(0), "{top}");
@@ -401,12 +403,16 @@ fn help_shows_the_baseline() {
     for sub in ["run", "sync"] {
         let out = w.run([sub, "--help"]);
         assert_eq!(out.code(), Some(0), "{out}");
-        let flag = "--only-newer-than <DURATION|DATE>";
-        assert!(
-            out.stdout.contains(flag),
-            "{sub} --help lacks {flag}\n{out}"
-        );
+        for flag in ["--dry-run", "--json", "--only-newer-than <DURATION|DATE>"] {
+            assert!(
+                out.stdout.contains(flag),
+                "{sub} --help lacks {flag}\n{out}"
+            );
+        }
     }
+    // --json means nothing without --dry-run
+    let out = w.run(["sync", "--once", "--json"]);
+    assert_eq!(out.code(), Some(2), "{out}");
 }
 
 #[test]

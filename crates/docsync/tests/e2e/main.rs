@@ -19,6 +19,7 @@
 //! - [`progress`]: `status`'s summary per folder (the oldest pending file's age).
 //! - [`hooks`]: the decision hooks (a signed webhook checked by a real receiver,
 //!   a command), a failing receiver, a restart, `config check`.
+//! - [`dry_run`]: `--dry-run`: every file's verdict, nothing sent, nothing written.
 //! - [`baseline`]: a first run over a folder with files: `docsync baseline`,
 //!   `max_age` and `--only-newer-than` (files recorded `skipped`, never sent).
 //! - [`http_settings`]: `[http]`: proxies (explicit, environment, `NO_PROXY`,
@@ -42,6 +43,7 @@ mod baseline;
 mod cli;
 mod crash;
 mod daemon;
+mod dry_run;
 mod faults;
 mod hooks;
 mod http_settings;
