@@ -502,6 +502,13 @@ mod tests {
     }
 
     #[test]
+    fn every_live_state_has_a_column_skipped_included() {
+        for state in State::ALL.into_iter().filter(|s| s.is_live()) {
+            assert!(COLUMNS.contains(&state), "no column for {state}");
+        }
+    }
+
+    #[test]
     fn file_names_are_escaped() {
         let rows = vec![(
             FileRow {

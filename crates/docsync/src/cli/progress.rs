@@ -128,3 +128,21 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
     .collect();
     bar.set_message(parts.join(", "));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_files_count_as_done() {
+        let bar = ProgressBar::hidden();
+        let mut s = Snapshot::default();
+        s.counts.insert(State::Approved, 1);
+        s.counts.insert(State::Skipped, 2);
+        s.counts.insert(State::Pending, 1);
+        s.counts.insert(State::Superseded, 5);
+        draw(&bar, &s);
+        assert_eq!(bar.prefix(), "3/4");
+        assert_eq!(bar.message(), "1 pending, 1 approved, 2 skipped");
+    }
+}
