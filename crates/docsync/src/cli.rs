@@ -9,8 +9,10 @@ macro_rules! outln {
     };
 }
 
+pub mod baseline;
 pub mod check;
 pub mod docs;
+pub mod dry_run;
 pub mod folder_summary;
 pub mod logging;
 pub mod progress;
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use docsync::model::{MaxAge, MAX_AGE_FIX};
 use docsync::store::State;
 
 /// The command ran and everything is fine.
@@ -87,8 +90,14 @@ pub enum Command {
     Status(StatusArgs),
     /// Every recorded step of one file.
     History(HistoryArgs),
-    /// Queue failed (and invalid) files again.
+    /// Queue failed (and invalid) files again; a skipped file when named.
     Retry(RetryArgs),
+    /// Mark every file the folders hold now as already handled: recorded
+    /// `skipped`, never sent (nothing is read or sent, the API is not
+    /// contacted). Files added afterwards are uploaded as usual. Run it before
+    /// the first `docsync run` over a folder with years of files; refused
+    /// while a daemon runs on the state directory.
+    Baseline(BaselineArgs),
     /// Run the local sandbox API in the foreground and print its URL and credentials.
     #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
@@ -198,6 +207,47 @@ pub struct RunArgs {
     /// behind a firewall or an authenticating proxy.
     #[arg(long, requires = "admin", env = "DOCSYNC_ADMIN_ALLOW_REMOTE")]
     pub admin_allow_remote: bool,
+    #[command(flatten)]
+    pub age: AgeArgs,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
+}
+
+/// `--dry-run` and its `--json` (`run` and `sync`).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct DryRunArgs {
+    /// Show what one pass would send, skip, refuse or wait for, and why, per
+    /// file; send nothing (no request at all) and change nothing (the state
+    /// database is read into memory, never written; none is created). Exit 0
+    /// when nothing would be refused, 1 when a file is invalid.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print a JSON array, one object per file (folder, path,
+    /// verdict, reason, target, account, size, sha256 when hashed); the summary
+    /// goes to stderr.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+}
+
+/// The `max_age` override of `run` and `sync`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgeArgs {
+    /// Only send files modified within this (30d, 12h, 2w) or after this date
+    /// (2024-06-01, or RFC 3339): older ones are recorded `skipped` when first
+    /// seen, never read. Wins over every max_age of the configuration.
+    #[arg(long, value_name = "DURATION|DATE", value_parser = parse_max_age)]
+    pub only_newer_than: Option<MaxAge>,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Only this folder: one of the configuration's folders (by its path), or,
+    /// without a configuration file, the folder to sync with the
+    /// <accountID>/<filePurpose>/<file> layout.
+    #[arg(value_name = "FOLDER")]
+    pub folder: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +266,10 @@ pub struct SyncArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub api_change: ApiChangeArgs,
+    #[command(flatten)]
+    pub age: AgeArgs,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -259,7 +313,7 @@ pub struct RetryArgs {
     /// The file: relative to its synced folder, or any path inside one.
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
-    /// Every failed and invalid file.
+    /// Every failed and invalid file (not skipped ones: name those).
     #[arg(long)]
     pub all_failed: bool,
     #[command(flatten)]
@@ -294,6 +348,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err("the timeout must be more than zero".into()),
         d => Ok(d),
     }
+}
+
+fn parse_max_age(s: &str) -> Result<MaxAge, String> {
+    MaxAge::parse(s).map_err(|e| format!("{e}; {MAX_AGE_FIX}"))
 }
 
 fn parse_state(s: &str) -> Result<State, String> {

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Status(a) => cli::status::status(a),
             Command::History(a) => cli::status::history(a),
             Command::Retry(a) => cli::status::retry(a),
+            Command::Baseline(a) => cli::baseline::baseline(a),
             #[cfg(feature = "sandbox")]
             Command::Sandbox(a) => cli::sandbox::sandbox(a).await,
             Command::Config(ConfigCommand::Check(a)) => cli::check::check(a),

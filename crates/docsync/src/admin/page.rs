@@ -45,7 +45,7 @@ const EVENTS_SHOWN: usize = 500;
 const PROBLEMS: [State; 3] = [State::Rejected, State::Failed, State::Invalid];
 
 /// The columns of the folder table: the live states, in pipeline order.
-const COLUMNS: [State; 10] = [
+const COLUMNS: [State; 11] = [
     State::Discovered,
     State::Stable,
     State::Uploading,
@@ -56,6 +56,7 @@ const COLUMNS: [State; 10] = [
     State::Failed,
     State::Invalid,
     State::Duplicate,
+    State::Skipped,
 ];
 
 /// The reason to show for a row: the decision, the last error, or the reason of
@@ -498,6 +499,13 @@ mod tests {
             (headers(&[host]), ""),
         ] {
             assert!(cross_site(&h, token, "t0k").is_some(), "{h:?} {token}");
+        }
+    }
+
+    #[test]
+    fn every_live_state_has_a_column_skipped_included() {
+        for state in State::ALL.into_iter().filter(|s| s.is_live()) {
+            assert!(COLUMNS.contains(&state), "no column for {state}");
         }
     }
 

@@ -92,6 +92,8 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
         State::Invalid,
         State::Failed,
         State::Duplicate,
+        // already handled, never sent: nothing left to do
+        State::Skipped,
     ];
     let live: u64 = State::ALL
         .iter()
@@ -118,10 +120,29 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
         ("invalid", count(s, State::Invalid)),
         ("failed", count(s, State::Failed)),
         ("duplicate", count(s, State::Duplicate)),
+        ("skipped", count(s, State::Skipped)),
     ]
     .into_iter()
     .filter(|(_, n)| *n > 0)
     .map(|(what, n)| format!("{n} {what}"))
     .collect();
     bar.set_message(parts.join(", "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_files_count_as_done() {
+        let bar = ProgressBar::hidden();
+        let mut s = Snapshot::default();
+        s.counts.insert(State::Approved, 1);
+        s.counts.insert(State::Skipped, 2);
+        s.counts.insert(State::Pending, 1);
+        s.counts.insert(State::Superseded, 5);
+        draw(&bar, &s);
+        assert_eq!(bar.prefix(), "3/4");
+        assert_eq!(bar.message(), "1 pending, 1 approved, 2 skipped");
+    }
 }

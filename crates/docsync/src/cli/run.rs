@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use docsync::config::{AdminConfig, Config};
 use docsync::engine::{self, ApiChange, Engine, Mode, Report, Snapshot};
-use docsync::model::text;
+use docsync::model::{text, MaxAge};
 use docsync::store::{InstanceLock, State};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -16,8 +16,18 @@ use super::progress::Progress;
 use super::systemd::Systemd;
 use super::{setup, ApiArgs, RunArgs, SyncArgs, EXIT_INTERRUPTED, EXIT_OK};
 
-/// `docsync run [FOLDER]`: exit 0 on a clean stop.
+/// `docsync run [FOLDER]`: exit 0 on a clean stop. With `--dry-run`, one pass
+/// that sends nothing (see [`super::dry_run`]).
 pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
+    if args.dry.dry_run {
+        let start = Start {
+            api: &args.api,
+            api_change: args.api_change.choice(),
+            folder: args.folder.as_deref(),
+            only_newer_than: args.age.only_newer_than.as_ref(),
+        };
+        return super::dry_run::dry_run(&start, args.dry.json);
+    }
     let admin = args.admin.map(|address| AdminConfig {
         address,
         allow_remote: args.admin_allow_remote,
@@ -27,6 +37,7 @@ pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
         api: &args.api,
         api_change: args.api_change.choice(),
         folder: args.folder.as_deref(),
+        only_newer_than: args.age.only_newer_than.as_ref(),
     };
     let (report, _) = daemon(start, Mode::Watch, admin, logs).await?;
     tracing::info!(summary = %summary(&report), "stopped");
@@ -36,6 +47,15 @@ pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
 /// `docsync sync --once`: exit code from the report (0 all accepted, 1 something
 /// rejected/failed/invalid, 3 timed out), 130 if interrupted.
 pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
+    if args.dry.dry_run {
+        let start = Start {
+            api: &args.api,
+            api_change: args.api_change.choice(),
+            folder: args.folder.as_deref(),
+            only_newer_than: args.age.only_newer_than.as_ref(),
+        };
+        return super::dry_run::dry_run(&start, args.dry.json);
+    }
     let mode = Mode::Once {
         timeout: args.timeout,
     };
@@ -43,6 +63,7 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
         api: &args.api,
         api_change: args.api_change.choice(),
         folder: args.folder.as_deref(),
+        only_newer_than: args.age.only_newer_than.as_ref(),
     };
     let (report, interrupted) = daemon(start, mode, Admin::Off, logs).await?;
     let mut line = format!("sync: {}", summary(&report));
@@ -69,12 +90,14 @@ enum Admin {
     Configured(Option<AdminConfig>),
 }
 
-/// What `run` and `sync` start on.
-struct Start<'a> {
-    api: &'a ApiArgs,
+/// What `run` and `sync` start on (and what a dry run looks at).
+pub struct Start<'a> {
+    pub api: &'a ApiArgs,
     /// `--start-over`, `--keep-history` or neither.
-    api_change: ApiChange,
-    folder: Option<&'a Path>,
+    pub api_change: ApiChange,
+    pub folder: Option<&'a Path>,
+    /// `--only-newer-than`: every folder's `max_age`.
+    pub only_newer_than: Option<&'a MaxAge>,
 }
 
 /// Load, connect, run until done or signalled. Returns the report and whether a
@@ -86,6 +109,7 @@ async fn daemon(
     logs: &Logs,
 ) -> anyhow::Result<(Report, bool)> {
     let mut config = setup::load(start.api, start.folder)?;
+    setup::only_newer_than(&mut config, start.only_newer_than);
     // Fail fast, before starting anything, if another docsync holds the state
     // directory (the daemon takes the lock again for its whole run).
     InstanceLock::ensure_free(&config.state_dir)?;

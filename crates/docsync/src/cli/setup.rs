@@ -143,6 +143,16 @@ pub fn load(api: &ApiArgs, folder: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// `--only-newer-than`: the `max_age` of every folder, whatever the
+/// configuration says.
+pub fn only_newer_than(config: &mut Config, max_age: Option<&docsync::model::MaxAge>) {
+    if let Some(max_age) = max_age {
+        for folder in &mut config.folders {
+            folder.max_age = Some(max_age.clone());
+        }
+    }
+}
+
 /// The state directory for the read-only commands (`status`, `history`) and `retry`:
 /// `--state-dir`, `DOCSYNC_STATE_DIR`, the configuration's `state_dir`, the default.
 ///

@@ -58,7 +58,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Why a row is where it is: the server's decision reason or the last error; for
-/// rows that stopped locally (invalid, duplicate, failed without an error) the
+/// rows that stopped locally (invalid, duplicate, skipped, failed without an error) the
 /// reason of their last event.
 fn reason(store: &Store, row: &FileRow) -> anyhow::Result<Option<String>> {
     let recorded = [&row.decision_reason, &row.last_error]
@@ -68,7 +68,10 @@ fn reason(store: &Store, row: &FileRow) -> anyhow::Result<Option<String>> {
     if let Some(r) = recorded {
         return Ok(Some(r.clone()));
     }
-    if matches!(row.state, State::Invalid | State::Duplicate | State::Failed) {
+    if matches!(
+        row.state,
+        State::Invalid | State::Duplicate | State::Failed | State::Skipped
+    ) {
         let events = store
             .events(row.id)
             .with_context(|| format!("reading the events of {}", text::escape(&row.path)))?;
@@ -107,7 +110,7 @@ fn next_attempt(row: &FileRow) -> Option<i64> {
     row.next_attempt_at.filter(|_| row.state == State::Retrying)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -388,7 +391,7 @@ pub fn retry(args: RetryArgs) -> anyhow::Result<u8> {
                 .with_context(|| format!("retrying {}", path.display()))?;
             if moved.is_empty() {
                 eprintln!(
-                    "docsync: {} is {}; only failed and invalid files are retried",
+                    "docsync: {} is {}; only failed, invalid and skipped files are retried",
                     text::escape(&h.file.path),
                     h.file.state
                 );

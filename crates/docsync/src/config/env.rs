@@ -21,6 +21,7 @@ pub mod env_vars {
     pub const POLL_INTERVAL: &str = "DOCSYNC_POLL_INTERVAL";
     pub const RETRY_INITIAL: &str = "DOCSYNC_RETRY_INITIAL";
     pub const MAX_RPS: &str = "DOCSYNC_MAX_RPS";
+    pub const MAX_AGE: &str = "DOCSYNC_MAX_AGE";
     pub const HTTP_CONNECT_TIMEOUT: &str = "DOCSYNC_HTTP_CONNECT_TIMEOUT";
     pub const HTTP_READ_TIMEOUT: &str = "DOCSYNC_HTTP_READ_TIMEOUT";
     pub const HTTP_PROXY: &str = "DOCSYNC_HTTP_PROXY";

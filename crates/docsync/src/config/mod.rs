@@ -10,6 +10,10 @@
 //! retry_initial = "5s"                # first wait before retrying a failed upload (doubles, at most 15m;
 //!                                     # a server's Retry-After is always honoured: the wait is the longer)
 //! max_requests_per_second = 10        # cap on every request sent (uploads, lists, statuses); default: none
+//! max_age = "30d"                     # files older than this when first seen are recorded
+//!                                     # `skipped`, never read or sent (or a date: "2024-06-01",
+//!                                     # RFC 3339; a folder's own max_age wins; DOCSYNC_MAX_AGE
+//!                                     # replaces this one; `--only-newer-than` wins over all)
 //!
 //! [api]
 //! url = "https://api.moov.io"         # required, unless sandbox = true
@@ -47,6 +51,7 @@
 //! ignore = ["*.bak"]                  # added to the defaults
 //! after_decision = "leave"            # or "move" (into approved/ and rejected/)
 //! watcher = "native"                  # or "poll" with watcher_interval = "5s"
+//! max_age = "7d"                      # this folder's own (see the top-level max_age)
 //! # account_id: the account's Moov ID, a UUID (anything else is a `config check` error)
 //! target = { kind = "moov-files", account_id = "7f888113-d35a-4536-b9bc-c55076736ab6", file_purpose = "business_verification" }
 //!

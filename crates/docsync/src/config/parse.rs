@@ -22,7 +22,8 @@ use super::{
 };
 use crate::local::ignore::IgnoreSet;
 use crate::model::{
-    Folder, Mapping, Problem, Severity, Target, WatcherKind, EXAMPLE_MOOV_ACCOUNT_ID,
+    Folder, Mapping, MaxAge, Problem, Severity, Target, WatcherKind, EXAMPLE_MOOV_ACCOUNT_ID,
+    MAX_AGE_FIX,
 };
 
 /// Parse and resolve, returning the config (if there were no errors) and every problem.
@@ -52,7 +53,8 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         .map(Spanned::into_inner)
         .and_then(|a| admin(a, &mut p));
     let state_dir = state_dir(raw.state_dir, env, &paths);
-    let folders = folders(raw.folder, &paths, &mut p);
+    let max_age = top_max_age(raw.max_age, env, &mut p);
+    let folders = folders(raw.folder, max_age.as_ref(), &paths, &mut p);
     let credentials = credentials(raw.credentials, env, &paths, &mut p);
     let hooks = hooks(raw.hooks, env, &paths, &credentials, &mut p);
     let http = super::http::http(
@@ -239,6 +241,29 @@ fn max_requests_per_second(
     }
 }
 
+/// The top-level `max_age` (`DOCSYNC_MAX_AGE` replaces it): the folders' default.
+fn top_max_age(raw: Option<Spanned<String>>, env: &Env, p: &mut Problems<'_>) -> Option<MaxAge> {
+    let Sourced { span, key, value } =
+        env.overlay(env_vars::MAX_AGE, str::to_owned, "max_age", raw, identity)?;
+    parse_max_age(span, &key, &value, p)
+}
+
+/// A `max_age` value, or (with a problem at `span`, named `key`) none.
+fn parse_max_age(
+    span: Option<Range<usize>>,
+    key: &str,
+    value: &str,
+    p: &mut Problems<'_>,
+) -> Option<MaxAge> {
+    match MaxAge::parse(value) {
+        Ok(m) => Some(m),
+        Err(msg) => {
+            p.error(span, key, msg, MAX_AGE_FIX);
+            None
+        }
+    }
+}
+
 /// `[admin]`: an address with a port, on loopback unless `allow_remote`.
 fn admin(raw: RawAdmin, p: &mut Problems<'_>) -> Option<AdminConfig> {
     let span = Some(raw.address.span());
@@ -277,7 +302,12 @@ fn state_dir(raw: Option<Spanned<String>>, env: &Env, paths: &Paths) -> PathBuf 
 }
 
 /// The `[[folder]]` tables: at least one, none inside another.
-fn folders(raw: Vec<Spanned<RawFolder>>, paths: &Paths, p: &mut Problems<'_>) -> Vec<Folder> {
+fn folders(
+    raw: Vec<Spanned<RawFolder>>,
+    max_age: Option<&MaxAge>,
+    paths: &Paths,
+    p: &mut Problems<'_>,
+) -> Vec<Folder> {
     if raw.is_empty() {
         p.error(
             None,
@@ -288,7 +318,7 @@ fn folders(raw: Vec<Spanned<RawFolder>>, paths: &Paths, p: &mut Problems<'_>) ->
     }
     let mut folders = Vec::new();
     for (i, spanned) in raw.into_iter().enumerate() {
-        folders.extend(folder(i, spanned, paths, p));
+        folders.extend(folder(i, spanned, max_age, paths, p));
     }
     overlapping_folders(&folders, p);
     folders.into_iter().map(|(_, f)| f).collect()
@@ -303,6 +333,7 @@ fn folder_key(i: usize, k: &str) -> String {
 fn folder(
     i: usize,
     spanned: Spanned<RawFolder>,
+    max_age: Option<&MaxAge>,
     paths: &Paths,
     p: &mut Problems<'_>,
 ) -> Option<(Range<usize>, Folder)> {
@@ -340,6 +371,16 @@ fn folder(
         );
     }
     let watcher = watcher(i, f.watcher, f.watcher_interval, p);
+    // the folder's own wins over the top level's
+    let max_age = match f.max_age {
+        Some(own) => parse_max_age(
+            Some(own.span()),
+            &folder_key(i, "max_age"),
+            own.get_ref(),
+            p,
+        ),
+        None => max_age.cloned(),
+    };
     Some((
         span,
         Folder {
@@ -348,6 +389,7 @@ fn folder(
             ignore: f.ignore,
             after_decision: f.after_decision,
             watcher,
+            max_age,
         },
     ))
 }

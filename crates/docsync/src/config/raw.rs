@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub(super) poll_interval: Option<Spanned<String>>,
     pub(super) retry_initial: Option<Spanned<String>>,
     pub(super) max_requests_per_second: Option<Spanned<f64>>,
+    pub(super) max_age: Option<Spanned<String>>,
     pub(super) admin: Option<Spanned<RawAdmin>>,
     pub(super) hooks: Option<Spanned<RawHooks>>,
     pub(super) http: Option<Spanned<super::http::RawHttp>>,
@@ -85,6 +86,7 @@ pub(super) struct RawFolder {
     pub(super) after_decision: AfterDecision,
     pub(super) watcher: Option<RawWatcher>,
     pub(super) watcher_interval: Option<Spanned<String>>,
+    pub(super) max_age: Option<Spanned<String>>,
 }
 
 /// The sections of a file, as untyped values with their spans (for
@@ -111,6 +113,7 @@ pub(super) struct PlainFolder {
     after_decision: AfterDecision,
     watcher: Option<RawWatcher>,
     watcher_interval: Option<String>,
+    max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,5 +159,6 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "poll_interval",
     "retry_initial",
     "max_requests_per_second",
+    "max_age",
     "hooks",
 ];

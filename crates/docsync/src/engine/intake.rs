@@ -144,7 +144,7 @@ impl Intake {
         let summary = reconcile_folder(store, &w.folder, scan)?;
         w.report(&summary.unmapped);
         for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
-            if waits_for_window(obs) && !summary.invalid.contains(&obs.id()) {
+            if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
                 track(&mut self.tracker, self.quiet, key, &file.stat, false, now);
             }
@@ -247,7 +247,7 @@ impl Intake {
                 let Some(obs) = summary.reconciled.observations.first() else {
                     return Ok(Followup::Nothing);
                 };
-                if waits_for_window(obs) && summary.invalid.is_empty() {
+                if waits_for_window(obs) && !summary.stopped(obs.id()) {
                     track(&mut self.tracker, self.quiet, key, &stat, closed, now);
                 }
                 Ok(Followup::Nothing)
@@ -385,6 +385,16 @@ pub fn promote_stable(
         .map(Some)
 }
 
+/// The target recorded for a file whose path maps to none (its row is not sent:
+/// `invalid` with the reason, or `skipped`).
+pub fn unmapped_target() -> TargetKey {
+    TargetKey {
+        kind: TargetKind::MoovFiles,
+        account: String::new(),
+        purpose: String::new(),
+    }
+}
+
 /// The summary of [`reconcile_folder`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileSummary {
@@ -392,14 +402,25 @@ pub struct ReconcileSummary {
     /// Rows made `invalid` by this call: their path maps to no target, or the file
     /// is over the target's size limit.
     pub invalid: Vec<i64>,
+    /// New rows made `skipped` by this call: older than the folder's `max_age`.
+    pub skipped: Vec<i64>,
     /// Every file of the scan whose path maps to no target (invalid now or
     /// before), with the reason: its account folder names no Moov account, or it
     /// is outside the `<accountID>/<filePurpose>/` layout.
     pub unmapped: Vec<(PathBuf, String)>,
 }
 
+impl ReconcileSummary {
+    /// Whether row `id` stopped here (invalid or skipped): no quiet window.
+    pub fn stopped(&self, id: i64) -> bool {
+        self.invalid.contains(&id) || self.skipped.contains(&id)
+    }
+}
+
 /// Record one scan of `folder` in the store (one transaction for the batch), then
-/// mark files whose path maps to no target `invalid` with the reason.
+/// mark new files older than the folder's `max_age` `skipped` (from the stat
+/// alone: never read), and files whose path maps to no target `invalid`, each
+/// with the reason.
 pub fn reconcile_folder(
     store: &mut Store,
     folder: &Folder,
@@ -407,22 +428,24 @@ pub fn reconcile_folder(
 ) -> Result<ReconcileSummary> {
     let mut observed = Vec::with_capacity(scan.files.len());
     let mut problems = Vec::with_capacity(scan.files.len());
+    let mut too_old = Vec::with_capacity(scan.files.len());
     let mut unmapped = Vec::new();
+    let now = std::time::SystemTime::now();
     for f in &scan.files {
+        too_old.push(
+            folder
+                .max_age
+                .as_ref()
+                .filter(|m| m.skips(f.stat.mtime_ns, now))
+                .map(|m| m.reason(f.stat.mtime_ns)),
+        );
         // metadata before bytes: a file over the target's limit is refused
         // when first seen, never hashed
         let (target, problem) = match folder.target_for(&f.rel) {
             Ok(t) => (t.key(), size_problem(&t, f.stat.size)),
             Err(reason) => {
                 unmapped.push((f.rel.clone(), reason.clone()));
-                (
-                    TargetKey {
-                        kind: TargetKind::MoovFiles,
-                        account: String::new(),
-                        purpose: String::new(),
-                    },
-                    Some(reason),
-                )
+                (unmapped_target(), Some(reason))
             }
         };
         observed.push(Observed {
@@ -435,7 +458,20 @@ pub fn reconcile_folder(
     }
     let reconciled = store.observe_batch(&folder.key(), &observed, scan.complete)?;
     let mut invalid = Vec::new();
-    for (obs, problem) in reconciled.observations.iter().zip(problems) {
+    let mut skipped = Vec::new();
+    for ((obs, problem), too_old) in reconciled.observations.iter().zip(problems).zip(too_old) {
+        // only a file seen for the first time: one docsync already knows keeps
+        // its row (a skipped one stays skipped, never read again)
+        if let (Observation::New { id }, Some(reason)) = (obs, too_old) {
+            store.transition(
+                *id,
+                State::Discovered,
+                State::Skipped,
+                &Change::because(reason),
+            )?;
+            skipped.push(*id);
+            continue;
+        }
         let Some(reason) = problem else { continue };
         let fresh = matches!(
             obs,
@@ -460,6 +496,7 @@ pub fn reconcile_folder(
     Ok(ReconcileSummary {
         reconciled,
         invalid,
+        skipped,
         unmapped,
     })
 }

@@ -48,8 +48,10 @@ use crate::remote::Apis;
 use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
 
 mod api_check;
+pub mod baseline;
 pub mod ctx;
 pub mod decision;
+pub mod dry_run;
 pub mod heartbeat;
 pub mod intake;
 pub mod notify;

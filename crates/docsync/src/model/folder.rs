@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::max_age::MaxAge;
 use super::target::{moov_account_id_problem, FileMetadata, FilePurpose, MoovFilesTarget, Target};
 
 /// How a folder maps files to targets.
@@ -50,6 +51,9 @@ pub struct Folder {
     pub ignore: Vec<String>,
     pub after_decision: AfterDecision,
     pub watcher: WatcherKind,
+    /// Files older than this when first seen are recorded `skipped`, not sent
+    /// (the folder's `max_age`, else the top level's; `--only-newer-than` wins).
+    pub max_age: Option<MaxAge>,
 }
 
 impl Folder {

@@ -33,11 +33,14 @@ pub enum State {
     Duplicate,
     /// The file vanished from disk.
     Deleted,
+    /// Already handled: not sent. Present when `docsync baseline` ran, or older
+    /// than `max_age` when first seen; never read. `docsync retry PATH` sends it.
+    Skipped,
 }
 
 impl State {
     /// Every state, in pipeline order.
-    pub const ALL: [State; 12] = [
+    pub const ALL: [State; 13] = [
         State::Discovered,
         State::Stable,
         State::Uploading,
@@ -50,6 +53,7 @@ impl State {
         State::Superseded,
         State::Duplicate,
         State::Deleted,
+        State::Skipped,
     ];
 
     /// The name stored in the database and shown to people.
@@ -67,6 +71,7 @@ impl State {
             State::Superseded => "superseded",
             State::Duplicate => "duplicate",
             State::Deleted => "deleted",
+            State::Skipped => "skipped",
         }
     }
 
@@ -74,8 +79,9 @@ impl State {
     pub const fn successors(self) -> &'static [State] {
         use State::*;
         match self {
-            // still being written, or waiting for the quiet window
-            Discovered => &[Stable, Invalid, Deleted],
+            // still being written, or waiting for the quiet window; `Skipped`:
+            // older than `max_age` when first seen (decided from the stat alone)
+            Discovered => &[Stable, Invalid, Skipped, Deleted],
             // hashed and validated: upload, or stop here; changed during hashing: start over
             Stable => &[Discovered, Uploading, Invalid, Duplicate, Deleted],
             // the request's outcome; `Stable` and `Deleted` after crash reconciliation
@@ -91,6 +97,10 @@ impl State {
             Failed => &[Retrying, Discovered, Deleted],
             Invalid => &[Stable, Discovered, Deleted],
             Duplicate => &[Discovered, Deleted],
+            // already handled, never sent: a change of content supersedes it as
+            // an approved row's does (the new row is a new file); `docsync retry
+            // PATH` (that path only) sends it: `Stable`
+            Skipped => &[Superseded, Stable, Deleted],
             Superseded => &[],
             Deleted => &[],
         }

@@ -22,10 +22,11 @@
 //!
 //! # Layout
 //!
-//! This file holds [`Store`] itself (opening, migrations, transactions and batches,
-//! the one transition function) and the row types. Its methods are split by the
-//! question they answer, each file an `impl Store` block:
+//! This file holds [`Store`] itself (transactions and batches, the one transition
+//! function) and the row types. Its methods are split by the question they
+//! answer, each file an `impl Store` block:
 //!
+//! - `open`: opening and creating a database, its migrations and pragmas.
 //! - `files`: reading and writing file rows (by id, by path, lists by state).
 //! - `observe`: recording what a folder scan or a hint saw on disk.
 //! - `outbox`: the decision hooks' outbox (written by a trigger with the state
@@ -38,17 +39,15 @@
 //! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
 //! - `lock`: the state directory and its single-instance lock.
 //! - `shared`: [`SharedStore`], one store shared between tasks.
+//! - `snapshot`: an in-memory copy of a database, for dry runs.
 //! - `pg`: the PostgreSQL store for several daemons (issue 16, in progress: not
 //!   used by the daemon yet).
 //!
 //! Everything public is reachable as `store::X`, wherever it is defined.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, Row, Savepoint};
-use rusqlite_migration::{Migrations, M};
 
 use crate::error::{Error, Result};
 use crate::model::now_ms;
@@ -60,11 +59,13 @@ mod files;
 mod identity;
 mod lock;
 mod observe;
+mod open;
 mod outbox;
 mod overview;
 pub mod pg;
 mod seed;
 mod shared;
+mod snapshot;
 mod upload;
 
 pub use files::{ListFilter, PendingAccount};
@@ -77,22 +78,10 @@ pub use shared::SharedStore;
 pub use upload::{BeginUpload, UploadIntent};
 
 use files::get_row;
+#[cfg(test)]
+use open::{MIGRATIONS, MIGRATION_LIST};
 
-/// The embedded migrations, in order. Append only.
-const MIGRATION_LIST: &[M<'static>] = &[
-    M::up(include_str!("../../migrations/0001_init.sql")),
-    M::up(include_str!(
-        "../../migrations/0002_status_page_indexes.sql"
-    )),
-    M::up(include_str!("../../migrations/0003_remote_id_index.sql")),
-    M::up(include_str!("../../migrations/0004_api_identity.sql")),
-    M::up(include_str!("../../migrations/0005_hook_outbox.sql")),
-];
-
-static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
-
-/// The schema version this binary writes.
-pub const SCHEMA_VERSION: usize = MIGRATION_LIST.len();
+pub use open::SCHEMA_VERSION;
 
 /// The database file name inside the state directory.
 pub const DB_FILE: &str = "docsync.db";
@@ -206,9 +195,6 @@ pub struct Store {
     /// intent is refused.
     relaxed: bool,
 }
-
-/// Distinct statements kept parsed per connection: all of the store's hot paths fit.
-const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 const FILE_COLUMNS: &str = "id, folder, path, target, account, purpose, size, mtime_ns, sha256, \
      state, remote_id, remote_status, decision_reason, attempts, next_attempt_at, last_error, \
@@ -423,153 +409,6 @@ impl From<rusqlite::Error> for TransitionError {
 }
 
 impl Store {
-    /// Open (creating if needed, mode 0600) the database at `path` and migrate it.
-    pub fn open(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            Self::create(path)?;
-        }
-        let conn = Connection::open(path).map_err(|source| Error::Db {
-            path: path.to_owned(),
-            what: "opening",
-            source,
-        })?;
-        Self::setup(conn, path.to_owned())
-    }
-
-    /// Create a migrated database at `path` in one step: built under a temporary
-    /// name (mode 0600) and linked into place only when complete, so a reader
-    /// (`docsync status` while the daemon starts) sees no database or a whole
-    /// one, never an empty one. An existing database is never replaced.
-    fn create(path: &Path) -> Result<()> {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
-        let built = (|| {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| Error::io("creating database", &tmp, e))?;
-            let conn = Connection::open(&tmp).map_err(|source| Error::Db {
-                path: tmp.clone(),
-                what: "opening",
-                source,
-            })?;
-            // closing the only connection checkpoints the WAL into the file
-            drop(Self::setup(conn, tmp.clone())?);
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                // a filesystem without hard links: a rename (which would replace
-                // a database created meanwhile, so only if there is none)
-                Err(_) if !path.exists() => {
-                    std::fs::rename(&tmp, path).map_err(|e| Error::io("creating database", path, e))
-                }
-                Err(_) => Ok(()),
-            }
-        })();
-        for leftover in ["", "-wal", "-shm"] {
-            let mut file = tmp.clone().into_os_string();
-            file.push(leftover);
-            let _ = std::fs::remove_file(file);
-        }
-        built
-    }
-
-    /// Open the database in `state_dir` (created 0700), as the daemon does.
-    pub fn open_in_state_dir(state_dir: &Path) -> Result<Store> {
-        create_state_dir(state_dir)?;
-        Self::open(&state_dir.join(DB_FILE))
-    }
-
-    /// Open an existing database read-only (`docsync status`, `history`, scripts):
-    /// never migrates or writes; refuses a schema that is older or newer than this
-    /// binary's.
-    pub fn open_read_only(path: &Path) -> Result<Store> {
-        use rusqlite::OpenFlags;
-        let db = |what| sql(path, what);
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(db("opening read-only"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db("setting busy_timeout"))?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db("reading user_version"))?;
-        let found = usize::try_from(found).unwrap_or(usize::MAX);
-        if found > SCHEMA_VERSION {
-            return Err(Error::SchemaTooNew {
-                path: path.to_owned(),
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
-        if found < SCHEMA_VERSION {
-            return Err(Error::SchemaTooOld {
-                path: path.to_owned(),
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
-        Ok(Store {
-            conn,
-            path: path.to_owned(),
-            relaxed: false,
-        })
-    }
-
-    /// A private in-memory database (tests, dry runs).
-    pub fn open_in_memory() -> Result<Store> {
-        let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(sql(&path, "opening"))?;
-        Self::setup(conn, path)
-    }
-
-    fn setup(mut conn: Connection, path: PathBuf) -> Result<Store> {
-        let db = |what| sql(&path, what);
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db("setting busy_timeout"))?;
-        // in-memory databases answer "memory"; that is fine
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(db("enabling WAL"))?;
-        // FULL: every commit syncs the WAL to disk before it returns, so an
-        // upload intent committed before its request survives a power loss,
-        // not just a crash. Commits are grouped (`SharedStore::call_grouped`,
-        // `Store::batch`), so that is one fsync per batch, not per file.
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
-            .map_err(db("setting pragmas"))?;
-        // every statement the daemon runs per file stays parsed (rusqlite keeps 16)
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db("reading user_version"))?;
-        let found = usize::try_from(found).unwrap_or(usize::MAX);
-        if found > SCHEMA_VERSION {
-            return Err(Error::SchemaTooNew {
-                path,
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|source| Error::Migration {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Store {
-            conn,
-            path,
-            relaxed: false,
-        })
-    }
-
     /// The database path (`:memory:` for in-memory stores).
     pub fn path(&self) -> &Path {
         &self.path

@@ -113,6 +113,35 @@ impl Store {
         })
     }
 
+    /// `docsync baseline`: record each observed file that has no live row yet
+    /// as `skipped` (already handled: not sent), with `reason`, in one
+    /// transaction. Files that have a row are left exactly as they are. Returns
+    /// how many rows were added.
+    pub fn record_skipped(
+        &mut self,
+        folder: &str,
+        observed: &[Observed],
+        reason: &str,
+    ) -> Result<usize> {
+        let db_path = self.path.clone();
+        let now = now_ms();
+        let tx = self.tx()?;
+        let mut added = 0;
+        for obs in observed {
+            let known = find_live_row(&tx, folder, &obs.path)
+                .map_err(sql(&db_path, "finding a file"))?
+                .is_some();
+            if !known {
+                insert_row(&tx, folder, obs, State::Skipped, None, reason, now)
+                    .map_err(sql(&db_path, "recording a skipped file"))?;
+                added += 1;
+            }
+        }
+        tx.commit()
+            .map_err(sql(&db_path, "committing a baseline"))?;
+        Ok(added)
+    }
+
     /// Mark the live row at `path` deleted (a removal hint confirmed by a stat).
     /// Returns the row id, or `None` if there is no live row or it is `uploading`.
     pub fn mark_deleted(&mut self, folder: &str, path: &[u8], reason: &str) -> Result<Option<i64>> {
@@ -146,11 +175,25 @@ fn insert_discovered(
     reason: &str,
     now: i64,
 ) -> rusqlite::Result<i64> {
+    insert_row(tx, folder, obs, State::Discovered, supersedes, reason, now)
+}
+
+/// A new row in `state` (`discovered`, or `skipped` by a baseline), with the
+/// event that created it.
+fn insert_row(
+    tx: &Connection,
+    folder: &str,
+    obs: &Observed,
+    state: State,
+    supersedes: Option<i64>,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<i64> {
     execute_cached(
         tx,
         "INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, state, \
          supersedes, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'discovered', ?8, ?9, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?9)",
         params![
             folder,
             obs.path,
@@ -160,11 +203,12 @@ fn insert_discovered(
             size_i64(obs.size),
             obs.mtime_ns,
             supersedes,
-            now
+            now,
+            state.as_str()
         ],
     )?;
     let id = tx.last_insert_rowid();
-    insert_event(tx, id, now, None, State::Discovered, reason, None)?;
+    insert_event(tx, id, now, None, state, reason, None)?;
     Ok(id)
 }
 
@@ -222,7 +266,10 @@ fn reconcile(
                     Observation::Changed { id: row.id }
                 }
                 State::Uploading => Observation::Busy { id: row.id },
-                State::Pending | State::Approved | State::Rejected => {
+                // a skipped row was never sent, but it stands for what was there
+                // when it was skipped: a change is a new file, on a new row, as
+                // for a file whose content reached the server
+                State::Pending | State::Approved | State::Rejected | State::Skipped => {
                     let reason = format!(
                         "content changed on disk (size {} -> {}); a new row takes over",
                         row.size, obs.size

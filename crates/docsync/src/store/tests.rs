@@ -56,7 +56,7 @@ fn event_count(store: &Store, id: i64) -> usize {
 const EXPECTED: &[(State, &[State])] = {
     use State::*;
     &[
-        (Discovered, &[Stable, Invalid, Deleted]),
+        (Discovered, &[Stable, Invalid, Skipped, Deleted]),
         (
             Stable,
             &[Discovered, Uploading, Invalid, Duplicate, Deleted],
@@ -74,6 +74,7 @@ const EXPECTED: &[(State, &[State])] = {
         (Duplicate, &[Discovered, Deleted]),
         (Superseded, &[]),
         (Deleted, &[]),
+        (Skipped, &[Superseded, Stable, Deleted]),
     ]
 };
 
@@ -563,8 +564,8 @@ fn pending_groups_counts_list_history() {
 #[test]
 fn migrations_are_valid() {
     MIGRATIONS.validate().unwrap();
-    // 0001..0005
-    assert_eq!(SCHEMA_VERSION, 5);
+    // 0001..0006
+    assert_eq!(SCHEMA_VERSION, 6);
 }
 
 #[test]
@@ -1454,3 +1455,5 @@ fn relaxed_commits_refuse_intents_and_end_synced() {
         .unwrap();
     assert!(matches!(started, BeginUpload::Started(_)), "{started:?}");
 }
+
+mod migration;

@@ -107,7 +107,10 @@ impl Store {
 
     /// `docsync retry`: move `failed` rows to `retrying` (due now, attempts reset) and
     /// `invalid` rows back to `stable` (checked again), in one transaction. With
-    /// `path`, only that path's live row; with `folder`, only that folder.
+    /// `path`, only that path's live row; with `folder`, only that folder. A
+    /// `skipped` row (never sent on purpose) is sent only when its path is
+    /// named: it goes to `stable`, checked and sent as a new file; `--all-failed`
+    /// (no `path`) leaves skipped rows alone.
     pub fn retry(
         &mut self,
         folder: Option<&str>,
@@ -120,7 +123,8 @@ impl Store {
         let rows = {
             let mut stmt = tx
                 .prepare_cached(&format!(
-                    "SELECT {FILE_COLUMNS} FROM files WHERE state IN ('failed', 'invalid') \
+                    "SELECT {FILE_COLUMNS} FROM files \
+                     WHERE (state IN ('failed', 'invalid') OR (?2 IS NOT NULL AND state = 'skipped')) \
                      AND (?1 IS NULL OR folder = ?1) AND (?2 IS NULL OR path = ?2) ORDER BY id"
                 ))
                 .map_err(sql(&db_path, "finding files to retry"))?;

@@ -322,13 +322,18 @@ fn completions_for_each_shell_name_the_subcommands() {
             "retry",
             "sandbox",
             "completions",
+            "baseline",
         ] {
             assert!(out.stdout.contains(sub), "{shell} completions lack `{sub}`");
         }
-        assert!(
-            out.stdout.contains("--admin"),
-            "{shell} completions lack --admin"
-        );
+        for flag in ["--admin", "--dry-run", "--json", "--only-newer-than"] {
+            // fish names a long flag `-l NAME`
+            let fish = format!("-l {}", flag.trim_start_matches('-'));
+            assert!(
+                out.stdout.contains(flag) || out.stdout.contains(&fish),
+                "{shell} completions lack {flag}"
+            );
+        }
     }
     let out = w.run(["completions", "tcsh"]);
     assert_eq!(out.code(), Some(2), "{out}");
@@ -350,6 +355,7 @@ fn the_man_pages_are_roff_for_every_subcommand() {
         "status",
         "history",
         "retry",
+        "baseline",
         "completions",
         "man",
     ] {
@@ -369,7 +375,14 @@ fn the_man_pages_are_roff_for_every_subcommand() {
     );
     for page in ["docsync-run.1", "docsync-sync.1"] {
         let text = std::fs::read_to_string(dir.join(page)).unwrap();
-        for flag in ["sandbox", "start\\-over", "keep\\-history"] {
+        for flag in [
+            "sandbox",
+            "start\\-over",
+            "keep\\-history",
+            "dry\\-run",
+            "json",
+            "only\\-newer\\-than",
+        ] {
             assert!(
                 text.contains(&format!("\\-\\-{flag}")),
                 "{page} does not document --{flag}\n{text}"
@@ -377,6 +390,29 @@ fn the_man_pages_are_roff_for_every_subcommand() {
         }
     }
     assert!(dir.join("docsync.1").is_file());
+    let baseline = std::fs::read_to_string(dir.join("docsync-baseline.1")).unwrap();
+    assert!(baseline.contains("skipped"), "{baseline}");
+}
+
+#[test]
+fn help_shows_the_dry_run_and_the_baseline() {
+    let w = Workspace::new();
+    let top = w.run(["--help"]);
+    assert_eq!(top.code(), Some(0), "{top}");
+    assert!(top.stdout.contains("baseline"), "{top}");
+    for sub in ["run", "sync"] {
+        let out = w.run([sub, "--help"]);
+        assert_eq!(out.code(), Some(0), "{out}");
+        for flag in ["--dry-run", "--json", "--only-newer-than <DURATION|DATE>"] {
+            assert!(
+                out.stdout.contains(flag),
+                "{sub} --help lacks {flag}\n{out}"
+            );
+        }
+    }
+    // --json means nothing without --dry-run
+    let out = w.run(["sync", "--once", "--json"]);
+    assert_eq!(out.code(), Some(2), "{out}");
 }
 
 #[test]

@@ -19,6 +19,9 @@
 //! - [`progress`]: `status`'s summary per folder (the oldest pending file's age).
 //! - [`hooks`]: the decision hooks (a signed webhook checked by a real receiver,
 //!   a command), a failing receiver, a restart, `config check`.
+//! - [`dry_run`]: `--dry-run`: every file's verdict, nothing sent, nothing written.
+//! - [`baseline`]: a first run over a folder with files: `docsync baseline`,
+//!   `max_age` and `--only-newer-than` (files recorded `skipped`, never sent).
 //! - [`http_settings`]: `[http]`: proxies (explicit, environment, `NO_PROXY`,
 //!   loopback), `read_timeout`, `ca_file`, the retry budget and `status`'s next attempt.
 //!
@@ -36,9 +39,11 @@ mod harness;
 mod admin;
 mod api_choice;
 mod bad_inputs;
+mod baseline;
 mod cli;
 mod crash;
 mod daemon;
+mod dry_run;
 mod faults;
 mod hooks;
 mod http_settings;

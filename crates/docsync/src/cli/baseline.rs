@@ -1,0 +1,89 @@
+//! `docsync baseline [FOLDER]`: record what the folders hold now as `skipped`
+//! (already handled: not sent), so that `run` uploads only what is added
+//! afterwards. Nothing is read or sent; the API is not contacted.
+
+use anyhow::{bail, Context};
+use docsync::engine::baseline::{baseline as record, BaselineCount};
+use docsync::model::text;
+use docsync::store::{InstanceLock, Store};
+
+use super::{setup, BaselineArgs, EXIT_OK, EXIT_PROBLEMS};
+
+/// Exit 0 when every folder was recorded, 1 when part of one could not be read
+/// (its files there are not recorded), 2 on a setup error (a daemon running).
+pub fn baseline(args: BaselineArgs) -> anyhow::Result<u8> {
+    // With a configuration, FOLDER picks one of its folders; without one, it is
+    // the folder of the zero-config layout (as `docsync run FOLDER`).
+    let configured = setup::config_file(&args.api.config)?.is_some();
+    let config = if configured {
+        setup::load(&args.api, None)?
+    } else {
+        setup::load(&args.api, args.folder.as_deref())?
+    };
+    let mut folders = config.folders.clone();
+    if let (true, Some(only)) = (configured, &args.folder) {
+        let only = setup::absolute(only)?;
+        folders.retain(|f| f.path == only);
+        if folders.is_empty() {
+            let known: Vec<_> = config
+                .folders
+                .iter()
+                .map(|f| text::escape_str(&f.key()).into_owned())
+                .collect();
+            bail!(
+                "{} is not a folder of the configuration; give one of: {}",
+                text::escape_path(&only),
+                known.join(", ")
+            );
+        }
+    }
+    // rows are written: never while a daemon runs on the same state
+    let lock = InstanceLock::acquire(&config.state_dir).with_context(|| {
+        "docsync baseline records files in the state database: stop the running docsync first, \
+         then run it again"
+    })?;
+    let clean = lock.last_stop_was_clean();
+    let db = config.state_dir.join(docsync::store::DB_FILE);
+    let mut store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let counts = record(&mut store, &folders)
+        .with_context(|| format!("recording the baseline in {}", db.display()))?;
+    drop(store);
+    if clean {
+        // the lock says what it said before: a clean stop (a pid left by an
+        // unclean one stays for the next run to see)
+        lock.stopped_cleanly()
+            .context("releasing the state directory's lock")?;
+    }
+    let mut code = EXIT_OK;
+    for count in &counts {
+        outln!("{}", line(count));
+        for error in &count.errors {
+            code = EXIT_PROBLEMS;
+            eprintln!(
+                "docsync: {}: {} (its files there are not recorded; run baseline again once it can be read)",
+                text::escape_str(&count.folder),
+                text::escape_str(error)
+            );
+        }
+    }
+    let total: usize = counts.iter().map(|c| c.skipped).sum();
+    outln!(
+        "baseline: {total} file{} recorded skipped (not sent); files added from now on are uploaded",
+        if total == 1 { "" } else { "s" }
+    );
+    Ok(code)
+}
+
+/// `folder /srv/inbox: 120 files, 118 recorded skipped, 2 already known`.
+fn line(c: &BaselineCount) -> String {
+    let folder = text::escape_str(&c.folder);
+    if !c.exists {
+        return format!("folder {folder}: does not exist; nothing recorded");
+    }
+    format!(
+        "folder {folder}: {} files, {} recorded skipped, {} already known",
+        c.found,
+        c.skipped,
+        c.found - c.skipped
+    )
+}
