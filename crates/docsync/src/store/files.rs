@@ -117,10 +117,7 @@ impl Store {
     /// Rows in `retrying` whose `next_attempt_at` has come (unix ms).
     pub fn due_for_retry(&self, now_ms: i64, limit: u32) -> Result<Vec<FileRow>> {
         self.query_rows(
-            &format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE state = 'retrying' \
-                 AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
-            ),
+            &due_for_retry_sql(),
             params![now_ms, limit],
             "listing files due for retry",
         )
@@ -128,13 +125,8 @@ impl Store {
 
     /// The earliest `next_attempt_at` among retrying rows (to sleep until).
     pub fn next_retry_at(&self) -> Result<Option<i64>> {
-        query_row_cached(
-            &self.conn,
-            "SELECT MIN(next_attempt_at) FROM files WHERE state = 'retrying'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(self.db("finding the next retry"))
+        query_row_cached(&self.conn, NEXT_RETRY_SQL, [], |r| r.get(0))
+            .map_err(self.db("finding the next retry"))
     }
 
     /// Rows left in `uploading` (after a crash: reconcile with the server first).
@@ -292,4 +284,23 @@ impl Store {
             ..row
         })
     }
+}
+
+// The retry stage's queries walk the partial index `files_retry_due`
+// (migration 0007): `state = 'retrying'` is written out, as the index's WHERE
+// is, and `INDEXED BY` keeps the planner off `files_state_id` plus a sort.
+fn due_for_retry_sql() -> String {
+    format!(
+        "SELECT {FILE_COLUMNS} FROM files INDEXED BY files_retry_due WHERE state = 'retrying' \
+         AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+    )
+}
+
+const NEXT_RETRY_SQL: &str = "SELECT MIN(next_attempt_at) FROM files INDEXED BY files_retry_due \
+     WHERE state = 'retrying'";
+
+/// The retry queries, for the test that checks their plans.
+#[cfg(test)]
+pub(super) fn retry_queries() -> [String; 2] {
+    [due_for_retry_sql(), NEXT_RETRY_SQL.to_owned()]
 }

@@ -23,6 +23,7 @@ pub(super) const MIGRATION_LIST: &[M<'static>] = &[
     // rebuilds `files` (see the file): foreign keys are off while it runs
     // (`Store::setup`) and checked before it commits
     M::up(include_str!("../../migrations/0006_skipped_state.sql")).foreign_key_check(),
+    M::up(include_str!("../../migrations/0007_retry_due_index.sql")),
 ];
 
 pub(super) static MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

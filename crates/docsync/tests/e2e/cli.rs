@@ -381,13 +381,14 @@ fn a_state_db_from_a_newer_schema_is_refused_untouched() {
     w.write_config("[api]\nsandbox = true\n");
     drop(docsync::store::Store::open_in_state_dir(&w.state).unwrap());
     let db = w.db_path();
+    let newer = docsync::store::SCHEMA_VERSION as i64 + 1;
     rusqlite::Connection::open(&db)
         .unwrap()
-        .pragma_update(None, "user_version", 7)
+        .pragma_update(None, "user_version", newer)
         .unwrap();
     let before = std::fs::read(&db).unwrap();
     let want = format!(
-        "database {} has schema version 7, newer than the {} this docsync knows; \
+        "database {} has schema version {newer}, newer than the {} this docsync knows; \
          upgrade docsync or use another state_dir",
         db.display(),
         docsync::store::SCHEMA_VERSION
