@@ -55,6 +55,7 @@ pub use crate::model::{ApiIdentity, State, TargetKey, MOOV_FILES_PER_ACCOUNT};
 
 mod backlog;
 mod budget;
+mod composite;
 mod files;
 mod identity;
 mod lock;
@@ -66,8 +67,13 @@ pub mod pg;
 mod seed;
 mod shared;
 mod snapshot;
+mod state_store;
 mod upload;
 
+pub use composite::{
+    Explained, FileCheck, FileDetail, FileMove, IntentStart, Promotion, RetryOne, ScanRecorded,
+    ScanVerdict, ServerAnswer, UploadAnswer, UploadAnswered, UploadQueue,
+};
 pub use files::{ListFilter, PendingAccount};
 pub use lock::{create_state_dir, InstanceLock};
 pub use observe::{Observation, Observed, Reconciled};
@@ -75,6 +81,7 @@ pub use outbox::{HookKind, OutboxEntry, OutboxFailure};
 pub use overview::{ActivityBucket, FolderCounts, History, Page};
 pub use seed::Replica;
 pub use shared::SharedStore;
+pub use state_store::StateStore;
 pub use upload::{BeginUpload, UploadIntent};
 
 use files::get_row;
@@ -467,6 +474,9 @@ fn row_in(
 /// The savepoint [`Store::batch`] holds open while its closure runs.
 const BATCH_SAVEPOINT: &str = "docsync_batch";
 
+/// The savepoint [`Store::atomically`] holds open while its closure runs.
+const ATOMIC_SAVEPOINT: &str = "docsync_atomic";
+
 impl Store {
     /// One atomic section: a transaction of its own, or a savepoint inside the
     /// enclosing [`Store::batch`] (whose commit then makes it durable).
@@ -494,6 +504,34 @@ impl Store {
             .execute_batch(&format!("RELEASE {BATCH_SAVEPOINT}"))
             .map_err(sql(&path, "committing a batch"))?;
         result
+    }
+
+    /// Run `f` as one atomic section: every store call inside it is undone
+    /// together if `f` fails (a savepoint, rolled back to on an error), and
+    /// kept together if it succeeds. A composite of the store interface
+    /// ([`StateStore`]) runs its calls in one of these, so a failure in its
+    /// second half leaves its first half undone. Inside a [`Store::batch`] it
+    /// commits with the batch.
+    pub fn atomically<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {ATOMIC_SAVEPOINT}"))
+            .map_err(sql(&path, "starting an atomic section"))?;
+        match f(self) {
+            Ok(done) => {
+                self.conn
+                    .execute_batch(&format!("RELEASE {ATOMIC_SAVEPOINT}"))
+                    .map_err(sql(&path, "committing an atomic section"))?;
+                Ok(done)
+            }
+            Err(e) => {
+                // undo what the section did; the error that stopped it is the one to report
+                let _ = self.conn.execute_batch(&format!(
+                    "ROLLBACK TO {ATOMIC_SAVEPOINT}; RELEASE {ATOMIC_SAVEPOINT}"
+                ));
+                Err(e)
+            }
+        }
     }
 
     /// Run `f` with its commits not synced to disk (`synchronous = NORMAL`): they
