@@ -205,13 +205,16 @@ impl Engine {
         if !lock.last_stop_was_clean() {
             warn!("the last run did not stop cleanly: every upload asks the server first, so nothing is sent twice");
         }
-        let mut store = Store::open_in_state_dir(&config.state_dir)?;
-        api_check::check_api(&mut store, &config, api_change)?;
+        // opening and the API check run on the database itself, before any
+        // stage asks it anything (the dry run checks its copy the same way)
+        let mut db = Store::open_in_state_dir(&config.state_dir)?;
+        api_check::check_api(&mut db, &config, api_change)?;
+        let store = StateStore::sqlite(SharedStore::new(db));
         let hook_kinds = config.hooks.kinds();
-        store.enable_outbox(&hook_kinds)?;
+        store.enable_outbox(hook_kinds.clone()).await?;
         let hooks = match hook_kinds.is_empty() {
             true => {
-                let left = store.outbox_undelivered()?;
+                let left = store.outbox_undelivered().await?;
                 if left > 0 {
                     warn!(count = left, "hook events are undelivered and no hook is configured now; they wait until [hooks] is configured again");
                 }
@@ -220,7 +223,7 @@ impl Engine {
             false => {
                 // a restart is a retry: every undelivered event is due now (before
                 // `Mode::Once` first asks whether any is)
-                let due = store.outbox_due_now(now_ms())?;
+                let due = store.outbox_due_now(now_ms()).await?;
                 if due > 0 {
                     info!(
                         count = due,
@@ -230,7 +233,6 @@ impl Engine {
                 Some(Arc::new(Hooks::new(config.hooks.clone())?))
             }
         };
-        let store = StateStore::sqlite(SharedStore::new(store));
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
             .with_retry_for(config.http.retry_for)
@@ -433,14 +435,14 @@ fn start_watchers(
 /// What the admin listener reads: its own read-only connection, the writer for
 /// retries, the metrics and the configured folders and APIs.
 fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<AdminState> {
-    let reader = Store::open_read_only(&config.state_dir.join(DB_FILE))?;
+    let reader = StateStore::sqlite_read_only(&config.state_dir.join(DB_FILE))?;
     let api_urls = [&config.api.url, &config.api.attachments_url]
         .into_iter()
         .flatten()
         .cloned()
         .collect();
     Ok(AdminState {
-        reader: StateStore::sqlite(SharedStore::new(reader)),
+        reader,
         writer: ctx.store.clone(),
         metrics: ctx.metrics.clone(),
         liveness: liveness.clone(),

@@ -20,6 +20,7 @@
 //! - every other method: one call ([`SharedStore::call`]), synced.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::composite::{
     FileCheck, FileDetail, FileMove, IntentStart, Promotion, RetryOne, ScanRecorded, ScanVerdict,
@@ -50,6 +51,14 @@ impl StateStore {
         StateStore {
             backend: Backend::Sqlite(store),
         }
+    }
+
+    /// The SQLite database at `db` opened read-only, on a connection of its
+    /// own (never the writer's lock): for the status page.
+    pub fn sqlite_read_only(db: &Path) -> Result<Self> {
+        Ok(StateStore::sqlite(SharedStore::new(
+            super::Store::open_read_only(db)?,
+        )))
     }
 
     /// Tests only: run `f` on the SQLite store itself, to set rows up or
@@ -358,6 +367,21 @@ impl StateStore {
         }
     }
 
+    /// How many outbox rows are undelivered (of any hook).
+    pub async fn outbox_undelivered(&self) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.call(|s| s.outbox_undelivered()).await,
+        }
+    }
+
+    /// Make every undelivered outbox row due at `now` (a restart is a
+    /// retry); how many there are.
+    pub async fn outbox_due_now(&self, now: i64) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.call(move |s| s.outbox_due_now(now)).await,
+        }
+    }
+
     /// Up to `limit` undelivered outbox rows of `hooks` due at `now`.
     pub async fn outbox_due(
         &self,
@@ -454,3 +478,6 @@ impl StateStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
