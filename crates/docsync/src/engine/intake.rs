@@ -184,7 +184,7 @@ impl Intake {
     /// with a fresh stat, as its last hint says (a writer's close counts only if
     /// nothing came after it, so a file opened again is not taken as complete).
     /// Returns the folders to rescan, each once, and the first error: a failing
-    /// path does not stop the others.
+    /// path (or folder's store call) does not stop the others.
     pub async fn on_hints<S: IntakeStore>(
         &mut self,
         store: &mut S,

@@ -88,11 +88,13 @@ async fn apply_hints(
     }
     let now = Instant::now();
     let mut store = ctx.store.clone();
-    let ((rescans, looked), promoted) = {
-        let mut i = intake.lock().await;
+    let intake2 = intake.clone();
+    let ((rescans, looked), promoted) = on_blocking_pool("applying hints", async move {
+        let mut i = intake2.lock().await;
         let looked = i.on_hints(&mut store, &batch, now).await;
         (looked, i.promote_ready(&mut store, now).await)
-    };
+    })
+    .await?;
     if promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
         ctx.wake.stable.notify_one();
     }
@@ -104,7 +106,11 @@ async fn apply_hints(
 async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
     let now = Instant::now();
     let mut store = ctx.store.clone();
-    let promoted = intake.lock().await.promote_ready(&mut store, now).await?;
+    let intake = intake.clone();
+    let promoted = on_blocking_pool("promoting files", async move {
+        intake.lock().await.promote_ready(&mut store, now).await
+    })
+    .await??;
     if !promoted.is_empty() {
         debug!(count = promoted.len(), "files became stable");
         ctx.wake.stable.notify_one();
@@ -116,12 +122,28 @@ async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
 async fn track_discovered(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
     let now = Instant::now();
     let mut store = ctx.store.clone();
-    intake
-        .lock()
+    let intake = intake.clone();
+    on_blocking_pool("tracking changed files", async move {
+        intake.lock().await.track_discovered(&mut store, now).await
+    })
+    .await?
+    .map(|_| ())
+}
+
+/// Run an intake step on tokio's blocking pool: it stats files (a slow
+/// network share must not hold up a runtime worker), and awaits the store
+/// from there.
+async fn on_blocking_pool<R: Send + 'static>(
+    what: &'static str,
+    step: impl std::future::Future<Output = R> + Send + 'static,
+) -> Result<R> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(step))
         .await
-        .track_discovered(&mut store, now)
-        .await
-        .map(|_| ())
+        .map_err(|e| Error::Task {
+            what,
+            message: e.to_string(),
+        })
 }
 
 /// Hints and scans in; `stable` rows out (and the upload stage woken), until
