@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::SharedStore;
+use crate::store::StateStore;
 
 pub use health::Liveness;
 
@@ -80,9 +80,9 @@ impl Listener {
 #[derive(Debug, Clone)]
 pub struct AdminState {
     /// A read-only connection for the pages (never the writer's lock).
-    pub reader: SharedStore,
+    pub reader: StateStore,
     /// The daemon's one writer, for the retry button only.
-    pub writer: SharedStore,
+    pub writer: StateStore,
     pub metrics: Arc<Metrics>,
     pub liveness: Arc<Liveness>,
     /// The configured folders (shown even before they have rows).
@@ -137,7 +137,7 @@ pub async fn serve(listener: Listener, state: AdminState, stop: CancellationToke
 
 /// `GET /metrics`: the daemon's counters, with files by state read now.
 async fn metrics(AxumState(state): AxumState<AdminState>) -> Response {
-    let counts = state.reader.call(|s| s.counts_by_state()).await;
+    let counts = state.reader.counts_by_state().await;
     let text = counts.map(|counts| state.metrics.encode(&counts));
     match text {
         Ok(Ok(text)) => (

@@ -11,8 +11,9 @@
 //! - [`validate`]: the target's local rules;
 //! - [`pipeline`]: the local steps from stable to a committed upload intent;
 //! - [`ratelimit`]: the shared request-rate limit (`max_requests_per_second`);
-//! - [`store`]: the SQLite state (files, events, the state machine, the instance lock),
-//!   and the PostgreSQL state for several daemons (`store::pg`, in progress: unused yet);
+//! - [`store`]: the state behind one interface ([`store::StateStore`]; SQLite today:
+//!   files, events, the state machine, the instance lock), and the PostgreSQL state
+//!   for several daemons (`store::pg`, in progress: not behind the interface yet);
 //! - [`metrics`]: what the daemon counts, rendered for Prometheus;
 //! - [`hooks`]: the decision hooks (a command, a signed webhook), one delivery at a time;
 //! - [`admin`]: the optional admin listener (probes, `/metrics`, the status page).

@@ -93,7 +93,7 @@ pub async fn run_checks(state: &AdminState) -> Vec<Check> {
             detail: format!("{} folder(s) watched, intake running", state.folders.len()),
         }
     };
-    let database = match state.writer.call(|s| s.check_writable()).await {
+    let database = match state.writer.check_writable().await {
         Ok(()) => Check {
             name: "database",
             ok: true,

@@ -29,7 +29,9 @@ use tracing::info;
 
 use super::{internal, AdminState};
 use crate::model::{now_ms, text};
-use crate::store::{ActivityBucket, Event, FileRow, FolderCounts, Page, State, Store};
+use crate::store::{
+    ActivityBucket, Event, FileDetail, FileRow, FolderCounts, RetryOne, State, StateStore,
+};
 
 /// Rows per page.
 pub const PAGE_SIZE: u32 = 50;
@@ -58,35 +60,6 @@ const COLUMNS: [State; 11] = [
     State::Duplicate,
     State::Skipped,
 ];
-
-/// The reason to show for a row: the decision, the last error, or the reason of
-/// its last transition.
-fn reason(store: &Store, row: &FileRow) -> crate::Result<String> {
-    let recorded = [&row.decision_reason, &row.last_error]
-        .into_iter()
-        .flatten()
-        .find(|r| !r.is_empty());
-    if let Some(r) = recorded {
-        return Ok(r.clone());
-    }
-    Ok(store
-        .events(row.id)?
-        .last()
-        .map(|e| e.reason.clone())
-        .unwrap_or_default())
-}
-
-/// A page of rows with the reason to show for each, and the next page's `after`.
-type Explained = (Vec<(FileRow, String)>, Option<i64>);
-
-fn with_reasons(store: &Store, page: Page) -> crate::Result<Explained> {
-    let mut rows = Vec::with_capacity(page.rows.len());
-    for row in page.rows {
-        let why = reason(store, &row)?;
-        rows.push((row, why));
-    }
-    Ok((rows, page.next_after))
-}
 
 /// Unix ms as `2026-12-01 18:30:05 UTC`.
 fn when(ms: i64) -> String {
@@ -183,7 +156,7 @@ fn rows_table(rows: &[(FileRow, String)], show_folder: bool) -> Markup {
     }
 }
 
-/// What `/` shows, read in one store call.
+/// What `/` shows (see [`read_overview`]).
 struct Overview {
     folders: Vec<FolderCounts>,
     activity: BTreeMap<String, Vec<ActivityBucket>>,
@@ -191,21 +164,24 @@ struct Overview {
     more: Option<i64>,
 }
 
+/// What `/` shows: the counts, the activity and the first page of problems.
+async fn read_overview(store: &StateStore) -> crate::Result<Overview> {
+    let (problems, more) = store
+        .explained_page(PROBLEMS.to_vec(), None, None, PAGE_SIZE)
+        .await?;
+    Ok(Overview {
+        folders: store.counts_by_folder().await?,
+        activity: store
+            .activity(now_ms(), SPARK_BUCKET_MS, SPARK_BUCKETS)
+            .await?,
+        problems,
+        more,
+    })
+}
+
 /// `GET /`.
 pub async fn overview(AxumState(state): AxumState<AdminState>) -> Response {
-    let read = state
-        .reader
-        .call(|s| {
-            let (problems, more) =
-                with_reasons(s, s.page_in_states(&PROBLEMS, None, None, PAGE_SIZE)?)?;
-            Ok(Overview {
-                folders: s.counts_by_folder()?,
-                activity: s.activity(now_ms(), SPARK_BUCKET_MS, SPARK_BUCKETS)?,
-                problems,
-                more,
-            })
-        })
-        .await;
+    let read = read_overview(&state.reader).await;
     let mut view = match read {
         Ok(view) => view,
         Err(e) => return internal(&format!("reading the state database: {e}")),
@@ -289,10 +265,7 @@ pub async fn files(
     let wanted = states.clone();
     let read = state
         .reader
-        .call(move |s| {
-            let page = s.page_in_states(&wanted, folder.as_deref(), after, PAGE_SIZE)?;
-            with_reasons(s, page)
-        })
+        .explained_page(wanted, folder, after, PAGE_SIZE)
         .await;
     let (rows, more) = match read {
         Ok(read) => read,
@@ -317,18 +290,12 @@ pub async fn files(
 
 /// `GET /files/{id}`.
 pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) -> Response {
-    let read = state
-        .reader
-        .call(move |s| {
-            let Some(row) = s.get(id)? else {
-                return Ok(None);
-            };
-            let events = s.events(id)?;
-            let why = reason(s, &row)?;
-            Ok(Some((row, why, events)))
-        })
-        .await;
-    let (row, why, events) = match read {
+    let read = state.reader.file_detail(id).await;
+    let FileDetail {
+        row,
+        reason: why,
+        events,
+    } = match read {
         Ok(Some(found)) => found,
         Ok(None) => {
             return (
@@ -437,25 +404,17 @@ pub async fn retry(
     }
     let result = state
         .writer
-        .call(move |s| {
-            let Some(row) = s.get(id)? else {
-                return Ok(Err(format!("no file has id {id}")));
-            };
-            if !matches!(row.state, State::Failed | State::Invalid) {
-                return Ok(Err(format!(
-                    "{} is {}, not failed or invalid: nothing to retry",
-                    text::escape(&row.path),
-                    row.state
-                )));
-            }
-            let ids = s.retry(
-                Some(&row.folder),
-                Some(&row.path),
-                "retry requested on the status page",
-            )?;
-            Ok(Ok((row.path_display(), ids.len())))
-        })
-        .await;
+        .retry_one(id, "retry requested on the status page")
+        .await
+        .map(|retried| match retried {
+            RetryOne::NoSuchFile => Err(format!("no file has id {id}")),
+            RetryOne::NotRetryable(row) => Err(format!(
+                "{} is {}, not failed or invalid: nothing to retry",
+                text::escape(&row.path),
+                row.state
+            )),
+            RetryOne::Retried { row, ids } => Ok((row.path_display(), ids.len())),
+        });
     match result {
         Ok(Ok((path, n))) => {
             info!(path, rows = n, "retry requested on the status page");

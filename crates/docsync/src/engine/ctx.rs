@@ -11,12 +11,12 @@ use super::heartbeat::{Heartbeats, LastScan};
 use crate::metrics::Metrics;
 use crate::model::Folder;
 use crate::remote::Apis;
-use crate::store::SharedStore;
+use crate::store::StateStore;
 
 /// What every stage shares. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    pub store: SharedStore,
+    pub store: StateStore,
     pub apis: Apis,
     /// What the stages count, for `/metrics`.
     pub metrics: Arc<Metrics>,
@@ -35,7 +35,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(store: SharedStore, apis: Apis, folders: &[Folder]) -> Self {
+    pub fn new(store: StateStore, apis: Apis, folders: &[Folder]) -> Self {
         let folders = folders.iter().map(|f| (f.key(), f.clone())).collect();
         Ctx {
             store,

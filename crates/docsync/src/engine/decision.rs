@@ -5,9 +5,8 @@
 
 use tracing::info;
 
-use crate::error::Result;
 use crate::remote::{Decision, Remote};
-use crate::store::{Change, FileRow, State, Store};
+use crate::store::{Change, FileRow, ServerAnswer, State};
 
 /// The decision in `remote`, as the change that takes a row out of `pending`;
 /// `None` while the server has not decided (or says something unknown).
@@ -34,21 +33,21 @@ pub fn decided(remote: &Remote) -> Option<(State, Change)> {
     }
 }
 
-/// Record that row `id`'s upload is on the server (`uploading` → `pending`,
-/// `how` saying how we know), and the decision if one came with the answer
-/// (images need no review). Returns the row as it ends.
-pub fn record_on_server(store: &mut Store, id: i64, remote: &Remote, how: &str) -> Result<FileRow> {
-    let change = Change {
+/// What `remote` (an upload's answer, an earlier attempt found again) means
+/// for its row: on the server (`uploading` → `pending`, `how` saying how we
+/// know), and decided if a decision came with the answer (images need no
+/// review). Recorded atomically by [`crate::store::StateStore::record_on_server`].
+pub fn server_answer(remote: &Remote, how: &str) -> ServerAnswer {
+    let on_server = Change {
         remote_id: Some(remote.remote_id.clone()),
         remote_status: Some(remote.decision.word().into()),
         request_id: remote.request_id.clone(),
         last_error: Some(String::new()),
         ..Change::because(how)
     };
-    let row = store.transition(id, State::Uploading, State::Pending, &change)?;
-    match decided(remote) {
-        Some((to, change)) => store.transition(id, State::Pending, to, &change),
-        None => Ok(row),
+    ServerAnswer {
+        on_server,
+        decided: decided(remote),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::model::{Folder, State, TargetKey};
 use crate::store::{FileRow, Store};
 
 use super::api_check::{check_api, ApiChange};
-use super::intake::{promote_stable, reconcile_folder};
+use super::intake::reconcile_folder;
 use super::upload::intent::{commit_intent, Prepared};
 
 /// What a pass would do with a file.
@@ -98,8 +98,7 @@ pub fn plan(store: &mut Store, config: &Config, choice: ApiChange) -> Result<Vec
             let rel = file.rel_bytes();
             let (verdict, reason, row) = if row.state == State::Discovered {
                 if file.stat.quiet_for(quiet, now) {
-                    let stable = promote_stable(
-                        store,
+                    let stable = store.promote_stable(
                         &folder.key(),
                         &rel,
                         file.stat.size,

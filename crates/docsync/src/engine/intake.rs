@@ -2,10 +2,12 @@
 //! what [`crate::local`] saw in the store and wakes the upload stage when files
 //! held still for the quiet window.
 //!
-//! [`run`] owns one [`Intake`] and calls it with the store:
+//! [`run`] owns one [`Intake`] and calls it with the store ([`IntakeStore`]:
+//! the daemon's [`crate::store::StateStore`], whose intake writes commit relaxed):
 //!
 //! - [`Intake::on_hints`] for each run of waiting watcher hints, coalesced per path
-//!   (a stat per path, all in one store call; [`Intake::on_hint`] for a single one);
+//!   (a stat per path, the files of each folder in one store call;
+//!   [`Intake::on_hint`] for a single one);
 //! - [`Intake::apply_scan`] after walking a folder with
 //!   [`crate::local::scanner::scan_folder`] *outside* the store lock (on start, on
 //!   a timer, and when a hint asks for a rescan);
@@ -17,7 +19,8 @@
 //! `tokio::time::Instant::into_std`) drive the quiet window without sleeping.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,9 +33,13 @@ use crate::local::stability::StabilityTracker;
 use crate::local::validate::size_problem;
 use crate::local::watcher::FolderHint;
 use crate::model::{text, Folder, TargetKey, TargetKind};
-use crate::store::{Change, FileRow, Observation, Observed, Reconciled, State, Store};
+use crate::store::{
+    FileRow, Observation, Observed, Promotion, Reconciled, ScanRecorded, ScanVerdict, State, Store,
+};
 
+mod records;
 mod task;
+pub use records::IntakeStore;
 pub use task::{run, scan, Hints};
 
 /// A stability-tracker key: folder index and relative path bytes.
@@ -124,9 +131,9 @@ impl Intake {
 
     /// Record a walk of folder `n` (one transaction) and start the quiet window of
     /// every file that is (again) `discovered`.
-    pub fn apply_scan(
+    pub async fn apply_scan<S: IntakeStore>(
         &mut self,
-        store: &mut Store,
+        store: &mut S,
         n: usize,
         scan: &Scan,
         now: Instant,
@@ -141,7 +148,7 @@ impl Intake {
             }
         }
         w.skipped = skipped;
-        let summary = reconcile_folder(store, &w.folder, scan)?;
+        let summary = record_scan(store, &w.folder, scan).await?;
         w.report(&summary.unmapped);
         for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
             if waits_for_window(obs) && !summary.stopped(obs.id()) {
@@ -153,14 +160,22 @@ impl Intake {
     }
 
     /// Apply one hint: stat the path and record what is there.
-    pub fn on_hint(
+    pub async fn on_hint<S: IntakeStore>(
         &mut self,
-        store: &mut Store,
+        store: &mut S,
         hint: &FolderHint,
         now: Instant,
     ) -> Result<Followup> {
         match hint.hint.file() {
-            Some((path, closed)) => self.on_path(store, hint.folder, path, closed, now),
+            Some((path, closed)) => {
+                let (rescan, looked) = self
+                    .look_at(store, vec![(hint.folder, path.to_owned(), closed)], now)
+                    .await;
+                looked?;
+                Ok(rescan
+                    .first()
+                    .map_or(Followup::Nothing, |n| Followup::Rescan(*n)))
+            }
             None => Ok(Followup::Rescan(hint.folder)),
         }
     }
@@ -169,15 +184,15 @@ impl Intake {
     /// with a fresh stat, as its last hint says (a writer's close counts only if
     /// nothing came after it, so a file opened again is not taken as complete).
     /// Returns the folders to rescan, each once, and the first error: a failing
-    /// path does not stop the others.
-    pub fn on_hints(
+    /// path (or folder's store call) does not stop the others.
+    pub async fn on_hints<S: IntakeStore>(
         &mut self,
-        store: &mut Store,
+        store: &mut S,
         hints: &[FolderHint],
         now: Instant,
     ) -> (Vec<usize>, Result<()>) {
         let mut rescan: Vec<usize> = Vec::new();
-        let mut paths: Vec<(usize, &Path, bool)> = Vec::with_capacity(hints.len());
+        let mut paths: Vec<(usize, PathBuf, bool)> = Vec::with_capacity(hints.len());
         let mut seen: HashMap<(usize, &Path), usize> = HashMap::with_capacity(hints.len());
         for hint in hints {
             let Some((path, closed)) = hint.hint.file() else {
@@ -190,107 +205,143 @@ impl Intake {
                 Entry::Occupied(at) => paths[*at.get()].2 = closed,
                 Entry::Vacant(slot) => {
                     slot.insert(paths.len());
-                    paths.push((hint.folder, path, closed));
+                    paths.push((hint.folder, path.to_owned(), closed));
                 }
             }
         }
+        let (more, looked) = self.look_at(store, paths, now).await;
+        for n in more {
+            if !rescan.contains(&n) {
+                rescan.push(n);
+            }
+        }
+        (rescan, looked)
+    }
+
+    /// Stat each of `paths` (folder, path, whether its writer closed it) and
+    /// record what is there: the files of each folder in one store call, a
+    /// vanished file's row `deleted`. Returns the folders to rescan and the
+    /// first error (a failing folder or path does not stop the others).
+    async fn look_at<S: IntakeStore>(
+        &mut self,
+        store: &mut S,
+        paths: Vec<(usize, PathBuf, bool)>,
+        now: Instant,
+    ) -> (Vec<usize>, Result<()>) {
+        let mut rescan = Vec::new();
         let mut first_error = None;
+        let mut files: BTreeMap<usize, Vec<(ScannedFile, bool)>> = BTreeMap::new();
         for (n, path, closed) in paths {
-            match self.on_path(store, n, path, closed, now) {
-                Ok(Followup::Rescan(n)) if !rescan.contains(&n) => rescan.push(n),
-                Ok(_) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
+            let Some(w) = self.folders.get(n) else {
+                continue;
+            };
+            let Some(rel) = relative_to_root(&w.folder.path, &path, &w.ignore) else {
+                continue;
+            };
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => {
+                    let stat = FileStat::from_metadata(&meta);
+                    let file = ScannedFile {
+                        rel,
+                        abs: path,
+                        stat,
+                    };
+                    files.entry(n).or_default().push((file, closed));
                 }
+                // directories are walked by the watcher; sockets and the like are skipped
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = (n, rel.as_os_str().as_bytes().to_vec());
+                    self.tracker.forget(&key);
+                    match store
+                        .mark_gone(w.key.clone(), key.1, "removed from disk")
+                        .await
+                    {
+                        // no row for it: maybe a directory went away with files inside
+                        Ok(true) => rescan.push(n),
+                        Ok(false) => {}
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                // unreadable for now: the next scan looks again
+                Err(_) => rescan.push(n),
             }
         }
+        for (n, seen) in files {
+            if let Err(e) = self.record_seen(store, n, seen, now).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        rescan.sort_unstable();
+        rescan.dedup();
         (rescan, first_error.map_or(Ok(()), Err))
     }
 
-    /// Stat `path` (in folder `n`) and record what is there; `closed`: its
-    /// writer closed it.
-    fn on_path(
+    /// Record files of folder `n` seen by hints (not a whole walk) and start
+    /// the quiet window of those that wait for one.
+    async fn record_seen<S: IntakeStore>(
         &mut self,
-        store: &mut Store,
+        store: &mut S,
         n: usize,
-        path: &Path,
-        closed: bool,
+        seen: Vec<(ScannedFile, bool)>,
         now: Instant,
-    ) -> Result<Followup> {
-        let Some(w) = self.folders.get(n) else {
-            return Ok(Followup::Nothing);
+    ) -> Result<()> {
+        let Some(w) = self.folders.get_mut(n) else {
+            return Ok(());
         };
-        let Some(rel) = relative_to_root(&w.folder.path, path, &w.ignore) else {
-            return Ok(Followup::Nothing);
+        let (files, closed): (Vec<ScannedFile>, Vec<bool>) = seen.into_iter().unzip();
+        let scan = Scan {
+            files,
+            complete: false,
+            ..Scan::default()
         };
-        let key = (
-            n,
-            std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()).to_vec(),
-        );
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() => {
-                let stat = FileStat::from_metadata(&meta);
-                let file = ScannedFile {
-                    rel,
-                    abs: path.to_owned(),
-                    stat,
-                };
-                let scan = Scan {
-                    files: vec![file],
-                    complete: false,
-                    ..Scan::default()
-                };
-                let summary = reconcile_folder(store, &w.folder, &scan)?;
-                if let Some(w) = self.folders.get_mut(n) {
-                    w.report(&summary.unmapped);
-                }
-                let Some(obs) = summary.reconciled.observations.first() else {
-                    return Ok(Followup::Nothing);
-                };
-                if waits_for_window(obs) && !summary.stopped(obs.id()) {
-                    track(&mut self.tracker, self.quiet, key, &stat, closed, now);
-                }
-                Ok(Followup::Nothing)
+        let summary = record_scan(store, &w.folder, &scan).await?;
+        w.report(&summary.unmapped);
+        let observed = summary.reconciled.observations.iter();
+        for ((file, closed), obs) in scan.files.iter().zip(closed).zip(observed) {
+            if waits_for_window(obs) && !summary.stopped(obs.id()) {
+                let key = (n, file.rel_bytes());
+                track(&mut self.tracker, self.quiet, key, &file.stat, closed, now);
             }
-            // directories are walked by the watcher; sockets and the like are skipped
-            Ok(_) => Ok(Followup::Nothing),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.tracker.forget(&key);
-                let deleted = store.mark_deleted(&w.key, &key.1, "removed from disk")?;
-                if deleted.is_none() && store.find_live(&w.key, &key.1)?.is_none() {
-                    // no row for it: maybe a directory went away with files inside
-                    return Ok(Followup::Rescan(n));
-                }
-                Ok(Followup::Nothing)
-            }
-            // unreadable for now: the next scan looks again
-            Err(_) => Ok(Followup::Rescan(n)),
         }
+        Ok(())
     }
 
     /// Start the quiet window again for `discovered` rows that do not wait for
     /// one (the upload stage found their file changed after it held still):
     /// each is stat'ed and recorded afresh, as a watcher hint would.
-    pub fn track_discovered(&mut self, store: &mut Store, now: Instant) -> Result<usize> {
-        let mut tracked = 0;
-        for row in store.discovered(u32::MAX)? {
+    pub async fn track_discovered<S: IntakeStore>(
+        &mut self,
+        store: &mut S,
+        now: Instant,
+    ) -> Result<usize> {
+        let mut paths = Vec::new();
+        for row in store.discovered().await? {
             let Some(n) = self.folders.iter().position(|w| w.key == row.folder) else {
                 continue;
             };
             if self.tracker.contains(&(n, row.path.clone())) {
                 continue;
             }
-            let abs = self.folders[n].folder.file_path(&row.path);
-            self.on_path(store, n, &abs, false, now)?;
-            tracked += 1;
+            paths.push((n, self.folders[n].folder.file_path(&row.path), false));
         }
+        let tracked = paths.len();
+        self.look_at(store, paths, now).await.1?;
         Ok(tracked)
     }
 
     /// Promote every file whose quiet window has passed at `now`, after a fresh stat
     /// confirms it (a changed file restarts its window, a vanished one is deleted).
-    pub fn promote_ready(&mut self, store: &mut Store, now: Instant) -> Result<Vec<FileRow>> {
-        let mut promoted = Vec::new();
+    pub async fn promote_ready<S: IntakeStore>(
+        &mut self,
+        store: &mut S,
+        now: Instant,
+    ) -> Result<Vec<FileRow>> {
+        let mut promotions = Vec::new();
+        let mut changed = Vec::new();
+        let mut gone = Vec::new();
         for ready in self.tracker.take_ready(now) {
             let (n, rel) = ready.key;
             let Some(w) = self.folders.get(n) else {
@@ -299,22 +350,32 @@ impl Intake {
             let abs = w.folder.path.join(bytes_path(&rel));
             match FileStat::of_path(&abs) {
                 Ok(stat) if stat.size == ready.size && stat.mtime_ns == ready.mtime_ns => {
-                    let reason = "size and modification time held still (or the writer closed it)";
-                    if let Some(row) =
-                        promote_stable(store, &w.key, &rel, stat.size, stat.mtime_ns, reason)?
-                    {
-                        promoted.push(row);
-                    }
+                    promotions.push(Promotion {
+                        folder: w.key.clone(),
+                        path: rel,
+                        size: stat.size,
+                        mtime_ns: stat.mtime_ns,
+                        reason: "size and modification time held still (or the writer closed it)",
+                    });
                 }
-                Ok(_) => {
-                    // changed since: record the new size and restart the window
-                    self.on_path(store, n, &abs, false, now)?;
-                }
+                // changed since: record the new size and restart the window
+                Ok(_) => changed.push((n, abs, false)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    store.mark_deleted(&w.key, &rel, "removed from disk")?;
+                    gone.push((w.key.clone(), rel));
                 }
                 Err(_) => {}
             }
+        }
+        let promoted = if promotions.is_empty() {
+            Vec::new()
+        } else {
+            store.promote_stable(promotions).await?
+        };
+        if !changed.is_empty() {
+            self.look_at(store, changed, now).await.1?;
+        }
+        for (folder, rel) in gone {
+            store.mark_gone(folder, rel, "removed from disk").await?;
         }
         Ok(promoted)
     }
@@ -357,34 +418,6 @@ fn bytes_path(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
 
-/// Confirm a file the tracker found still: `discovered` → `stable` if the row still
-/// has this size and mtime. Returns the stable row, or `None` if nothing changed
-/// (no live row, another state, or a different size/mtime: the next observation
-/// restarts the window).
-pub fn promote_stable(
-    store: &mut Store,
-    folder_key: &str,
-    path: &[u8],
-    size: u64,
-    mtime_ns: i64,
-    reason: &str,
-) -> Result<Option<FileRow>> {
-    let Some(row) = store.find_live(folder_key, path)? else {
-        return Ok(None);
-    };
-    if row.state != State::Discovered || row.size != size || row.mtime_ns != mtime_ns {
-        return Ok(None);
-    }
-    store
-        .transition(
-            row.id,
-            State::Discovered,
-            State::Stable,
-            &Change::because(reason),
-        )
-        .map(Some)
-}
-
 /// The target recorded for a file whose path maps to none (its row is not sent:
 /// `invalid` with the reason, or `skipped`).
 pub fn unmapped_target() -> TargetKey {
@@ -417,28 +450,24 @@ impl ReconcileSummary {
     }
 }
 
-/// Record one scan of `folder` in the store (one transaction for the batch), then
-/// mark new files older than the folder's `max_age` `skipped` (from the stat
-/// alone: never read), and files whose path maps to no target `invalid`, each
-/// with the reason.
-pub fn reconcile_folder(
-    store: &mut Store,
+/// What to record for each file of a scan of `folder`: the observations,
+/// each file's verdict (too old for the folder's `max_age`: `skipped` from
+/// the stat alone, never read; a path that maps to no target or a file over
+/// the target's size limit: `invalid`), and the files that map to no target.
+fn scan_verdicts(
     folder: &Folder,
     scan: &Scan,
-) -> Result<ReconcileSummary> {
+) -> (Vec<Observed>, Vec<ScanVerdict>, Vec<(PathBuf, String)>) {
     let mut observed = Vec::with_capacity(scan.files.len());
-    let mut problems = Vec::with_capacity(scan.files.len());
-    let mut too_old = Vec::with_capacity(scan.files.len());
+    let mut verdicts = Vec::with_capacity(scan.files.len());
     let mut unmapped = Vec::new();
     let now = std::time::SystemTime::now();
     for f in &scan.files {
-        too_old.push(
-            folder
-                .max_age
-                .as_ref()
-                .filter(|m| m.skips(f.stat.mtime_ns, now))
-                .map(|m| m.reason(f.stat.mtime_ns)),
-        );
+        let too_old = folder
+            .max_age
+            .as_ref()
+            .filter(|m| m.skips(f.stat.mtime_ns, now))
+            .map(|m| m.reason(f.stat.mtime_ns));
         // metadata before bytes: a file over the target's limit is refused
         // when first seen, never hashed
         let (target, problem) = match folder.target_for(&f.rel) {
@@ -454,51 +483,45 @@ pub fn reconcile_folder(
             mtime_ns: f.stat.mtime_ns,
             target,
         });
-        problems.push(problem);
+        verdicts.push(ScanVerdict { too_old, problem });
     }
-    let reconciled = store.observe_batch(&folder.key(), &observed, scan.complete)?;
-    let mut invalid = Vec::new();
-    let mut skipped = Vec::new();
-    for ((obs, problem), too_old) in reconciled.observations.iter().zip(problems).zip(too_old) {
-        // only a file seen for the first time: one docsync already knows keeps
-        // its row (a skipped one stays skipped, never read again)
-        if let (Observation::New { id }, Some(reason)) = (obs, too_old) {
-            store.transition(
-                *id,
-                State::Discovered,
-                State::Skipped,
-                &Change::because(reason),
-            )?;
-            skipped.push(*id);
-            continue;
-        }
-        let Some(reason) = problem else { continue };
-        let fresh = matches!(
-            obs,
-            Observation::New { .. } | Observation::Changed { .. } | Observation::Superseded { .. }
-        ) || matches!(
-            obs,
-            Observation::Unchanged {
-                state: State::Discovered,
-                ..
-            }
-        );
-        if fresh {
-            store.transition(
-                obs.id(),
-                State::Discovered,
-                State::Invalid,
-                &Change::because(reason),
-            )?;
-            invalid.push(obs.id());
-        }
-    }
-    Ok(ReconcileSummary {
-        reconciled,
-        invalid,
-        skipped,
+    (observed, verdicts, unmapped)
+}
+
+fn summary(recorded: ScanRecorded, unmapped: Vec<(PathBuf, String)>) -> ReconcileSummary {
+    ReconcileSummary {
+        reconciled: recorded.reconciled,
+        invalid: recorded.invalid,
+        skipped: recorded.skipped,
         unmapped,
-    })
+    }
+}
+
+/// Record one scan of `folder` in the store (one atomic call), then mark new
+/// files older than the folder's `max_age` `skipped`, and files whose path
+/// maps to no target `invalid`, each with the reason ([`scan_verdicts`]).
+pub async fn record_scan<S: IntakeStore>(
+    store: &mut S,
+    folder: &Folder,
+    scan: &Scan,
+) -> Result<ReconcileSummary> {
+    let (observed, verdicts, unmapped) = scan_verdicts(folder, scan);
+    let recorded = store
+        .reconcile(folder.key(), observed, scan.complete, verdicts)
+        .await?;
+    Ok(summary(recorded, unmapped))
+}
+
+/// [`record_scan`] on a [`Store`] itself: the same verdicts and the same
+/// store call, for the dry run (an in-memory copy) and the tests.
+pub fn reconcile_folder(
+    store: &mut Store,
+    folder: &Folder,
+    scan: &Scan,
+) -> Result<ReconcileSummary> {
+    let (observed, verdicts, unmapped) = scan_verdicts(folder, scan);
+    let recorded = store.reconcile(&folder.key(), &observed, scan.complete, &verdicts)?;
+    Ok(summary(recorded, unmapped))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 //! finish; whatever is still `uploading` after that is settled on the next start.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -45,7 +45,9 @@ use crate::local::ignore::IgnoreSet;
 use crate::local::watcher::{hint_channel, FolderWatcher, RescanQueue};
 use crate::model::{now_ms, text, Folder, HookKind, WatcherKind};
 use crate::remote::Apis;
-use crate::store::{create_state_dir, InstanceLock, SharedStore, State, Store, DB_FILE};
+use crate::store::{
+    create_state_dir, InstanceLock, SharedStore, State, StateStore, Store, DB_FILE,
+};
 
 mod api_check;
 pub mod baseline;
@@ -203,13 +205,16 @@ impl Engine {
         if !lock.last_stop_was_clean() {
             warn!("the last run did not stop cleanly: every upload asks the server first, so nothing is sent twice");
         }
-        let mut store = Store::open_in_state_dir(&config.state_dir)?;
-        api_check::check_api(&mut store, &config, api_change)?;
+        // opening and the API check run on the database itself, before any
+        // stage asks it anything (the dry run checks its copy the same way)
+        let mut db = Store::open_in_state_dir(&config.state_dir)?;
+        api_check::check_api(&mut db, &config, api_change)?;
+        let store = StateStore::sqlite(SharedStore::new(db));
         let hook_kinds = config.hooks.kinds();
-        store.enable_outbox(&hook_kinds)?;
+        store.enable_outbox(hook_kinds.clone()).await?;
         let hooks = match hook_kinds.is_empty() {
             true => {
-                let left = store.outbox_undelivered()?;
+                let left = store.outbox_undelivered().await?;
                 if left > 0 {
                     warn!(count = left, "hook events are undelivered and no hook is configured now; they wait until [hooks] is configured again");
                 }
@@ -218,7 +223,7 @@ impl Engine {
             false => {
                 // a restart is a retry: every undelivered event is due now (before
                 // `Mode::Once` first asks whether any is)
-                let due = store.outbox_due_now(now_ms())?;
+                let due = store.outbox_due_now(now_ms()).await?;
                 if due > 0 {
                     info!(
                         count = due,
@@ -228,7 +233,6 @@ impl Engine {
                 Some(Arc::new(Hooks::new(config.hooks.clone())?))
             }
         };
-        let store = SharedStore::new(store);
         let ctx = Ctx::new(store, apis, &config.folders)
             .with_retry_initial(config.retry_initial)
             .with_retry_for(config.http.retry_for)
@@ -261,7 +265,7 @@ impl Engine {
                     .instrument(tracing::info_span!("admin")),
             );
         }
-        let intake = Arc::new(Mutex::new(Intake::new(
+        let intake = Arc::new(tokio::sync::Mutex::new(Intake::new(
             &config.folders,
             config.quiet_window,
         )?));
@@ -327,14 +331,14 @@ impl Engine {
         let beat = ctx.beats.register("engine");
         let counts = loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break ctx.store.call(|s| s.counts_by_state()).await?,
+                _ = shutdown.cancelled() => break ctx.store.counts_by_state().await?,
                 _ = tick.tick() => {}
             }
             beat.beat();
-            let counts = ctx.store.call(|s| s.counts_by_state()).await?;
+            let counts = ctx.store.counts_by_state().await?;
             publish(counts.clone()).await;
             if let Some(deadline) = deadline {
-                let waiting = intake.lock().map(|i| i.waiting()).unwrap_or(0);
+                let waiting = intake.lock().await.waiting();
                 let files_done =
                     ctx.in_flight.is_empty() && waiting == 0 && work_left(&counts) == 0;
                 // every decision's hook event tried once (the outbox rows were
@@ -363,11 +367,7 @@ impl Engine {
             );
         }
         drop(watchers);
-        let counts = ctx
-            .store
-            .call(|s| s.counts_by_state())
-            .await
-            .unwrap_or(counts);
+        let counts = ctx.store.counts_by_state().await.unwrap_or(counts);
         publish(counts.clone()).await;
         if finished {
             if let Err(e) = lock.stopped_cleanly() {
@@ -383,13 +383,10 @@ impl Engine {
 /// matter more than a progress bar.
 async fn snapshot(ctx: &Ctx, counts: BTreeMap<State, u64>, bytes: bool) -> Snapshot {
     let bytes_left = if bytes && work_left(&counts) > 0 {
-        ctx.store
-            .call(|s| s.bytes_to_send())
-            .await
-            .unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "reading the bytes left to send failed");
-                0
-            })
+        ctx.store.bytes_to_send().await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "reading the bytes left to send failed");
+            0
+        })
     } else {
         0
     };
@@ -438,14 +435,14 @@ fn start_watchers(
 /// What the admin listener reads: its own read-only connection, the writer for
 /// retries, the metrics and the configured folders and APIs.
 fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<AdminState> {
-    let reader = Store::open_read_only(&config.state_dir.join(DB_FILE))?;
+    let reader = StateStore::sqlite_read_only(&config.state_dir.join(DB_FILE))?;
     let api_urls = [&config.api.url, &config.api.attachments_url]
         .into_iter()
         .flatten()
         .cloned()
         .collect();
     Ok(AdminState {
-        reader: SharedStore::new(reader),
+        reader,
         writer: ctx.store.clone(),
         metrics: ctx.metrics.clone(),
         liveness: liveness.clone(),
@@ -463,11 +460,7 @@ async fn hooks_due(ctx: &Ctx, kinds: &[HookKind]) -> bool {
         return false;
     }
     let kinds = kinds.to_vec();
-    match ctx
-        .store
-        .call(move |s| s.outbox_due(&kinds, now_ms(), 1))
-        .await
-    {
+    match ctx.store.outbox_due(kinds, now_ms(), 1).await {
         Ok(due) => !due.is_empty(),
         Err(e) => {
             warn!(error = %e, "reading the hooks' outbox failed");

@@ -48,12 +48,7 @@ pub async fn run(ctx: Ctx, hooks: Arc<Hooks>, stop: CancellationToken) {
             warn!(error = %e, "reading the hooks' outbox failed; will try again");
         }
         let wanted = kinds.clone();
-        let next = ctx
-            .store
-            .call(move |s| s.outbox_next_due(&wanted))
-            .await
-            .ok()
-            .flatten();
+        let next = ctx.store.outbox_next_due(wanted).await.ok().flatten();
         let sleep = next.map_or(MAX_SLEEP, |at| {
             Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(MAX_SLEEP)
         });
@@ -71,10 +66,7 @@ pub async fn deliver_due(ctx: &Ctx, hooks: &Hooks, stop: &CancellationToken) -> 
     let mut round = Round::default();
     loop {
         let wanted = kinds.clone();
-        let due = ctx
-            .store
-            .call(move |s| s.outbox_due(&wanted, now_ms(), BATCH))
-            .await?;
+        let due = ctx.store.outbox_due(wanted, now_ms(), BATCH).await?;
         if due.is_empty() {
             return Ok(round);
         }
@@ -110,9 +102,7 @@ async fn deliver_one(
         let id = entry.id;
         match hooks.deliver(entry.hook, &event).await {
             Ok(()) => {
-                ctx.store
-                    .call(move |s| s.outbox_delivered(id, now_ms()))
-                    .await?;
+                ctx.store.outbox_delivered(id, now_ms()).await?;
                 debug!(attempt = event.attempt, "hook event delivered");
                 round.delivered += 1;
             }
@@ -127,7 +117,7 @@ async fn deliver_one(
                 let message = error.clone();
                 let outcome = ctx
                     .store
-                    .call(move |s| s.outbox_failed(id, &message, retry_at, now_ms()))
+                    .outbox_failed(id, message, retry_at, now_ms())
                     .await?;
                 match outcome {
                     OutboxFailure::RetryAt(_) => {
@@ -198,7 +188,7 @@ pub fn event_of(entry: &OutboxEntry) -> HookEvent {
 
 /// The hooks `ctx`'s store writes events for: call before any stage runs.
 pub async fn enable(ctx: &Ctx, kinds: Vec<HookKind>) -> Result<()> {
-    ctx.store.call(move |s| s.enable_outbox(&kinds)).await
+    ctx.store.enable_outbox(kinds).await
 }
 
 #[cfg(test)]

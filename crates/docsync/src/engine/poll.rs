@@ -17,11 +17,11 @@ use tracing::{debug, warn};
 
 use super::ctx::Ctx;
 use super::decision::{decided, log_decided};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::Stage;
 use crate::model::{AfterDecision, Folder, Target, TargetKind};
 use crate::remote::{Decision, Remote};
-use crate::store::{Change, FileRow, State, Store};
+use crate::store::{Change, FileMove, FileRow, State, StateStore};
 
 /// The longest wait between two polls while no decision arrives.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
@@ -77,7 +77,7 @@ pub struct Cycle {
 /// are loaded: a Moov account's list is matched through the remote-ID index,
 /// and rows still pending on the server stay in the database.
 pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
-    let accounts = ctx.store.call(|s| s.pending_accounts()).await?;
+    let accounts = ctx.store.pending_accounts().await?;
     let mut cycle = Cycle::default();
     for group in accounts {
         let waiting = u32::try_from(group.count).unwrap_or(u32::MAX);
@@ -102,12 +102,7 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
                 let account = group.account.clone();
                 let (rows, matched) = ctx
                     .store
-                    .call(move |s| {
-                        let rows = s.pending_by_remote_id(group.kind, &account, &ids)?;
-                        let matched =
-                            s.count_pending_by_remote_id(group.kind, &account, &listed)?;
-                        Ok((rows, matched))
-                    })
+                    .pending_listed(group.kind, account, ids, listed)
                     .await?;
                 let mut decided = 0u32;
                 for row in rows {
@@ -140,10 +135,7 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
             }
             TargetKind::Attachments => {
                 let account = group.account.clone();
-                let rows = ctx
-                    .store
-                    .call(move |s| s.pending_rows(group.kind, &account))
-                    .await?;
+                let rows = ctx.store.pending_rows(group.kind, account).await?;
                 for row in rows {
                     let Some(file_id) = row.remote_id.clone() else {
                         continue;
@@ -168,10 +160,7 @@ pub async fn poll_once(ctx: &Ctx) -> Result<Cycle> {
             // Images are decided when uploaded; a pending one is approved now.
             TargetKind::MoovImages => {
                 let account = group.account.clone();
-                let rows = ctx
-                    .store
-                    .call(move |s| s.pending_rows(group.kind, &account))
-                    .await?;
+                let rows = ctx.store.pending_rows(group.kind, account).await?;
                 for row in rows {
                     let remote = Remote {
                         remote_id: row.remote_id.clone().unwrap_or_default(),
@@ -202,11 +191,7 @@ async fn record(ctx: &Ctx, row: &FileRow, remote: &Remote) -> Result<bool> {
                 ..Change::because(unknown_status(word))
             };
             let id = row.id;
-            if let Err(e) = ctx
-                .store
-                .call(move |s| s.update_remote(id, State::Pending, &change))
-                .await
-            {
+            if let Err(e) = ctx.store.update_remote(id, State::Pending, change).await {
                 warn!(path = %row.path_display(), error = %e, "recording the unknown status failed");
             }
         }
@@ -216,10 +201,7 @@ async fn record(ctx: &Ctx, row: &FileRow, remote: &Remote) -> Result<bool> {
         return Ok(false);
     };
     let id = row.id;
-    let decided = ctx
-        .store
-        .call(move |s| s.transition(id, State::Pending, to, &change))
-        .await?;
+    let decided = ctx.store.transition(id, State::Pending, to, change).await?;
     log_decided(&decided);
     move_if_configured(ctx, &decided).await;
     Ok(true)
@@ -242,13 +224,8 @@ async fn move_if_configured(ctx: &Ctx, row: &FileRow) {
     if decision_destination(&folder, row).is_none() {
         return;
     }
-    let store = ctx.store.clone();
-    let row = row.clone();
     let path = row.path_display();
-    let result = store
-        .call(move |s| move_decided_file(s, &folder, &row))
-        .await;
-    if let Err(e) = result {
+    if let Err(e) = move_decided_file(&ctx.store, &folder, row).await {
         warn!(path, error = %e, "moving the decided file failed; it stays where it is");
     }
 }
@@ -276,34 +253,32 @@ pub fn decision_destination(folder: &Folder, row: &FileRow) -> Option<PathBuf> {
 /// [`decision_destination`]) or the file is already gone. An existing file at the
 /// destination is never overwritten: ` (1)`, ` (2)`, ... is added to the name.
 ///
-/// Run it inside one [`crate::store::SharedStore::call`], so that no scan is
-/// reconciled between the rename and its record.
-pub fn move_decided_file(
-    store: &mut Store,
+/// The rename and its record are one store call
+/// ([`StateStore::move_and_record`]), so that no scan is recorded between them.
+pub async fn move_decided_file(
+    store: &StateStore,
     folder: &Folder,
     row: &FileRow,
 ) -> Result<Option<PathBuf>> {
-    let Some(dest_rel) = decision_destination(folder, row) else {
+    let Some((file_move, dest_rel)) = decided_file_move(folder, row) else {
         return Ok(None);
     };
-    let src = folder.file_path(&row.path);
+    Ok(store.move_and_record(file_move).await?.then_some(dest_rel))
+}
+
+/// The move [`move_decided_file`] makes, and where it puts the file relative
+/// to the folder root; `None` when there is nothing to move.
+pub fn decided_file_move(folder: &Folder, row: &FileRow) -> Option<(FileMove, PathBuf)> {
+    let dest_rel = decision_destination(folder, row)?;
     let dest_rel = free_name(&folder.path, &dest_rel);
-    let dest = folder.path.join(&dest_rel);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-    }
-    match std::fs::rename(&src, &dest) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("moving decided file", &src, e)),
-    }
-    let reason = format!("moved to {}", dest_rel.display());
-    if let Err(e) = store.record_move(row.id, dest_rel.as_os_str().as_bytes(), &reason) {
-        // put it back so disk and database agree
-        let _ = std::fs::rename(&dest, &src);
-        return Err(e);
-    }
-    Ok(Some(dest_rel))
+    let file_move = FileMove {
+        id: row.id,
+        from: folder.file_path(&row.path),
+        to: folder.path.join(&dest_rel),
+        to_rel: dest_rel.as_os_str().as_bytes().to_vec(),
+        reason: format!("moved to {}", dest_rel.display()),
+    };
+    Some((file_move, dest_rel))
 }
 
 /// `rel`, or `rel` with ` (n)` before its extension, whichever does not exist yet.
@@ -334,7 +309,7 @@ fn free_name(root: &Path, rel: &Path) -> PathBuf {
 async fn disable_deleted_images(ctx: &Ctx) -> Result<()> {
     let rows = ctx
         .store
-        .call(|s| s.deleted_with_remote(TargetKind::MoovImages, "disabled"))
+        .deleted_with_remote(TargetKind::MoovImages, "disabled")
         .await?;
     for row in rows {
         let Some(folder) = ctx.folder(&row.folder) else {
@@ -358,9 +333,7 @@ async fn disable_deleted_images(ctx: &Ctx) -> Result<()> {
                     ..Change::because("deleted locally: image disabled on the server")
                 };
                 let id = row.id;
-                ctx.store
-                    .call(move |s| s.update_remote(id, State::Deleted, &change))
-                    .await?;
+                ctx.store.update_remote(id, State::Deleted, change).await?;
             }
             Err(e) => {
                 warn!(path = %row.path_display(), error = %e, "disabling the image failed; will try again")

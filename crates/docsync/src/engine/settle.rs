@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::ctx::Ctx;
-use super::decision::record_on_server;
+use super::decision::server_answer;
 use crate::error::Result;
 use crate::store::{Change, FileRow, State};
 
@@ -49,13 +49,7 @@ pub struct Settled {
 pub async fn stuck_uploading(ctx: &Ctx) -> Result<Vec<FileRow>> {
     let in_flight = ctx.in_flight.clone();
     ctx.store
-        .call(move |s| {
-            let rows = s.uploading()?;
-            Ok(rows
-                .into_iter()
-                .filter(|r| !in_flight.contains(r.id))
-                .collect())
-        })
+        .stuck_uploading(move |id| in_flight.contains(id))
         .await
 }
 
@@ -80,9 +74,8 @@ pub async fn settle_once(ctx: &Ctx) -> Result<Settled> {
         match lookup {
             Ok(Some(remote)) => {
                 let how = "reconciled after a restart: the upload had reached the server";
-                let recorded = remote.clone();
                 ctx.store
-                    .call(move |s| record_on_server(s, id, &recorded, how))
+                    .record_on_server(id, server_answer(&remote, how))
                     .await?;
                 info!(path = %row.path_display(), remote_id = %remote.remote_id, "reconciled: already on the server");
                 done.found += 1;
@@ -92,7 +85,7 @@ pub async fn settle_once(ctx: &Ctx) -> Result<Settled> {
                     "reconciled after a restart: not on the server; will upload again",
                 );
                 ctx.store
-                    .call(move |s| s.transition(id, State::Uploading, State::Stable, &change))
+                    .transition(id, State::Uploading, State::Stable, change)
                     .await?;
                 info!(path = %row.path_display(), "reconciled: not on the server; will upload again");
                 done.resend += 1;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use docsync_sandbox::{DecisionRule, Sandbox, SandboxConfig, SandboxHandle};
 
 use super::ctx::Ctx;
-use super::intake::{promote_stable, reconcile_folder};
+use super::intake::reconcile_folder;
 use super::upload::intent::{commit_intent, Prepared};
 use crate::config::{parse, Env};
 use crate::local::check::{check_file, Seen};
@@ -18,7 +18,7 @@ use crate::local::ignore::IgnoreSet;
 use crate::local::scanner::{scan_folder, FileStat};
 use crate::local::stability::StabilityTracker;
 use crate::model::Folder;
-use crate::store::{FileRow, SharedStore, Store};
+use crate::store::{FileRow, SharedStore, StateStore, Store};
 
 /// The account every fixture folder uploads to (Moov's account IDs are UUIDs).
 pub const ACCOUNT: &str = "00000000-0000-4000-8000-00000000acc0";
@@ -67,15 +67,16 @@ impl Fixture {
         }
         let mut out = Vec::new();
         for ready in tracker.take_ready(t0 + Duration::from_secs(1)) {
-            if let Some(row) = promote_stable(
-                &mut self.store,
-                &self.folder.key(),
-                &ready.key,
-                ready.size,
-                ready.mtime_ns,
-                "quiet for 1s",
-            )
-            .unwrap()
+            if let Some(row) = self
+                .store
+                .promote_stable(
+                    &self.folder.key(),
+                    &ready.key,
+                    ready.size,
+                    ready.mtime_ns,
+                    "quiet for 1s",
+                )
+                .unwrap()
             {
                 out.push(row);
             }
@@ -133,7 +134,7 @@ pub fn stage_at(sandbox: SandboxHandle, url: &str) -> Stage {
     let (dir, config) = fixture_with(&format!("[api]\nurl = {url:?}"), &env);
     let apis = crate::remote::connect::apis(&config).unwrap();
     let db = dir.path().join("state.db");
-    let store = SharedStore::new(Store::open(&db).unwrap());
+    let store = StateStore::sqlite(SharedStore::new(Store::open(&db).unwrap()));
     let ctx = Ctx::new(store, apis, &config.folders).with_retry_initial(Duration::from_millis(10));
     Stage {
         _dir: dir,
@@ -158,7 +159,7 @@ impl Stage {
                 reconcile_folder(s, &folder, &scan)?;
                 let row = s.find_live(&folder.key(), name.as_bytes())?.unwrap();
                 Ok(
-                    promote_stable(s, &folder.key(), &row.path, row.size, row.mtime_ns, "test")?
+                    s.promote_stable(&folder.key(), &row.path, row.size, row.mtime_ns, "test")?
                         .unwrap(),
                 )
             })

@@ -2,20 +2,30 @@
 //!
 //! # Shape
 //!
-//! [`Store`] is a narrow API (a struct with methods, no SQL outside this module) so a
-//! PostgreSQL backend can take its place later. Every state change goes through
-//! [`State::can_transition_to`] (the one table of allowed transitions) and one private
-//! function, `apply_transition`, which updates the row and inserts its event in the
-//! caller's transaction.
+//! The daemon (the engine's stages, the admin listener) talks to the store
+//! through one interface, [`StateStore`]: one async method per question it
+//! asks, and where an answer takes several store operations that must hold
+//! together, one composite method that runs them atomically
+//! ([`Store::atomically`]). SQLite is its one backend today; the PostgreSQL
+//! store (`pg`) is the next, behind the same methods.
+//!
+//! [`Store`] is the SQLite database itself: a narrow API (a struct with
+//! methods, no SQL outside this module). Every state change goes through
+//! [`State::can_transition_to`] (the one table of allowed transitions) and one
+//! private function, `apply_transition`, which updates the row and inserts its
+//! event in the caller's transaction. The dry run, the baseline and the
+//! read-only commands (`status`, `history`) use it directly.
 //!
 //! # One writer
 //!
 //! The daemon has exactly one writer: one [`Store`] (one connection) behind
 //! [`SharedStore`], an `Arc<Mutex<Store>>` whose [`SharedStore::call`] runs a short
-//! closure on tokio's blocking pool. Each closure is one short section (usually one
-//! transaction); nothing holds the lock across an `.await`. Readers in other processes
-//! (`docsync status`) open their own connection; WAL lets them read while the daemon
-//! writes, and `busy_timeout` absorbs the rare checkpoint contention.
+//! closure on tokio's blocking pool; in the daemon, [`StateStore`]'s SQLite
+//! methods are the only such closures. Each is one short section (usually one
+//! transaction); nothing holds the lock across an `.await`. Readers in other
+//! processes (`docsync status`) open their own connection; WAL lets them read
+//! while the daemon writes, and `busy_timeout` absorbs the rare checkpoint
+//! contention.
 //!
 //! Invariant: a row's state only changes together with an `events` row recording it.
 //! Invariant: at most one live (not superseded, not deleted) row per (folder, path).
@@ -39,9 +49,15 @@
 //! - `seed`: bulk rows for benchmarks and load tests (never used by the daemon).
 //! - `lock`: the state directory and its single-instance lock.
 //! - `shared`: [`SharedStore`], one store shared between tasks.
+//! - `state_store`: [`StateStore`], the one interface the daemon talks to, and
+//!   how each method commits (grouped, relaxed, or on its own).
+//! - `composite`: the interface's composites on SQLite, each one
+//!   [`Store::atomically`] section (a scan and its verdicts, an intent after
+//!   the file's re-stat, an upload's answer, a failed attempt, a decided
+//!   file's move, a retry from the status page).
 //! - `snapshot`: an in-memory copy of a database, for dry runs.
 //! - `pg`: the PostgreSQL store for several daemons (issue 16, in progress: not
-//!   used by the daemon yet).
+//!   behind [`StateStore`] yet, so not used by the daemon).
 //!
 //! Everything public is reachable as `store::X`, wherever it is defined.
 
@@ -55,6 +71,7 @@ pub use crate::model::{ApiIdentity, State, TargetKey, MOOV_FILES_PER_ACCOUNT};
 
 mod backlog;
 mod budget;
+mod composite;
 mod files;
 mod identity;
 mod lock;
@@ -66,8 +83,13 @@ pub mod pg;
 mod seed;
 mod shared;
 mod snapshot;
+mod state_store;
 mod upload;
 
+pub use composite::{
+    Explained, FileCheck, FileDetail, FileMove, IntentStart, Promotion, RetryOne, ScanRecorded,
+    ScanVerdict, ServerAnswer, UploadAnswer, UploadAnswered, UploadQueue,
+};
 pub use files::{ListFilter, PendingAccount};
 pub use lock::{create_state_dir, InstanceLock};
 pub use observe::{Observation, Observed, Reconciled};
@@ -75,6 +97,7 @@ pub use outbox::{HookKind, OutboxEntry, OutboxFailure};
 pub use overview::{ActivityBucket, FolderCounts, History, Page};
 pub use seed::Replica;
 pub use shared::SharedStore;
+pub use state_store::StateStore;
 pub use upload::{BeginUpload, UploadIntent};
 
 use files::get_row;
@@ -467,6 +490,9 @@ fn row_in(
 /// The savepoint [`Store::batch`] holds open while its closure runs.
 const BATCH_SAVEPOINT: &str = "docsync_batch";
 
+/// The savepoint [`Store::atomically`] holds open while its closure runs.
+const ATOMIC_SAVEPOINT: &str = "docsync_atomic";
+
 impl Store {
     /// One atomic section: a transaction of its own, or a savepoint inside the
     /// enclosing [`Store::batch`] (whose commit then makes it durable).
@@ -494,6 +520,34 @@ impl Store {
             .execute_batch(&format!("RELEASE {BATCH_SAVEPOINT}"))
             .map_err(sql(&path, "committing a batch"))?;
         result
+    }
+
+    /// Run `f` as one atomic section: every store call inside it is undone
+    /// together if `f` fails (a savepoint, rolled back to on an error), and
+    /// kept together if it succeeds. A composite of the store interface
+    /// ([`StateStore`]) runs its calls in one of these, so a failure in its
+    /// second half leaves its first half undone. Inside a [`Store::batch`] it
+    /// commits with the batch.
+    pub fn atomically<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R>) -> Result<R> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {ATOMIC_SAVEPOINT}"))
+            .map_err(sql(&path, "starting an atomic section"))?;
+        match f(self) {
+            Ok(done) => {
+                self.conn
+                    .execute_batch(&format!("RELEASE {ATOMIC_SAVEPOINT}"))
+                    .map_err(sql(&path, "committing an atomic section"))?;
+                Ok(done)
+            }
+            Err(e) => {
+                // undo what the section did; the error that stopped it is the one to report
+                let _ = self.conn.execute_batch(&format!(
+                    "ROLLBACK TO {ATOMIC_SAVEPOINT}; RELEASE {ATOMIC_SAVEPOINT}"
+                ));
+                Err(e)
+            }
+        }
     }
 
     /// Run `f` with its commits not synced to disk (`synchronous = NORMAL`): they

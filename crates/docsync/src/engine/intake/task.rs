@@ -1,10 +1,10 @@
 //! The intake's loop: watcher hints, rescans and the quiet window's deadlines
 //! in; `stable` rows out (and the upload stage woken).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -28,8 +28,9 @@ pub struct Hints {
 pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()> {
     let Some((root, ignore)) = intake
         .lock()
-        .ok()
-        .and_then(|i| i.folder(n).map(|(f, ig)| (f.path.clone(), ig.clone())))
+        .await
+        .folder(n)
+        .map(|(f, ig)| (f.path.clone(), ig.clone()))
     else {
         return Ok(());
     };
@@ -45,23 +46,15 @@ pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()
             "part of the folder could not be read; retried on the next scan"
         );
     }
-    let intake = intake.clone();
     let now = Instant::now();
-    ctx.store
-        .call_relaxed(move |s| {
-            let mut intake = intake.lock().map_err(|_| poisoned())?;
-            intake.apply_scan(s, n, &walked, now).map(|_| ())
-        })
+    let mut store = ctx.store.clone();
+    intake
+        .lock()
+        .await
+        .apply_scan(&mut store, n, &walked, now)
         .await?;
     ctx.last_scan.mark(crate::model::now_ms());
     Ok(())
-}
-
-fn poisoned() -> Error {
-    Error::Task {
-        what: "intake",
-        message: "a previous intake step panicked".into(),
-    }
 }
 
 /// Rescan each of `folders`; the first error, after trying them all.
@@ -77,15 +70,15 @@ async fn rescan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, folders: Vec<usize>) -> 
 }
 
 /// Apply a run of hints (with every hint already waiting) and promote what
-/// became complete, in one store call; then rescan the folders they asked for.
+/// became complete; then rescan the folders they asked for.
 async fn apply_hints(
     ctx: &Ctx,
     intake: &Arc<Mutex<Intake>>,
     first: FolderHint,
     hints: &mut mpsc::Receiver<FolderHint>,
 ) -> Result<()> {
-    // one store call (one commit) for the run, each path looked at once, and
-    // the files it made complete promoted in the same call
+    // each path looked at once, the files of a folder recorded in one store
+    // call, then the files the run made complete promoted together
     let mut batch = vec![first];
     while batch.len() < HINT_BATCH {
         match hints.try_recv() {
@@ -93,19 +86,15 @@ async fn apply_hints(
             Err(_) => break,
         }
     }
-    let intake2 = intake.clone();
     let now = Instant::now();
-    let ((rescans, looked), promoted) = ctx
-        .store
-        .call_relaxed(move |s| {
-            s.batch(|s| {
-                let mut i = intake2.lock().map_err(|_| poisoned())?;
-                let rescans = i.on_hints(s, &batch, now);
-                let promoted = i.promote_ready(s, now);
-                Ok((rescans, promoted))
-            })
-        })
-        .await?;
+    let mut store = ctx.store.clone();
+    let intake2 = intake.clone();
+    let ((rescans, looked), promoted) = on_blocking_pool("applying hints", async move {
+        let mut i = intake2.lock().await;
+        let looked = i.on_hints(&mut store, &batch, now).await;
+        (looked, i.promote_ready(&mut store, now).await)
+    })
+    .await?;
     if promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
         ctx.wake.stable.notify_one();
     }
@@ -115,15 +104,13 @@ async fn apply_hints(
 
 /// Promote the files whose quiet window passed.
 async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
-    let intake = intake.clone();
     let now = Instant::now();
-    let promoted = ctx
-        .store
-        .call_relaxed(move |s| {
-            let mut i = intake.lock().map_err(|_| poisoned())?;
-            i.promote_ready(s, now)
-        })
-        .await?;
+    let mut store = ctx.store.clone();
+    let intake = intake.clone();
+    let promoted = on_blocking_pool("promoting files", async move {
+        intake.lock().await.promote_ready(&mut store, now).await
+    })
+    .await??;
     if !promoted.is_empty() {
         debug!(count = promoted.len(), "files became stable");
         ctx.wake.stable.notify_one();
@@ -133,14 +120,30 @@ async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
 
 /// Rows the upload stage put back to `discovered`: their quiet window again.
 async fn track_discovered(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
-    let intake = intake.clone();
     let now = Instant::now();
-    ctx.store
-        .call_relaxed(move |s| {
-            let mut i = intake.lock().map_err(|_| poisoned())?;
-            i.track_discovered(s, now).map(|_| ())
-        })
+    let mut store = ctx.store.clone();
+    let intake = intake.clone();
+    on_blocking_pool("tracking changed files", async move {
+        intake.lock().await.track_discovered(&mut store, now).await
+    })
+    .await?
+    .map(|_| ())
+}
+
+/// Run an intake step on tokio's blocking pool: it stats files (a slow
+/// network share must not hold up a runtime worker), and awaits the store
+/// from there.
+async fn on_blocking_pool<R: Send + 'static>(
+    what: &'static str,
+    step: impl std::future::Future<Output = R> + Send + 'static,
+) -> Result<R> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(step))
         .await
+        .map_err(|e| Error::Task {
+            what,
+            message: e.to_string(),
+        })
 }
 
 /// Hints and scans in; `stable` rows out (and the upload stage woken), until
@@ -156,14 +159,14 @@ pub async fn run(
         rx: mut hints,
         rescans,
     } = hints;
-    let folders = intake.lock().map(|i| i.folders.len()).unwrap_or(0);
+    let folders = intake.lock().await.folders.len();
     let mut periodic = tokio::time::interval(scan_interval.max(Duration::from_secs(1)));
     periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     periodic.tick().await; // the first tick is now: the initial scan already ran
     let beat = ctx.beats.register("intake");
     loop {
         beat.beat();
-        let deadline = intake.lock().ok().and_then(|i| i.next_deadline());
+        let deadline = intake.lock().await.next_deadline();
         let step: Result<()> = tokio::select! {
             _ = stop.cancelled() => return,
             hint = hints.recv(), if !hints.is_closed() => match hint {

@@ -6,7 +6,47 @@ use crate::local::watcher::Hint;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::store::{Promotion, ScanRecorded, ScanVerdict};
+use futures::executor::block_on;
+
 const QUIET: Duration = Duration::from_secs(1);
+
+/// The intake's tests answer its store questions with a bare [`Store`]
+/// (every answer ready at once, so `block_on` drives a step).
+impl IntakeStore for Store {
+    async fn reconcile(
+        &mut self,
+        folder: String,
+        observed: Vec<Observed>,
+        complete: bool,
+        verdicts: Vec<ScanVerdict>,
+    ) -> Result<ScanRecorded> {
+        Store::reconcile(self, &folder, &observed, complete, &verdicts)
+    }
+
+    async fn promote_stable(&mut self, promotions: Vec<Promotion>) -> Result<Vec<FileRow>> {
+        let mut promoted = Vec::new();
+        for p in &promotions {
+            promoted.extend(Store::promote_stable(
+                self, &p.folder, &p.path, p.size, p.mtime_ns, p.reason,
+            )?);
+        }
+        Ok(promoted)
+    }
+
+    async fn mark_gone(
+        &mut self,
+        folder: String,
+        path: Vec<u8>,
+        reason: &'static str,
+    ) -> Result<bool> {
+        Store::mark_gone(self, &folder, &path, reason)
+    }
+
+    async fn discovered(&mut self) -> Result<Vec<FileRow>> {
+        Store::discovered(self, u32::MAX)
+    }
+}
 
 struct Fx {
     _dir: tempfile::TempDir,
@@ -39,14 +79,15 @@ impl Fx {
     }
     fn hint(&mut self, hint: Hint, ms: u64) -> Followup {
         let now = self.at(ms);
-        self.intake
-            .on_hint(&mut self.store, &FolderHint { folder: 0, hint }, now)
-            .unwrap()
+        block_on(
+            self.intake
+                .on_hint(&mut self.store, &FolderHint { folder: 0, hint }, now),
+        )
+        .unwrap()
     }
     fn promote(&mut self, ms: u64) -> Vec<String> {
         let now = self.at(ms);
-        self.intake
-            .promote_ready(&mut self.store, now)
+        block_on(self.intake.promote_ready(&mut self.store, now))
             .unwrap()
             .iter()
             .map(FileRow::path_display)
@@ -103,9 +144,8 @@ fn a_file_already_quiet_when_seen_is_complete_at_once() {
     std::fs::write(&fresh, b"%PDF-1.4 being written").unwrap();
     let scan = scan_folder(&root, &IgnoreSet::for_folder(&config.folders[0]).unwrap()).unwrap();
     let now = Instant::now();
-    intake.apply_scan(&mut store, 0, &scan, now).unwrap();
-    let promoted: Vec<String> = intake
-        .promote_ready(&mut store, now)
+    block_on(intake.apply_scan(&mut store, 0, &scan, now)).unwrap();
+    let promoted: Vec<String> = block_on(intake.promote_ready(&mut store, now))
         .unwrap()
         .iter()
         .map(FileRow::path_display)
@@ -159,7 +199,10 @@ fn a_row_put_back_to_discovered_waits_again() {
     assert_eq!(fx.intake.waiting(), 0);
 
     let now = fx.at(2000);
-    assert_eq!(fx.intake.track_discovered(&mut fx.store, now).unwrap(), 1);
+    assert_eq!(
+        block_on(fx.intake.track_discovered(&mut fx.store, now)).unwrap(),
+        1
+    );
     assert_eq!(fx.intake.waiting(), 1);
     assert_eq!(
         fx.store.get(row.id).unwrap().unwrap().size,
@@ -167,7 +210,10 @@ fn a_row_put_back_to_discovered_waits_again() {
         "fresh stat recorded"
     );
     // once tracked, a second wake-up does not restart its window
-    assert_eq!(fx.intake.track_discovered(&mut fx.store, now).unwrap(), 0);
+    assert_eq!(
+        block_on(fx.intake.track_discovered(&mut fx.store, now)).unwrap(),
+        0
+    );
     assert!(fx.promote(2999).is_empty());
     assert_eq!(fx.promote(3000), vec![A.to_owned()]);
     assert_eq!(fx.state(A), Some(State::Stable));
@@ -265,7 +311,7 @@ fn an_account_folder_that_is_no_moov_account_is_invalid_and_reported_once() {
         let (folder, ignore) = fx.intake.folder(0).unwrap();
         let scan = scan_folder(&folder.path, ignore).unwrap();
         let now = fx.at(ms);
-        let summary = fx.intake.apply_scan(&mut fx.store, 0, &scan, now).unwrap();
+        let summary = block_on(fx.intake.apply_scan(&mut fx.store, 0, &scan, now)).unwrap();
         assert_eq!(summary.unmapped.len(), 2, "{summary:#?}");
     }
     // a file written into it later: a hint, the same folder, the same reason
@@ -317,7 +363,7 @@ fn a_scan_starts_windows_and_deletes_vanished_files() {
     let (folder, ignore) = fx.intake.folder(0).unwrap();
     let scan = scan_folder(&folder.path, ignore).unwrap();
     let now = fx.at(0);
-    let summary = fx.intake.apply_scan(&mut fx.store, 0, &scan, now).unwrap();
+    let summary = block_on(fx.intake.apply_scan(&mut fx.store, 0, &scan, now)).unwrap();
     assert_eq!(summary.reconciled.observations.len(), 2);
     assert_eq!(fx.intake.waiting(), 2);
     assert_eq!(fx.promote(1000).len(), 2);
@@ -326,11 +372,11 @@ fn a_scan_starts_windows_and_deletes_vanished_files() {
     let (folder, ignore) = fx.intake.folder(0).unwrap();
     let scan = scan_folder(&folder.path, ignore).unwrap();
     let now = fx.at(2000);
-    let summary = fx.intake.apply_scan(&mut fx.store, 0, &scan, now).unwrap();
+    let summary = block_on(fx.intake.apply_scan(&mut fx.store, 0, &scan, now)).unwrap();
     assert_eq!(summary.reconciled.deleted.len(), 1);
     assert_eq!(fx.intake.waiting(), 0, "stable files are not tracked again");
     assert_eq!(
-        fx.intake.apply_scan(&mut fx.store, 9, &scan, now).unwrap(),
+        block_on(fx.intake.apply_scan(&mut fx.store, 9, &scan, now)).unwrap(),
         ReconcileSummary::default()
     );
 }
@@ -350,12 +396,14 @@ async fn driven_by_tokio_paused_time() {
             },
             start.into_std(),
         )
+        .await
         .unwrap();
     let deadline = fx.intake.next_deadline().unwrap();
     tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
     let promoted = fx
         .intake
         .promote_ready(&mut fx.store, tokio::time::Instant::now().into_std())
+        .await
         .unwrap();
     assert_eq!(promoted.len(), 1);
     assert_eq!(start.elapsed(), QUIET);
@@ -381,7 +429,7 @@ fn a_run_of_hints_is_looked_at_once_per_path_as_its_last_hint_says() {
     ]
     .map(|hint| FolderHint { folder: 0, hint });
     let now = fx.at(0);
-    let (rescans, looked) = fx.intake.on_hints(&mut fx.store, &hints, now);
+    let (rescans, looked) = block_on(fx.intake.on_hints(&mut fx.store, &hints, now));
     looked.unwrap();
     assert_eq!(rescans, vec![0]);
     assert_eq!(fx.state(A), Some(State::Discovered));
@@ -405,37 +453,22 @@ fn promote_stable_needs_the_same_stat() {
     reconcile_folder(&mut fx.store, &fx.folder, &scan).unwrap();
     let f = &scan.files[0];
     let key = fx.folder.key();
-    let stale = promote_stable(
-        &mut fx.store,
-        &key,
-        &f.rel_bytes(),
-        f.stat.size + 1,
-        f.stat.mtime_ns,
-        "x",
-    );
+    let stale =
+        fx.store
+            .promote_stable(&key, &f.rel_bytes(), f.stat.size + 1, f.stat.mtime_ns, "x");
     assert_eq!(stale.unwrap(), None);
-    let ok = promote_stable(
-        &mut fx.store,
-        &key,
-        &f.rel_bytes(),
-        f.stat.size,
-        f.stat.mtime_ns,
-        "x",
-    )
-    .unwrap();
+    let ok = fx
+        .store
+        .promote_stable(&key, &f.rel_bytes(), f.stat.size, f.stat.mtime_ns, "x")
+        .unwrap();
     assert_eq!(ok.unwrap().state, State::Stable);
     // already stable: nothing to do
-    let again = promote_stable(
-        &mut fx.store,
-        &key,
-        &f.rel_bytes(),
-        f.stat.size,
-        f.stat.mtime_ns,
-        "x",
-    );
+    let again = fx
+        .store
+        .promote_stable(&key, &f.rel_bytes(), f.stat.size, f.stat.mtime_ns, "x");
     assert_eq!(again.unwrap(), None);
     assert_eq!(
-        promote_stable(&mut fx.store, &key, b"nope", 1, 1, "x").unwrap(),
+        fx.store.promote_stable(&key, b"nope", 1, 1, "x").unwrap(),
         None
     );
 }

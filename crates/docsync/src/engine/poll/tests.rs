@@ -9,6 +9,19 @@ use crate::engine::upload::{process, Processed};
 use crate::local::ignore::IgnoreSet;
 use crate::local::scanner::scan_folder;
 
+/// [`super::move_decided_file`] on the fixture's bare store: the same move,
+/// recorded by the same store call.
+fn move_decided_file(
+    store: &mut crate::store::Store,
+    folder: &Folder,
+    row: &FileRow,
+) -> Result<Option<PathBuf>> {
+    let Some((file_move, dest_rel)) = decided_file_move(folder, row) else {
+        return Ok(None);
+    };
+    Ok(store.move_and_record(&file_move)?.then_some(dest_rel))
+}
+
 fn move_fixture() -> Fixture {
     let mut fx = fixture();
     fx.folder.after_decision = crate::model::AfterDecision::Move;

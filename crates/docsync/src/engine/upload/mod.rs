@@ -34,8 +34,8 @@ use super::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::local::check::{check_file, Seen};
 use crate::model::now_ms;
-use crate::store::FileRow;
-use intent::{commit_intent, Prepared};
+use crate::store::{FileRow, UploadQueue};
+use intent::{record_intent, Prepared};
 
 pub mod intent;
 pub mod outcome;
@@ -91,10 +91,7 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
         })??
     };
     let path = folder.file_path(&row.path);
-    let prepared = ctx
-        .store
-        .call_grouped(move |s| commit_intent(s, &row, checked, &path))
-        .await?;
+    let prepared = record_intent(&ctx.store, &row, checked, &path).await?;
     match prepared {
         Prepared::Upload(ready) => send::send(ctx, &folder, ready)
             .await
@@ -128,20 +125,10 @@ pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: Cance
         if let Ok(mut set) = finished.lock() {
             set.clear();
         }
-        let batch = ctx
-            .store
-            .call(move |s| {
-                let mut rows = s.due_for_hashing(BATCH)?;
-                let full = rows.len() >= BATCH as usize;
-                let retries = s.due_for_retry(now, BATCH)?;
-                let full = full || retries.len() >= BATCH as usize;
-                rows.extend(retries);
-                Ok((rows, full))
-            })
-            .await;
-        let (rows, full) = batch.unwrap_or_else(|e| {
+        let batch = ctx.store.upload_queue(now, BATCH).await;
+        let UploadQueue { rows, full } = batch.unwrap_or_else(|e| {
             warn!(error = %e, "reading the upload queue failed; will try again");
-            (Vec::new(), false)
+            UploadQueue::default()
         });
         let mut dispatched = 0usize;
         for row in rows {

@@ -10,11 +10,11 @@ use docsync_client::ApiError;
 use tracing::{info, warn};
 
 use super::super::ctx::Ctx;
-use super::super::decision::record_on_server;
+use super::super::decision::server_answer;
 use crate::error::Result;
 use crate::model::EXAMPLE_MOOV_ACCOUNT_ID;
 use crate::remote::{Remote, RemoteError};
-use crate::store::{Attempts, Change, FileRow, State};
+use crate::store::{Attempts, Change, FileRow, State, UploadAnswer, UploadAnswered};
 
 /// Longest wait between two attempts of one file.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
@@ -177,36 +177,21 @@ pub(super) async fn finish(
     let path = row.path_display();
     match result {
         Ok((remote, how)) => {
-            let recorded = remote.clone();
-            let (target, sha256, replaces) =
-                (row.target.clone(), row.sha256.clone(), row.supersedes);
-            let reused = ctx
-                .store
-                .call_grouped(move |s| {
-                    // checked when it comes back: an ID the server gave before
-                    // for other content is not this upload's
-                    let holder = s.remote_id_holder(
-                        &target,
-                        &recorded.remote_id,
-                        id,
-                        sha256.as_deref(),
-                        replaces,
-                    )?;
-                    match holder {
-                        Some(other) => {
-                            let reason = reused_id(&recorded, &other);
-                            let change = Change {
-                                last_error: Some(reason.clone()),
-                                request_id: recorded.request_id.clone(),
-                                ..Change::because(reason)
-                            };
-                            s.transition(id, State::Uploading, State::Failed, &change)?;
-                            Ok(Some(other.path_display()))
-                        }
-                        None => record_on_server(s, id, &recorded, how).map(|_| None),
-                    }
-                })
-                .await?;
+            let answer = UploadAnswer {
+                id,
+                target: row.target.clone(),
+                remote_id: remote.remote_id.clone(),
+                request_id: remote.request_id.clone(),
+                sha256: row.sha256.clone(),
+                replaces: row.supersedes,
+                answer: server_answer(&remote, how),
+            };
+            // checked when it comes back: an ID the server gave before for
+            // other content is not this upload's
+            let reused = match ctx.store.record_upload_answer(answer).await? {
+                UploadAnswered::IdHeldBy(other) => Some(other.path_display()),
+                UploadAnswered::OnServer(_) => None,
+            };
             match reused {
                 Some(other) => {
                     warn!(path, remote_id = %remote.remote_id, other = %other, request_id = remote.request_id.as_deref().unwrap_or("-"), "the server answered with a file ID already recorded for other content; not marked pending")
@@ -224,7 +209,7 @@ pub(super) async fn finish(
                 ..Change::because(reason)
             };
             ctx.store
-                .call_grouped(move |s| s.transition(id, State::Uploading, State::Failed, &change))
+                .record_outcome(id, State::Uploading, State::Failed, change)
                 .await?;
         }
         Err(Outcome::Transient {
@@ -239,9 +224,8 @@ pub(super) async fn finish(
             let log_request_id = request_id.clone();
             let verdict = ctx
                 .store
-                .call_grouped(move |s| {
+                .record_failed_attempt(id, created_at, move |since| {
                     let now = crate::model::now_ms();
-                    let since = s.attempts_since(id)?.unwrap_or(created_at);
                     let elapsed =
                         Duration::from_millis(u64::try_from(now - since).unwrap_or_default());
                     match next_wait(backoff, retry_after, elapsed, budget) {
@@ -258,8 +242,7 @@ pub(super) async fn finish(
                                     wait.as_secs()
                                 ))
                             };
-                            s.transition(id, State::Uploading, State::Retrying, &change)?;
-                            Ok(Ok(wait))
+                            (State::Retrying, change, Ok(wait))
                         }
                         None => {
                             let given_up = exhausted(&reason, elapsed, attempts, budget);
@@ -268,8 +251,7 @@ pub(super) async fn finish(
                                 request_id,
                                 ..Change::because(given_up.clone())
                             };
-                            s.transition(id, State::Uploading, State::Failed, &change)?;
-                            Ok(Err(given_up))
+                            (State::Failed, change, Err(given_up))
                         }
                     }
                 })
@@ -287,30 +269,16 @@ pub(super) async fn finish(
         }
         Err(Outcome::Vanished(reason)) => {
             ctx.store
-                .call_grouped(move |s| {
-                    s.transition(
-                        id,
-                        State::Uploading,
-                        State::Deleted,
-                        &Change::because(reason),
-                    )
-                })
+                .record_outcome(
+                    id,
+                    State::Uploading,
+                    State::Deleted,
+                    Change::because(reason),
+                )
                 .await?;
         }
     }
     Ok(())
-}
-
-/// The reason recorded when the server answers with an ID it gave before.
-fn reused_id(remote: &Remote, other: &FileRow) -> String {
-    format!(
-        "the server answered with file ID {} (request {}), which is already recorded \
-         for {} with other content; not marked pending: check the server, then \
-         `docsync retry`",
-        remote.remote_id,
-        remote.request_id.as_deref().unwrap_or("without an ID"),
-        other.path_display()
-    )
 }
 
 #[cfg(test)]

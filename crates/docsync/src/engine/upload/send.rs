@@ -162,11 +162,7 @@ async fn upload_attachment(
         ..Change::because("upload URL reserved")
     };
     let id = row.id;
-    if let Err(e) = ctx
-        .store
-        .call(move |s| s.update_remote(id, State::Uploading, &change))
-        .await
-    {
+    if let Err(e) = ctx.store.update_remote(id, State::Uploading, change).await {
         // Without the id on record a crash could not be reconciled: do not send.
         return Err(ApiError::InvalidRequest(format!(
             "recording the reserved file id failed: {e}"
