@@ -1,11 +1,12 @@
 //! What every stage shares: the store, the clients, the folders, the counters,
-//! the set of rows being sent right now, and the wake-ups between stages.
+//! the set of rows being sent right now, the upload request slots, and the
+//! wake-ups between stages.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::heartbeat::{Heartbeats, LastScan};
 use crate::metrics::Metrics;
@@ -28,6 +29,9 @@ pub struct Ctx {
     pub beats: Heartbeats,
     /// When a folder scan last finished.
     pub last_scan: Arc<LastScan>,
+    /// One permit per upload request in flight, `upload_concurrency` in all.
+    upload_slots: Arc<Semaphore>,
+    upload_concurrency: usize,
     folders: Arc<HashMap<String, Folder>>,
     retry_initial: Duration,
     retry_for: Duration,
@@ -45,6 +49,8 @@ impl Ctx {
             wake: Arc::default(),
             beats: Heartbeats::default(),
             last_scan: Arc::default(),
+            upload_slots: Arc::new(Semaphore::new(crate::config::DEFAULT_CONCURRENCY)),
+            upload_concurrency: crate::config::DEFAULT_CONCURRENCY,
             folders: Arc::new(folders),
             retry_initial: crate::config::DEFAULT_RETRY_INITIAL,
             retry_for: crate::config::DEFAULT_RETRY_FOR,
@@ -64,6 +70,25 @@ impl Ctx {
     /// [`Ctx::verifying_first_attempts`]).
     pub fn verifies_first_attempts(&self) -> bool {
         self.verify_first_attempts
+    }
+
+    /// At most `concurrency` upload requests in flight at once (at least one).
+    pub fn with_upload_concurrency(mut self, concurrency: usize) -> Self {
+        self.upload_concurrency = concurrency.max(1);
+        self.upload_slots = Arc::new(Semaphore::new(self.upload_concurrency));
+        self
+    }
+
+    /// How many upload requests may be in flight at once.
+    pub fn upload_concurrency(&self) -> usize {
+        self.upload_concurrency
+    }
+
+    /// Wait for a free upload request slot; held while the request (and the
+    /// lookup before it) is in flight. `None` only if the slots were closed,
+    /// which nothing does.
+    pub async fn upload_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.upload_slots.clone().acquire_owned().await.ok()
     }
 
     /// Beat on `beats` (see [`super::heartbeat`]).

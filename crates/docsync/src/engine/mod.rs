@@ -237,6 +237,7 @@ impl Engine {
             .with_retry_initial(config.retry_initial)
             .with_retry_for(config.http.retry_for)
             .verifying_first_attempts(!lock.last_stop_was_clean())
+            .with_upload_concurrency(config.concurrency)
             .with_heartbeats(heartbeats);
         let publish = |counts: BTreeMap<State, u64>| async {
             if let Some(progress) = &progress {
@@ -299,13 +300,8 @@ impl Engine {
         );
         liveness.set_watching(true);
         tracker.spawn(
-            upload::run(
-                ctx.clone(),
-                config.concurrency,
-                tracker.clone(),
-                stop.clone(),
-            )
-            .instrument(tracing::info_span!("upload")),
+            upload::run(ctx.clone(), tracker.clone(), stop.clone())
+                .instrument(tracing::info_span!("upload")),
         );
         tracker.spawn(
             poll::run(ctx.clone(), config.poll_interval, stop.clone())

@@ -46,6 +46,9 @@ pub use outcome::{backoff, backoff_from};
 /// How many rows the stage takes per round.
 const BATCH: u32 = 256;
 
+/// Rows in hand (being hashed, committed, sent or recorded) per request slot.
+const IN_HAND_PER_SLOT: usize = 2;
+
 /// What became of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processed {
@@ -109,11 +112,15 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
     }
 }
 
-/// Take due rows from the store and send them, at most `concurrency` at a
-/// time, until `stop`. Uploads run on `tracker`, so the caller can give them
-/// a grace period to finish.
-pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+/// Take due rows from the store and send them until `stop`. Uploads run on
+/// `tracker`, so the caller can give them a grace period to finish.
+///
+/// At most [`Ctx::upload_concurrency`] requests are in flight (the slot is
+/// taken in [`send`]), and twice as many rows are in hand: while a request is
+/// out, the next rows are hashed and their intents committed, so a slot that
+/// frees finds a row ready instead of waiting for the disk and the store.
+pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(ctx.upload_concurrency() * IN_HAND_PER_SLOT));
     // rows whose processing ended since the current batch was read
     let finished: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let beat = ctx.beats.register("upload");
@@ -145,7 +152,7 @@ pub async fn run(ctx: Ctx, concurrency: usize, tracker: TaskTracker, stop: Cance
                     ctx.in_flight.release(row.id);
                     return;
                 }
-                // every slot busy with an upload: waiting for one is idle
+                // every row in hand busy with an upload: waiting is idle
                 permit = beat.idle_while(permits.clone().acquire_owned()) => match permit {
                     Ok(p) => p,
                     Err(_) => return,

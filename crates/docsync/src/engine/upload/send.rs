@@ -54,55 +54,82 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         content_type: plan.content_type,
     };
 
+    // The request, and the lookup before it, hold one of the `concurrency`
+    // slots; hashing, the intent and the outcome's commit do not, so a slot
+    // never waits for the store.
+    let result = {
+        let _slot = ctx.upload_slot().await;
+        exchange(
+            ctx,
+            &row,
+            &target,
+            &upload,
+            &sha256,
+            superseded_remote_id,
+            retried,
+        )
+        .await
+    };
+    finish(ctx, &row, result).await
+}
+
+/// Ask about an earlier attempt where one may have arrived, then send.
+async fn exchange(
+    ctx: &Ctx,
+    row: &FileRow,
+    target: &Target,
+    upload: &Upload<'_>,
+    sha256: &str,
+    superseded_remote_id: Option<String>,
+    retried: bool,
+) -> std::result::Result<(Remote, &'static str), Outcome> {
+    // The path again, now that a slot is free: a file deleted or changed
+    // while its intent waited for one is not sent from what was read before.
+    if let Some(outcome) = gone_or_changed_before_sending(upload.path, row) {
+        return Err(outcome);
+    }
     // A retried row may have reached the server the first time; after an
     // unclean stop, so may a row that looks new (its intent may be lost).
     if retried || row.attempts > 1 || ctx.verifies_first_attempts() {
         let earlier = ctx
             .apis
-            .earlier_attempt(&target, row.remote_id.as_deref(), Some(&sha256))
+            .earlier_attempt(target, row.remote_id.as_deref(), Some(sha256))
             .await;
         match earlier {
-            Ok(Some(found)) => {
-                return finish(
-                    ctx,
-                    &row,
-                    Ok((found, "an earlier attempt reached the server")),
-                )
-                .await
-            }
+            Ok(Some(found)) => return Ok((found, "an earlier attempt reached the server")),
             Ok(None) => {}
             Err(e) => {
                 ctx.metrics.failure(Stage::Upload, &e);
-                return finish(ctx, &row, Err(classify(e))).await;
+                return Err(classify(e));
             }
         }
     }
 
     // a replacement names an image too: a 404 there may be about the image
     let replacing = superseded_remote_id.is_some()
-        && matches!(&target, Target::MoovImages(images) if images.replace_on_change);
+        && matches!(target, Target::MoovImages(images) if images.replace_on_change);
     let started = std::time::Instant::now();
-    let result = match &target {
+    let result = match target {
         Target::MoovImages(images) => {
             match superseded_remote_id.filter(|_| images.replace_on_change) {
                 Some(image_id) => ctx
                     .apis
-                    .replace_image(&images.account_id, &image_id, &upload)
+                    .replace_image(&images.account_id, &image_id, upload)
                     .await
                     .map(|r| (r, "replaced the image uploaded from the earlier content")),
                 None => ctx
                     .apis
-                    .upload(&target, &upload)
+                    .upload(target, upload)
                     .await
                     .map(|r| (r, "uploaded")),
             }
         }
         Target::Attachments(attachment) => {
-            upload_attachment(ctx, &row, &attachment.user_id, attachment.persist, &upload).await
+            upload_attachment(ctx, row, &attachment.user_id, attachment.persist, upload).await
         }
         Target::MoovFiles(_) => ctx
             .apis
-            .upload(&target, &upload)
+            .upload(target, upload)
             .await
             .map(|r| (r, "uploaded")),
     };
@@ -111,17 +138,37 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
         Err(e) => ctx.metrics.upload_failed(e, started.elapsed()),
     }
     // an upload names only its account in the path: a 404 is about the account
-    let account = match &target {
+    let account = match target {
         Target::MoovFiles(t) => Some(t.account_id.as_str()),
         Target::MoovImages(t) if !replacing => Some(t.account_id.as_str()),
         Target::MoovImages(_) | Target::Attachments(_) => None,
     };
-    let result = match result.map_err(|e| classify_for_account(e, account)) {
+    match result.map_err(|e| classify_for_account(e, account)) {
         Err(Outcome::Vanished(reason)) => Err(Outcome::Vanished(reason)),
-        Err(outcome) => Err(changed_while_sent(&path, &row).unwrap_or(outcome)),
+        Err(outcome) => Err(changed_while_sent(upload.path, row).unwrap_or(outcome)),
         ok => ok,
-    };
-    finish(ctx, &row, result).await
+    }
+}
+
+/// The file at `path` is gone (`Vanished`) or no longer the size and mtime
+/// that were hashed (`Transient`: read again once it holds still).
+fn gone_or_changed_before_sending(path: &Path, row: &FileRow) -> Option<Outcome> {
+    match FileStat::of_path(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Outcome::Vanished(
+            "vanished after its upload intent was committed; not sent".into(),
+        )),
+        Err(_) => None,
+        Ok(now) if now.size == row.size && now.mtime_ns == row.mtime_ns => None,
+        Ok(now) => Some(Outcome::Transient {
+            reason: format!(
+                "changed after its upload intent was committed (size {} -> {} bytes); \
+                 not sent; read again once it holds still",
+                row.size, now.size
+            ),
+            request_id: None,
+            retry_after: None,
+        }),
+    }
 }
 
 /// A failed upload of a file that changed after it was hashed failed because

@@ -483,3 +483,53 @@ async fn a_retried_failed_file_is_looked_up_before_it_is_sent_again() {
     assert_eq!(st.row(id).await.state, State::Pending);
     assert_eq!(posts(&st), before, "found on the server, not sent again");
 }
+
+/// Rows are hashed and their intents committed while every request slot is
+/// busy, but no request leaves without a slot; and a file deleted while its
+/// intent waited for one is not sent from what was read before: its row
+/// says so.
+#[tokio::test]
+async fn a_file_deleted_while_waiting_for_a_request_slot_is_not_sent() {
+    let mut st = stage(Duration::from_secs(3600)).await;
+    st.ctx = st.ctx.clone().with_upload_concurrency(1);
+    let row = st.stable_file("a.pdf", b"%PDF-1.4 short-lived").await;
+    let busy = st.ctx.upload_slot().await.expect("a slot");
+    let ctx = st.ctx.clone();
+    let sending = tokio::spawn(async move { process(&ctx, row).await });
+    let id = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = st
+                .ctx
+                .store
+                .call(|s| s.in_state(State::Uploading, 10))
+                .await
+                .unwrap();
+            if let Some(row) = rows.first() {
+                break row.id;
+            }
+            assert!(std::time::Instant::now() < deadline, "no intent committed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    assert!(!sending.is_finished(), "it waits for the slot");
+    std::fs::remove_file(st.folder.path.join("a.pdf")).unwrap();
+    drop(busy);
+    sending.await.unwrap().unwrap();
+    let row = st.row(id).await;
+    assert_eq!(row.state, State::Deleted);
+    let last = st.ctx.store.call(move |s| s.events(id)).await.unwrap();
+    assert!(
+        last.last().is_some_and(|e| e.reason.contains("not sent")),
+        "{last:?}"
+    );
+    assert_eq!(
+        st.sandbox
+            .request_log()
+            .iter()
+            .filter(|e| e.method == "POST")
+            .count(),
+        0,
+        "nothing reached the server"
+    );
+}
