@@ -49,6 +49,22 @@ pub(super) struct Timed {
     pub sandbox_cpu: f64,
 }
 
+/// The bench's writer alone: the same files written into a folder nothing
+/// watches, timed the same way (contents made before the clock starts). The
+/// daemon's figure includes this time, so it bounds what the daemon can reach.
+fn writer_alone(dir: &std::path::Path) -> Result<f64> {
+    let files = files(&dir.join("writer"), "w");
+    let contents: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| fixtures::pdf_bytes(&f.path.to_string_lossy(), f.size))
+        .collect();
+    let started = Instant::now();
+    for (f, bytes) in files.iter().zip(&contents) {
+        fixtures::write(&f.path, bytes)?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
 async fn uploads_answered(sandbox: &SandboxProcess) -> Result<usize> {
     Ok(sandbox
         .requests()
@@ -148,7 +164,12 @@ pub(super) async fn bare_upload(
     Ok(Timed { secs, sandbox_cpu })
 }
 
-async fn daemon(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) -> Result<Timed> {
+/// The daemon's time, and when the writer had written the last file.
+async fn daemon(
+    bench: &Bench,
+    dir: &std::path::Path,
+    sandbox: &SandboxProcess,
+) -> Result<(Timed, f64)> {
     let w = Workdir::create(
         &dir.join("daemon"),
         &Settings {
@@ -168,6 +189,7 @@ async fn daemon(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) 
     for (f, bytes) in files.iter().zip(&contents) {
         fixtures::write(&f.path, bytes)?;
     }
+    let writer_secs = started.elapsed().as_secs_f64();
     wait_pending(
         &w,
         files.len() as u64,
@@ -175,26 +197,37 @@ async fn daemon(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) 
         Duration::from_millis(5),
     )?;
     let secs = started.elapsed().as_secs_f64();
-    Ok(Timed {
-        secs,
-        sandbox_cpu: cpu.share(),
-    })
+    Ok((
+        Timed {
+            secs,
+            sandbox_cpu: cpu.share(),
+        },
+        writer_secs,
+    ))
 }
 
 pub async fn run(bench: &Bench) -> Result<Figure> {
     let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    // the writer: during the daemon's run, and alone
+    let (mut dw, mut wr) = (Vec::new(), Vec::new());
     for run in 0..bench.runs {
         let dir = bench.run_dir("burst", run)?;
         let sandbox = bench.sandbox(&dir, 3600.0)?;
         a.push(curl(bench, &dir, &sandbox).await?);
         b.push(bare(bench, &dir, &sandbox).await?);
-        d.push(daemon(bench, &dir, &sandbox).await?);
+        let (timed, writer_secs) = daemon(bench, &dir, &sandbox).await?;
+        d.push(timed);
+        dw.push(writer_secs);
+        wr.push(writer_alone(&dir)?);
         eprintln!(
-            "  burst run {}: curl {:.2}s, bare {:.2}s, docsync {:.2}s",
+            "  burst run {}: curl {:.2}s, bare {:.2}s, docsync {:.2}s (its writer {:.2}s), \
+             writer alone {:.2}s",
             run + 1,
             a[run].secs,
             b[run].secs,
-            d[run].secs
+            d[run].secs,
+            dw[run],
+            wr[run]
         );
         drop(sandbox);
         bench.clean(&dir);
@@ -229,8 +262,8 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
             summary(&ra, "x", 1),
             summary(&rb, "x", 2)
         ),
-        target: ">= 10x curl, >= 0.7x bare".into(),
-        verdict: Verdict::from_check(ra.median >= 10.0 && rb.median >= 0.7),
+        target: ">= 0.8x bare".into(),
+        verdict: Verdict::from_check(rb.median >= 0.8),
     });
     fig.rows.push(Row {
         figure: "1a. baseline: curl -F via xargs -P 8".into(),
@@ -248,10 +281,32 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         target: String::new(),
         verdict: Verdict::Info,
     });
+    fig.rows.push(Row {
+        figure: "1c. baseline: the bench's writer alone (the same files, nothing watching)".into(),
+        value: summary(&of(&wr)?, "s", 2),
+        runs,
+        versus: String::new(),
+        target: String::new(),
+        verdict: Verdict::Info,
+    });
+    let after_writer: Vec<f64> = d
+        .iter()
+        .zip(&dw)
+        .map(|(d, w)| (d.secs - w) * 1000.0)
+        .collect();
+    fig.notes.push(format!(
+        "Burst: the daemon's time includes writing the files, which the baselines do not \
+         pay: the writer alone takes {}; with the daemon running it took {}, and the last \
+         file was pending {} after the writer's last write.",
+        summary(&of(&wr)?, "s", 2),
+        summary(&of(&dw)?, "s", 2),
+        summary(&of(&after_writer)?, "ms", 0),
+    ));
     let bare_vs_curl: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a.secs / b.secs).collect();
     fig.notes.push(format!(
         "Burst: the bare uploader is {} faster than curl on this machine, so >= 10x curl \
-         means beating the bare uploader itself. The daemon runs with the default \
+         means beating the bare uploader itself (issue 14 retired that target: \
+         the bare uploader is the limit). The daemon runs with the default \
          scan_interval (5 min): every file is found by the watcher and what it books.",
         summary(&of(&bare_vs_curl)?, "x", 1),
     ));
