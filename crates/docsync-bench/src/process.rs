@@ -296,6 +296,12 @@ impl CpuMeter {
         }
     }
 
+    /// CPU seconds used since `start` (user and system, every thread).
+    pub fn seconds(&self) -> f64 {
+        let used = cpu_ticks(self.pid).unwrap_or(self.ticks) - self.ticks;
+        used as f64 / ticks_per_second()
+    }
+
     /// Cores busy on average since `start` (1.0 = one core all the time).
     pub fn share(&self) -> f64 {
         let used = cpu_ticks(self.pid).unwrap_or(self.ticks) - self.ticks;

@@ -85,16 +85,16 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         value: summary(&p50, "ms", 2),
         runs: bench.runs,
         versus: String::new(),
-        target: "<= 5 ms".into(),
-        verdict: Verdict::from_check(p50.median <= 5.0),
+        target: "<= 2 ms".into(),
+        verdict: Verdict::from_check(p50.median <= 2.0),
     });
     fig.rows.push(Row {
         figure: "2. latency close -> sandbox receipt, p99".into(),
         value: summary(&p99, "ms", 2),
         runs: bench.runs,
         versus: String::new(),
-        target: "<= 25 ms".into(),
-        verdict: Verdict::from_check(p99.median <= 25.0),
+        target: "<= 10 ms".into(),
+        verdict: Verdict::from_check(p99.median <= 10.0),
     });
     fig.notes.push(format!(
         "Latency: {FILES} x {} KiB files per run written one after the other (the next once \

@@ -1,19 +1,21 @@
-//! Figure 5: 10,000 pending files across 5 accounts; the requests each poll
-//! cycle sends (one list call per account is the design).
+//! Figure 5: 100,000 pending files across 50 accounts; the requests each poll
+//! cycle sends (one list call per account is the design) and the daemon's CPU
+//! time per cycle.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use docsync::store::{State, Store};
 use docsync_bench::fixtures::{self, PURPOSE};
-use docsync_bench::report::{Row, Verdict};
+use docsync_bench::process::CpuMeter;
+use docsync_bench::report::{summary, Row, Verdict};
 use docsync_bench::stats::{burst_sizes, Summary};
 use docsync_bench::workdir::{Settings, Workdir};
 
 use super::{seeded, wait_pending, Bench, Figure};
 
-const FILES: usize = 10_000;
-const ACCOUNTS: usize = 5;
+const FILES: usize = 100_000;
+const ACCOUNTS: usize = 50;
 const SIZE: usize = 1024;
 
 pub async fn run(bench: &Bench) -> Result<Figure> {
@@ -64,15 +66,18 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     }
 
     let mut per_cycle = Vec::new();
+    let mut cpu_per_cycle = Vec::new();
     let mut other = 0usize;
     for run in 0..bench.runs {
         sandbox.clear_requests().await?;
-        {
-            let _daemon = bench.daemon(&w, &sandbox)?;
+        let cpu_secs = {
+            let daemon = bench.daemon(&w, &sandbox)?;
+            let cpu = CpuMeter::start(daemon.pid());
             // cycles at about 0.2, 0.6, 1.4 and 3.0 s (the interval doubles while
             // nothing is decided)
             std::thread::sleep(Duration::from_millis(3300));
-        }
+            cpu.seconds()
+        };
         let log = sandbox.requests().await?;
         let first = log.first().map(|r| r.received_at);
         let lists: Vec<f64> = log
@@ -91,27 +96,43 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         if sizes.is_empty() {
             bail!("polling run {}: no poll cycle in 3.3 s", run + 1);
         }
+        // the start (opening the database, the first scan of 100,000 files) is
+        // counted too: an upper bound of what a cycle costs
+        cpu_per_cycle.push(cpu_secs / sizes.len() as f64);
         per_cycle.extend(sizes.iter().map(|&n| n as f64));
     }
     drop(sandbox);
     bench.clean(&dir);
     let s = Summary::of(&per_cycle).context("no poll cycles")?;
+    let cpu = Summary::of(&cpu_per_cycle).context("no poll cycles")?;
     Ok(Figure {
-        rows: vec![Row {
-            figure: "5. polling, 10,000 pending in 5 accounts: requests per cycle".into(),
-            value: format!(
-                "{} (min {}, max {}, {} cycles)",
-                s.median, s.min, s.max, s.runs
-            ),
-            runs: bench.runs,
-            versus: String::new(),
-            target: "5".into(),
-            verdict: Verdict::from_check(s.max <= 5.0 && s.min >= 1.0),
-        }],
+        rows: vec![
+            Row {
+                figure: "5. polling, 100,000 pending in 50 accounts: requests per cycle".into(),
+                value: format!(
+                    "{} (min {}, max {}, {} cycles)",
+                    s.median, s.min, s.max, s.runs
+                ),
+                runs: bench.runs,
+                versus: String::new(),
+                target: "<= 50".into(),
+                verdict: Verdict::from_check(s.max <= ACCOUNTS as f64 && s.min >= 1.0),
+            },
+            Row {
+                figure: "5. polling: daemon CPU per cycle (its start and first scan included)"
+                    .into(),
+                value: summary(&cpu, "s", 3),
+                runs: bench.runs,
+                versus: String::new(),
+                target: "<= 0.5 s".into(),
+                verdict: Verdict::from_check(cpu.median <= 0.5),
+            },
+        ],
         notes: vec![format!(
-            "Polling: 5 files uploaded for real, their rows replicated to {FILES} pending rows \
-             (made-up remote ids, so the poller keeps waiting); requests other than the list \
-             calls in all runs: {other}."
+            "Polling: {ACCOUNTS} files uploaded for real, their rows replicated to {FILES} \
+             pending rows (made-up remote ids, so the poller keeps waiting); requests other \
+             than the list calls in all runs: {other}. CPU: the daemon's user + system time \
+             over the 3.3 s it ran, divided by the cycles in it."
         )],
     })
 }
