@@ -282,7 +282,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         verdict: Verdict::Info,
     });
     fig.rows.push(Row {
-        figure: "1c. baseline: the bench's writer alone (the same files, nothing watching)".into(),
+        figure: "1d. baseline: the bench's writer alone (the same files, nothing watching)".into(),
         value: summary(&of(&wr)?, "s", 2),
         runs,
         versus: String::new(),
