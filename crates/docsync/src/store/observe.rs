@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection};
 
 use super::files::{find_live_row, get_row};
+use super::seen::SeenIds;
 use super::{
     apply_transition, execute_cached, insert_event, map_transition, size_i64, sql, Change, FileRow,
     State, Store, TransitionError,
@@ -85,22 +86,25 @@ impl Store {
                 })?;
                 Ok(rec)
             }
-            Err((row, e)) => Err(match row {
-                Some(row) => map_transition(&path, &row, e),
-                None => match e {
-                    TransitionError::Sql(source) => Error::Db {
-                        path,
-                        what: "reconciling a scan",
-                        source,
-                    },
-                    TransitionError::Illegal { from, to } => Error::IllegalTransition {
-                        id: 0,
-                        path: String::new(),
-                        from,
-                        to,
-                    },
-                },
-            }),
+            Err((row, e)) => Err(reconcile_error(&path, row, e)),
+        }
+    }
+
+    /// The end of a complete scan of `folder` recorded in parts (each by
+    /// [`Store::observe_batch`] without `complete`, the ids of their
+    /// observations in `seen`): live rows not seen are marked `deleted`, as
+    /// `complete` does for a scan recorded at once. One transaction; the ids
+    /// of the rows deleted.
+    pub fn sweep_vanished(&mut self, folder: &str, seen: &SeenIds) -> Result<Vec<i64>> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let tx = self.tx()?;
+        match sweep(&tx, folder, seen, now) {
+            Ok(deleted) => {
+                tx.commit().map_err(sql(&path, "committing a scan"))?;
+                Ok(deleted)
+            }
+            Err((row, e)) => Err(reconcile_error(&path, row, e)),
         }
     }
 
@@ -301,44 +305,77 @@ fn reconcile(
         out.observations.push(observation);
     }
     if complete {
-        // the live rows are streamed as (id, path) and only the vanished ones
-        // read whole: a restart over a large folder never holds every row
-        let seen: std::collections::HashSet<&[u8]> =
-            observed.iter().map(|o| o.path.as_slice()).collect();
-        let mut vanished = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT id, path FROM files WHERE folder = ?1 \
-                     AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL",
-                )
-                .map_err(sql)?;
-            let mut rows = stmt.query([folder]).map_err(sql)?;
-            while let Some(row) = rows.next().map_err(sql)? {
-                let path = row
-                    .get_ref(1)
-                    .map_err(sql)?
-                    .as_blob()
-                    .map_err(|e| sql(e.into()))?;
-                if !seen.contains(path) {
-                    vanished.push(row.get::<_, i64>(0).map_err(sql)?);
-                }
-            }
+        let mut seen = SeenIds::new();
+        for obs in &out.observations {
+            seen.insert(obs.id());
         }
-        for id in vanished {
-            let Some(row) = get_row(tx, id).map_err(sql)? else {
-                continue;
-            };
-            apply_transition(
-                tx,
-                &row,
-                State::Deleted,
-                &Change::because("no longer on disk"),
-                now,
-            )
-            .map_err(|e| (Some(Box::new(row.clone())), e))?;
-            out.deleted.push(row.id);
-        }
+        out.deleted = sweep(tx, folder, &seen, now)?;
     }
     Ok(out)
+}
+
+/// Mark `deleted` every live row of `folder` whose id is not in `seen` (its
+/// file was not seen by a complete scan), except rows in `uploading`, which
+/// belong to the uploader until it finishes. The live rows are streamed as ids
+/// and only the vanished ones read whole: a restart over a large folder never
+/// holds every row, nor every path.
+fn sweep(
+    tx: &Connection,
+    folder: &str,
+    seen: &SeenIds,
+    now: i64,
+) -> std::result::Result<Vec<i64>, ReconcileError> {
+    let sql = |e: rusqlite::Error| (None, TransitionError::Sql(e));
+    let mut vanished = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id FROM files WHERE folder = ?1 \
+                 AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL",
+            )
+            .map_err(sql)?;
+        let mut rows = stmt.query([folder]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let id: i64 = row.get(0).map_err(sql)?;
+            if !seen.contains(id) {
+                vanished.push(id);
+            }
+        }
+    }
+    let mut deleted = Vec::with_capacity(vanished.len());
+    for id in vanished {
+        let Some(row) = get_row(tx, id).map_err(sql)? else {
+            continue;
+        };
+        apply_transition(
+            tx,
+            &row,
+            State::Deleted,
+            &Change::because("no longer on disk"),
+            now,
+        )
+        .map_err(|e| (Some(Box::new(row.clone())), e))?;
+        deleted.push(row.id);
+    }
+    Ok(deleted)
+}
+
+/// The store's error for a failed reconcile or sweep.
+fn reconcile_error(path: &std::path::Path, row: Option<Box<FileRow>>, e: TransitionError) -> Error {
+    match row {
+        Some(row) => map_transition(path, &row, e),
+        None => match e {
+            TransitionError::Sql(source) => Error::Db {
+                path: path.to_owned(),
+                what: "reconciling a scan",
+                source,
+            },
+            TransitionError::Illegal { from, to } => Error::IllegalTransition {
+                id: 0,
+                path: String::new(),
+                from,
+                to,
+            },
+        },
+    }
 }
