@@ -1,13 +1,13 @@
 //! Recording what the folder scan and the watcher saw: new, changed and vanished
 //! files, reconciled with the live rows of their folder in one transaction.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::files::{find_live_row, get_row};
 use super::seen::SeenIds;
 use super::{
-    apply_transition, execute_cached, insert_event, map_transition, size_i64, sql, Change, FileRow,
-    State, Store, TransitionError,
+    apply_transition, execute_cached, insert_event, map_transition, query_row_cached, size_i64,
+    sql, text_err, Change, FileRow, State, Store, TransitionError,
 };
 use crate::error::{Error, Result};
 use crate::model::{now_ms, TargetKey};
@@ -216,6 +216,38 @@ fn insert_row(
     Ok(id)
 }
 
+/// The live row at `obs`'s path if it has `obs`'s size, mtime and target:
+/// a file a rescan finds as it was (most of a restart's), answered from two
+/// columns instead of the whole row. Anything else is `None`, and read whole.
+fn unchanged_live(
+    tx: &Connection,
+    folder: &str,
+    obs: &Observed,
+) -> rusqlite::Result<Option<Observation>> {
+    query_row_cached(
+        tx,
+        "SELECT id, state FROM files WHERE folder = ?1 AND path = ?2 \
+         AND state NOT IN ('superseded', 'deleted') \
+         AND size = ?3 AND mtime_ns = ?4 AND target = ?5 AND account = ?6 AND purpose = ?7",
+        params![
+            folder,
+            obs.path,
+            size_i64(obs.size),
+            obs.mtime_ns,
+            obs.target.kind.as_str(),
+            obs.target.account,
+            obs.target.purpose
+        ],
+        |r| {
+            let id: i64 = r.get(0)?;
+            let state = r.get_ref(1)?.as_str()?;
+            let state = state.parse::<State>().map_err(|e| text_err(1, e))?;
+            Ok(Observation::Unchanged { id, state })
+        },
+    )
+    .optional()
+}
+
 type ReconcileError = (Option<Box<FileRow>>, TransitionError);
 
 fn reconcile(
@@ -228,6 +260,10 @@ fn reconcile(
     let sql = |e: rusqlite::Error| (None, TransitionError::Sql(e));
     let mut out = Reconciled::default();
     for obs in observed {
+        if let Some(unchanged) = unchanged_live(tx, folder, obs).map_err(sql)? {
+            out.observations.push(unchanged);
+            continue;
+        }
         let mut existing = find_live_row(tx, folder, &obs.path).map_err(sql)?;
         if let Some(row) = existing.as_mut() {
             // the configuration (or the layout) now maps the file elsewhere: follow it
