@@ -28,19 +28,25 @@ use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::local::ignore::IgnoreSet;
-use crate::local::scanner::{relative_to_root, FileStat, Scan, ScannedFile};
+use crate::local::scanner::{relative_to_root, FileStat, Scan, ScannedFile, Skipped};
 use crate::local::stability::StabilityTracker;
 use crate::local::validate::size_problem;
 use crate::local::watcher::FolderHint;
 use crate::model::{text, Folder, TargetKey, TargetKind};
 use crate::store::{
-    FileRow, Observation, Observed, Promotion, Reconciled, ScanRecorded, ScanVerdict, State, Store,
+    FileRow, Observation, Observed, Promotion, Reconciled, ScanRecorded, ScanVerdict, SeenIds,
+    State, Store,
 };
 
 mod records;
 mod task;
 pub use records::IntakeStore;
 pub use task::{run, scan, Hints};
+
+/// How many files of a walk are recorded in one store call (one
+/// transaction): the walk is handed over, recorded and dropped in parts of
+/// about this size, so a restart over a large folder holds one part at a time.
+pub const SCAN_PART: usize = 4096;
 
 /// A stability-tracker key: folder index and relative path bytes.
 pub type FileKey = (usize, Vec<u8>);
@@ -129,8 +135,10 @@ impl Intake {
         self.tracker.next_deadline()
     }
 
-    /// Record a walk of folder `n` (one transaction) and start the quiet window of
-    /// every file that is (again) `discovered`.
+    /// Record a walk of folder `n` and start the quiet window of every file
+    /// that is (again) `discovered`: its files in parts of [`SCAN_PART`]
+    /// ([`Intake::apply_scan_part`]), then, if the walk was complete, the
+    /// vanished files ([`Intake::finish_scan`]).
     pub async fn apply_scan<S: IntakeStore>(
         &mut self,
         store: &mut S,
@@ -138,25 +146,75 @@ impl Intake {
         scan: &Scan,
         now: Instant,
     ) -> Result<ReconcileSummary> {
+        if self.folders.get(n).is_none() {
+            return Ok(ReconcileSummary::default());
+        }
+        let mut seen = SeenIds::new();
+        let mut summary = ReconcileSummary::default();
+        for part in scan.files.chunks(SCAN_PART) {
+            let recorded = self.apply_scan_part(store, n, part, &mut seen, now).await?;
+            summary.absorb(recorded);
+        }
+        summary.reconciled.deleted = self
+            .finish_scan(store, n, &scan.skipped, scan.complete, seen)
+            .await?;
+        Ok(summary)
+    }
+
+    /// Record part of a walk of folder `n` (one transaction) and start the
+    /// quiet window of every file that is (again) `discovered`; the ids of
+    /// the live rows of its files are added to `seen`.
+    pub async fn apply_scan_part<S: IntakeStore>(
+        &mut self,
+        store: &mut S,
+        n: usize,
+        files: &[ScannedFile],
+        seen: &mut SeenIds,
+        now: Instant,
+    ) -> Result<ReconcileSummary> {
         let Some(w) = self.folders.get_mut(n) else {
             return Ok(ReconcileSummary::default());
         };
-        let skipped = scan.skipped.iter().map(|s| s.path.clone()).collect();
-        for s in &scan.skipped {
-            if !w.skipped.contains(&s.path) {
-                info!(path = %text::lossless_path(&s.path), reason = %s.reason, "not synced");
-            }
+        if files.is_empty() {
+            return Ok(ReconcileSummary::default());
         }
-        w.skipped = skipped;
-        let summary = record_scan(store, &w.folder, scan).await?;
+        let summary = record_files(store, &w.folder, files, false).await?;
         w.report(&summary.unmapped);
-        for (file, obs) in scan.files.iter().zip(&summary.reconciled.observations) {
+        for (file, obs) in files.iter().zip(&summary.reconciled.observations) {
+            seen.insert(obs.id());
             if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
                 track(&mut self.tracker, self.quiet, key, &file.stat, false, now);
             }
         }
         Ok(summary)
+    }
+
+    /// The end of a walk of folder `n` recorded in parts: log what it skipped
+    /// (each once), and if it was `complete`, mark the live rows it did not
+    /// see (not in `seen`) `deleted`; their ids.
+    pub async fn finish_scan<S: IntakeStore>(
+        &mut self,
+        store: &mut S,
+        n: usize,
+        skipped: &[Skipped],
+        complete: bool,
+        seen: SeenIds,
+    ) -> Result<Vec<i64>> {
+        let Some(w) = self.folders.get_mut(n) else {
+            return Ok(Vec::new());
+        };
+        let now_skipped = skipped.iter().map(|s| s.path.clone()).collect();
+        for s in skipped {
+            if !w.skipped.contains(&s.path) {
+                info!(path = %text::lossless_path(&s.path), reason = %s.reason, "not synced");
+            }
+        }
+        w.skipped = now_skipped;
+        if !complete {
+            return Ok(Vec::new());
+        }
+        store.sweep_vanished(w.key.clone(), seen).await
     }
 
     /// Apply one hint: stat the path and record what is there.
@@ -292,15 +350,10 @@ impl Intake {
             return Ok(());
         };
         let (files, closed): (Vec<ScannedFile>, Vec<bool>) = seen.into_iter().unzip();
-        let scan = Scan {
-            files,
-            complete: false,
-            ..Scan::default()
-        };
-        let summary = record_scan(store, &w.folder, &scan).await?;
+        let summary = record_files(store, &w.folder, &files, false).await?;
         w.report(&summary.unmapped);
         let observed = summary.reconciled.observations.iter();
-        for ((file, closed), obs) in scan.files.iter().zip(closed).zip(observed) {
+        for ((file, closed), obs) in files.iter().zip(closed).zip(observed) {
             if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
                 track(&mut self.tracker, self.quiet, key, &file.stat, closed, now);
@@ -444,6 +497,16 @@ pub struct ReconcileSummary {
 }
 
 impl ReconcileSummary {
+    /// Add what recording another part of the same scan did.
+    fn absorb(&mut self, part: ReconcileSummary) {
+        let r = part.reconciled;
+        self.reconciled.observations.extend(r.observations);
+        self.reconciled.deleted.extend(r.deleted);
+        self.invalid.extend(part.invalid);
+        self.skipped.extend(part.skipped);
+        self.unmapped.extend(part.unmapped);
+    }
+
     /// Whether row `id` stopped here (invalid or skipped): no quiet window.
     pub fn stopped(&self, id: i64) -> bool {
         self.invalid.contains(&id) || self.skipped.contains(&id)
@@ -456,13 +519,13 @@ impl ReconcileSummary {
 /// the target's size limit: `invalid`), and the files that map to no target.
 fn scan_verdicts(
     folder: &Folder,
-    scan: &Scan,
+    files: &[ScannedFile],
 ) -> (Vec<Observed>, Vec<ScanVerdict>, Vec<(PathBuf, String)>) {
-    let mut observed = Vec::with_capacity(scan.files.len());
-    let mut verdicts = Vec::with_capacity(scan.files.len());
+    let mut observed = Vec::with_capacity(files.len());
+    let mut verdicts = Vec::with_capacity(files.len());
     let mut unmapped = Vec::new();
     let now = std::time::SystemTime::now();
-    for f in &scan.files {
+    for f in files {
         let too_old = folder
             .max_age
             .as_ref()
@@ -505,9 +568,19 @@ pub async fn record_scan<S: IntakeStore>(
     folder: &Folder,
     scan: &Scan,
 ) -> Result<ReconcileSummary> {
-    let (observed, verdicts, unmapped) = scan_verdicts(folder, scan);
+    record_files(store, folder, &scan.files, scan.complete).await
+}
+
+/// [`record_scan`] for some files of a scan (`complete`: all of them).
+async fn record_files<S: IntakeStore>(
+    store: &mut S,
+    folder: &Folder,
+    files: &[ScannedFile],
+    complete: bool,
+) -> Result<ReconcileSummary> {
+    let (observed, verdicts, unmapped) = scan_verdicts(folder, files);
     let recorded = store
-        .reconcile(folder.key(), observed, scan.complete, verdicts)
+        .reconcile(folder.key(), observed, complete, verdicts)
         .await?;
     Ok(summary(recorded, unmapped))
 }
@@ -519,7 +592,7 @@ pub fn reconcile_folder(
     folder: &Folder,
     scan: &Scan,
 ) -> Result<ReconcileSummary> {
-    let (observed, verdicts, unmapped) = scan_verdicts(folder, scan);
+    let (observed, verdicts, unmapped) = scan_verdicts(folder, &scan.files);
     let recorded = store.reconcile(&folder.key(), &observed, scan.complete, &verdicts)?;
     Ok(summary(recorded, unmapped))
 }

@@ -7,7 +7,8 @@
 //! duplicates), one to an ignored place (a hidden directory, say) is followed.
 //! Directories are tracked by device and inode, so loops end. Entries are read in
 //! name order, so the result is deterministic. The scan is a value: recording it is
-//! the engine's intake's job ([`crate::engine::intake`]).
+//! the engine's intake's job ([`crate::engine::intake`]); [`scan_folder_in_parts`]
+//! hands it over in parts, so that a large folder is never held whole.
 
 use std::collections::HashSet;
 use std::fs::Metadata;
@@ -114,9 +115,51 @@ pub fn scan_folder(root: &Path, ignore: &IgnoreSet) -> Result<Scan> {
     })
 }
 
+/// Walk `root` completely, handing the files over in parts of about `chunk`
+/// (after each directory that brings the files not yet handed over to
+/// `chunk` or more, and at the end) to `on_part`, so that a walk over a
+/// million files never holds them all. `on_part` returns `false` to stop the
+/// walk (the scan is then not `complete`). The returned [`Scan`] has no
+/// `files`: only what was skipped, the errors, and whether it is complete.
+/// Files come in walk order, not sorted.
+pub fn scan_folder_in_parts(
+    root: &Path,
+    ignore: &IgnoreSet,
+    chunk: usize,
+    on_part: &mut dyn FnMut(Vec<ScannedFile>) -> bool,
+) -> Result<Scan> {
+    let mut stopped = false;
+    let mut hand_over = |files: &mut Vec<ScannedFile>, at_least: usize| {
+        if !stopped && !files.is_empty() && files.len() >= at_least {
+            stopped = !on_part(std::mem::take(files));
+        }
+        !stopped
+    };
+    let mut scan = walk(root, Path::new(""), ignore, &mut |files| {
+        hand_over(files, chunk.max(1))
+    })?;
+    let went_on = hand_over(&mut scan.files, 0);
+    scan.files.clear();
+    scan.complete = scan.errors.is_empty() && went_on;
+    Ok(scan)
+}
+
 /// Walk only `sub` (relative to `root`), e.g. a directory that just appeared.
 /// The result is never `complete`.
 pub fn scan_subtree(root: &Path, sub: &Path, ignore: &IgnoreSet) -> Result<Scan> {
+    let mut scan = walk(root, sub, ignore, &mut |_| true)?;
+    scan.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(scan)
+}
+
+/// Walk `sub` of `root`; after each directory, `after_dir` is given the files
+/// found so far (it may take them) and returns `false` to stop.
+fn walk(
+    root: &Path,
+    sub: &Path,
+    ignore: &IgnoreSet,
+    after_dir: &mut dyn FnMut(&mut Vec<ScannedFile>) -> bool,
+) -> Result<Scan> {
     let canon_root =
         std::fs::canonicalize(root).map_err(|e| Error::io("opening folder", root, e))?;
     let mut scan = Scan::default();
@@ -135,7 +178,7 @@ pub fn scan_subtree(root: &Path, sub: &Path, ignore: &IgnoreSet) -> Result<Scan>
     // symlinks wait until every real directory has been walked, so that a file or
     // directory reachable both ways is reported once, at its real path
     let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
-    loop {
+    'walk: loop {
         while let Some(rel_dir) = stack.pop() {
             walk_dir(
                 root,
@@ -146,6 +189,9 @@ pub fn scan_subtree(root: &Path, sub: &Path, ignore: &IgnoreSet) -> Result<Scan>
                 &mut links,
                 &mut scan,
             );
+            if !after_dir(&mut scan.files) {
+                break 'walk;
+            }
         }
         if links.is_empty() {
             break;
@@ -162,7 +208,6 @@ pub fn scan_subtree(root: &Path, sub: &Path, ignore: &IgnoreSet) -> Result<Scan>
             );
         }
     }
-    scan.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(scan)
 }
 

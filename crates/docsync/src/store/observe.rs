@@ -1,12 +1,13 @@
 //! Recording what the folder scan and the watcher saw: new, changed and vanished
 //! files, reconciled with the live rows of their folder in one transaction.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::files::{find_live_row, get_row};
+use super::seen::SeenIds;
 use super::{
-    apply_transition, execute_cached, insert_event, map_transition, size_i64, sql, Change, FileRow,
-    State, Store, TransitionError,
+    apply_transition, execute_cached, insert_event, map_transition, query_row_cached, size_i64,
+    sql, text_err, Change, FileRow, State, Store, TransitionError,
 };
 use crate::error::{Error, Result};
 use crate::model::{now_ms, TargetKey};
@@ -85,22 +86,25 @@ impl Store {
                 })?;
                 Ok(rec)
             }
-            Err((row, e)) => Err(match row {
-                Some(row) => map_transition(&path, &row, e),
-                None => match e {
-                    TransitionError::Sql(source) => Error::Db {
-                        path,
-                        what: "reconciling a scan",
-                        source,
-                    },
-                    TransitionError::Illegal { from, to } => Error::IllegalTransition {
-                        id: 0,
-                        path: String::new(),
-                        from,
-                        to,
-                    },
-                },
-            }),
+            Err((row, e)) => Err(reconcile_error(&path, row, e)),
+        }
+    }
+
+    /// The end of a complete scan of `folder` recorded in parts (each by
+    /// [`Store::observe_batch`] without `complete`, the ids of their
+    /// observations in `seen`): live rows not seen are marked `deleted`, as
+    /// `complete` does for a scan recorded at once. One transaction; the ids
+    /// of the rows deleted.
+    pub fn sweep_vanished(&mut self, folder: &str, seen: &SeenIds) -> Result<Vec<i64>> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let tx = self.tx()?;
+        match sweep(&tx, folder, seen, now) {
+            Ok(deleted) => {
+                tx.commit().map_err(sql(&path, "committing a scan"))?;
+                Ok(deleted)
+            }
+            Err((row, e)) => Err(reconcile_error(&path, row, e)),
         }
     }
 
@@ -212,6 +216,38 @@ fn insert_row(
     Ok(id)
 }
 
+/// The live row at `obs`'s path if it has `obs`'s size, mtime and target:
+/// a file a rescan finds as it was (most of a restart's), answered from two
+/// columns instead of the whole row. Anything else is `None`, and read whole.
+fn unchanged_live(
+    tx: &Connection,
+    folder: &str,
+    obs: &Observed,
+) -> rusqlite::Result<Option<Observation>> {
+    query_row_cached(
+        tx,
+        "SELECT id, state FROM files WHERE folder = ?1 AND path = ?2 \
+         AND state NOT IN ('superseded', 'deleted') \
+         AND size = ?3 AND mtime_ns = ?4 AND target = ?5 AND account = ?6 AND purpose = ?7",
+        params![
+            folder,
+            obs.path,
+            size_i64(obs.size),
+            obs.mtime_ns,
+            obs.target.kind.as_str(),
+            obs.target.account,
+            obs.target.purpose
+        ],
+        |r| {
+            let id: i64 = r.get(0)?;
+            let state = r.get_ref(1)?.as_str()?;
+            let state = state.parse::<State>().map_err(|e| text_err(1, e))?;
+            Ok(Observation::Unchanged { id, state })
+        },
+    )
+    .optional()
+}
+
 type ReconcileError = (Option<Box<FileRow>>, TransitionError);
 
 fn reconcile(
@@ -224,6 +260,10 @@ fn reconcile(
     let sql = |e: rusqlite::Error| (None, TransitionError::Sql(e));
     let mut out = Reconciled::default();
     for obs in observed {
+        if let Some(unchanged) = unchanged_live(tx, folder, obs).map_err(sql)? {
+            out.observations.push(unchanged);
+            continue;
+        }
         let mut existing = find_live_row(tx, folder, &obs.path).map_err(sql)?;
         if let Some(row) = existing.as_mut() {
             // the configuration (or the layout) now maps the file elsewhere: follow it
@@ -301,44 +341,77 @@ fn reconcile(
         out.observations.push(observation);
     }
     if complete {
-        // the live rows are streamed as (id, path) and only the vanished ones
-        // read whole: a restart over a large folder never holds every row
-        let seen: std::collections::HashSet<&[u8]> =
-            observed.iter().map(|o| o.path.as_slice()).collect();
-        let mut vanished = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT id, path FROM files WHERE folder = ?1 \
-                     AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL",
-                )
-                .map_err(sql)?;
-            let mut rows = stmt.query([folder]).map_err(sql)?;
-            while let Some(row) = rows.next().map_err(sql)? {
-                let path = row
-                    .get_ref(1)
-                    .map_err(sql)?
-                    .as_blob()
-                    .map_err(|e| sql(e.into()))?;
-                if !seen.contains(path) {
-                    vanished.push(row.get::<_, i64>(0).map_err(sql)?);
-                }
-            }
+        let mut seen = SeenIds::new();
+        for obs in &out.observations {
+            seen.insert(obs.id());
         }
-        for id in vanished {
-            let Some(row) = get_row(tx, id).map_err(sql)? else {
-                continue;
-            };
-            apply_transition(
-                tx,
-                &row,
-                State::Deleted,
-                &Change::because("no longer on disk"),
-                now,
-            )
-            .map_err(|e| (Some(Box::new(row.clone())), e))?;
-            out.deleted.push(row.id);
-        }
+        out.deleted = sweep(tx, folder, &seen, now)?;
     }
     Ok(out)
+}
+
+/// Mark `deleted` every live row of `folder` whose id is not in `seen` (its
+/// file was not seen by a complete scan), except rows in `uploading`, which
+/// belong to the uploader until it finishes. The live rows are streamed as ids
+/// and only the vanished ones read whole: a restart over a large folder never
+/// holds every row, nor every path.
+fn sweep(
+    tx: &Connection,
+    folder: &str,
+    seen: &SeenIds,
+    now: i64,
+) -> std::result::Result<Vec<i64>, ReconcileError> {
+    let sql = |e: rusqlite::Error| (None, TransitionError::Sql(e));
+    let mut vanished = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id FROM files WHERE folder = ?1 \
+                 AND state NOT IN ('superseded', 'deleted', 'uploading') AND moved_to IS NULL",
+            )
+            .map_err(sql)?;
+        let mut rows = stmt.query([folder]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let id: i64 = row.get(0).map_err(sql)?;
+            if !seen.contains(id) {
+                vanished.push(id);
+            }
+        }
+    }
+    let mut deleted = Vec::with_capacity(vanished.len());
+    for id in vanished {
+        let Some(row) = get_row(tx, id).map_err(sql)? else {
+            continue;
+        };
+        apply_transition(
+            tx,
+            &row,
+            State::Deleted,
+            &Change::because("no longer on disk"),
+            now,
+        )
+        .map_err(|e| (Some(Box::new(row.clone())), e))?;
+        deleted.push(row.id);
+    }
+    Ok(deleted)
+}
+
+/// The store's error for a failed reconcile or sweep.
+fn reconcile_error(path: &std::path::Path, row: Option<Box<FileRow>>, e: TransitionError) -> Error {
+    match row {
+        Some(row) => map_transition(path, &row, e),
+        None => match e {
+            TransitionError::Sql(source) => Error::Db {
+                path: path.to_owned(),
+                what: "reconciling a scan",
+                source,
+            },
+            TransitionError::Illegal { from, to } => Error::IllegalTransition {
+                id: 0,
+                path: String::new(),
+                from,
+                to,
+            },
+        },
+    }
 }

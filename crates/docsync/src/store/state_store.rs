@@ -28,7 +28,7 @@ use super::composite::{
 };
 use super::{
     ActivityBucket, Change, FileRow, FolderCounts, HookKind, Observed, OutboxEntry, OutboxFailure,
-    PendingAccount, SharedStore, State, UploadIntent,
+    PendingAccount, SeenIds, SharedStore, State, UploadIntent,
 };
 use crate::error::Result;
 use crate::model::TargetKind;
@@ -144,6 +144,17 @@ impl StateStore {
         match &self.backend {
             Backend::Sqlite(db) => {
                 db.call_relaxed(move |s| s.reconcile(&folder, &observed, complete, &verdicts))
+                    .await
+            }
+        }
+    }
+
+    /// The end of a complete scan recorded in parts: live rows of `folder`
+    /// whose id is not in `seen` `deleted` ([`super::Store::sweep_vanished`]).
+    pub async fn sweep_vanished(&self, folder: String, seen: SeenIds) -> Result<Vec<i64>> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.call_relaxed(move |s| s.sweep_vanished(&folder, &seen))
                     .await
             }
         }

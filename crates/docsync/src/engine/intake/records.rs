@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use crate::error::Result;
-use crate::store::{FileRow, Observed, Promotion, ScanRecorded, ScanVerdict, StateStore};
+use crate::store::{FileRow, Observed, Promotion, ScanRecorded, ScanVerdict, SeenIds, StateStore};
 
 /// The store as the intake sees it.
 pub trait IntakeStore {
@@ -19,6 +19,14 @@ pub trait IntakeStore {
         complete: bool,
         verdicts: Vec<ScanVerdict>,
     ) -> impl Future<Output = Result<ScanRecorded>> + Send;
+
+    /// The end of a complete scan recorded in parts: the live rows of
+    /// `folder` whose id is not in `seen` `deleted`; their ids.
+    fn sweep_vanished(
+        &mut self,
+        folder: String,
+        seen: SeenIds,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
     /// Each file that held still `discovered` → `stable` if its row still has
     /// that size and mtime (each on its own); the rows promoted.
@@ -49,6 +57,10 @@ impl IntakeStore for StateStore {
         verdicts: Vec<ScanVerdict>,
     ) -> Result<ScanRecorded> {
         StateStore::reconcile(self, folder, observed, complete, verdicts).await
+    }
+
+    async fn sweep_vanished(&mut self, folder: String, seen: SeenIds) -> Result<Vec<i64>> {
+        StateStore::sweep_vanished(self, folder, seen).await
     }
 
     async fn promote_stable(&mut self, promotions: Vec<Promotion>) -> Result<Vec<FileRow>> {

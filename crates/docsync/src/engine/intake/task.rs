@@ -8,11 +8,12 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::Intake;
+use super::{Intake, SCAN_PART};
 use crate::engine::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::local::scanner::scan_folder;
+use crate::local::scanner::{scan_folder_in_parts, ScannedFile};
 use crate::local::watcher::{FolderHint, RescanQueue};
+use crate::store::SeenIds;
 
 /// The most watcher hints the intake applies in one store call.
 const HINT_BATCH: usize = 1024;
@@ -24,7 +25,11 @@ pub struct Hints {
     pub rescans: Arc<RescanQueue>,
 }
 
-/// Walk folder `n` off the store lock, then record it.
+/// Walk folder `n` off the store lock and record it as the walk goes: the
+/// walk hands its files over in parts of about [`SCAN_PART`], each recorded
+/// (one transaction) and dropped while the walk goes on; once the walk is
+/// done, the vanished files. A restart over a large folder holds one or two
+/// parts, never the whole walk.
 pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()> {
     let Some((root, ignore)) = intake
         .lock()
@@ -34,24 +39,43 @@ pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()
     else {
         return Ok(());
     };
-    let walked = tokio::task::spawn_blocking(move || scan_folder(&root, &ignore))
-        .await
-        .map_err(|e| Error::Task {
-            what: "scan",
-            message: e.to_string(),
-        })??;
+    let (parts_tx, mut parts) = mpsc::channel::<Vec<ScannedFile>>(1);
+    let walker = tokio::task::spawn_blocking(move || {
+        scan_folder_in_parts(&root, &ignore, SCAN_PART, &mut |files| {
+            parts_tx.blocking_send(files).is_ok()
+        })
+    });
+    let mut store = ctx.store.clone();
+    let mut seen = SeenIds::new();
+    let mut recorded = Ok(());
+    while let Some(files) = parts.recv().await {
+        let part = intake
+            .lock()
+            .await
+            .apply_scan_part(&mut store, n, &files, &mut seen, Instant::now())
+            .await;
+        if let Err(e) = part {
+            recorded = Err(e);
+            break;
+        }
+    }
+    // stops the walk if recording failed
+    drop(parts);
+    let walked = walker.await.map_err(|e| Error::Task {
+        what: "scan",
+        message: e.to_string(),
+    })??;
+    recorded?;
     for error in &walked.errors {
         warn!(
             error,
             "part of the folder could not be read; retried on the next scan"
         );
     }
-    let now = Instant::now();
-    let mut store = ctx.store.clone();
     intake
         .lock()
         .await
-        .apply_scan(&mut store, n, &walked, now)
+        .finish_scan(&mut store, n, &walked.skipped, walked.complete, seen)
         .await?;
     ctx.last_scan.mark(crate::model::now_ms());
     Ok(())

@@ -6,7 +6,7 @@ use crate::local::watcher::Hint;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::store::{Promotion, ScanRecorded, ScanVerdict};
+use crate::store::{ListFilter, Promotion, ScanRecorded, ScanVerdict, SeenIds};
 use futures::executor::block_on;
 
 const QUIET: Duration = Duration::from_secs(1);
@@ -22,6 +22,10 @@ impl IntakeStore for Store {
         verdicts: Vec<ScanVerdict>,
     ) -> Result<ScanRecorded> {
         Store::reconcile(self, &folder, &observed, complete, &verdicts)
+    }
+
+    async fn sweep_vanished(&mut self, folder: String, seen: SeenIds) -> Result<Vec<i64>> {
+        Store::sweep_vanished(self, &folder, &seen)
     }
 
     async fn promote_stable(&mut self, promotions: Vec<Promotion>) -> Result<Vec<FileRow>> {
@@ -378,6 +382,95 @@ fn a_scan_starts_windows_and_deletes_vanished_files() {
     assert_eq!(
         block_on(fx.intake.apply_scan(&mut fx.store, 9, &scan, now)).unwrap(),
         ReconcileSummary::default()
+    );
+}
+
+/// Walk folder 0 in parts of `part` files and record each part as the daemon
+/// does, at `ms`; `stop_after` parts handed over, the walk is stopped. The
+/// rows deleted.
+fn scan_in_parts(fx: &mut Fx, part: usize, stop_after: usize, ms: u64) -> Vec<i64> {
+    let now = fx.at(ms);
+    let (folder, ignore) = fx.intake.folder(0).unwrap();
+    let (root, ignore) = (folder.path.clone(), ignore.clone());
+    let mut parts = Vec::new();
+    let walked = crate::local::scanner::scan_folder_in_parts(&root, &ignore, part, &mut |files| {
+        parts.push(files);
+        parts.len() < stop_after
+    })
+    .unwrap();
+    assert!(walked.files.is_empty(), "the files were handed over");
+    let mut seen = SeenIds::new();
+    for files in &parts {
+        block_on(
+            fx.intake
+                .apply_scan_part(&mut fx.store, 0, files, &mut seen, now),
+        )
+        .unwrap();
+    }
+    block_on(
+        fx.intake
+            .finish_scan(&mut fx.store, 0, &walked.skipped, walked.complete, seen),
+    )
+    .unwrap()
+}
+
+/// A walk recorded in parts (as the daemon records a large folder) records
+/// each file exactly once, and still finds the files that vanished anywhere
+/// in the folder, not only in the last part; a walk cut short deletes nothing.
+#[test]
+fn a_scan_recorded_in_parts_records_each_file_once_and_finds_vanished_ones() {
+    let mut fx = fx();
+    let mut rels = Vec::new();
+    for account in 0..4 {
+        let dir = format!("00000000-0000-4000-8000-00000000acc{account}/business_verification");
+        std::fs::create_dir_all(fx.root.join(&dir)).unwrap();
+        for i in 0..5 {
+            let rel = format!("{dir}/f{i}.pdf");
+            std::fs::write(fx.root.join(&rel), format!("%PDF-1.4 {rel}")).unwrap();
+            rels.push(rel);
+        }
+    }
+    assert!(scan_in_parts(&mut fx, 3, usize::MAX, 0).is_empty());
+    let key = fx.intake.folder(0).unwrap().0.key();
+    let all_rows = ListFilter {
+        include_history: true,
+        limit: 1000,
+        ..ListFilter::default()
+    };
+    let rows = fx.store.list(&all_rows).unwrap();
+    assert_eq!(rows.len(), rels.len(), "one row per file");
+    for rel in &rels {
+        assert!(
+            fx.store.find_live(&key, rel.as_bytes()).unwrap().is_some(),
+            "{rel}"
+        );
+    }
+    assert_eq!(fx.promote(1000).len(), rels.len());
+
+    // one file gone from the first account folder, one from the last
+    let gone = [&rels[0], &rels[rels.len() - 1]];
+    for rel in gone {
+        std::fs::remove_file(fx.root.join(rel)).unwrap();
+    }
+    // a walk stopped after its first part is not complete: nothing deleted
+    assert!(scan_in_parts(&mut fx, 3, 1, 2000).is_empty());
+    for rel in gone {
+        assert_eq!(fx.state(rel), Some(State::Stable), "{rel}");
+    }
+    let deleted = scan_in_parts(&mut fx, 3, usize::MAX, 3000);
+    assert_eq!(deleted.len(), 2);
+    for rel in &rels {
+        let state = fx.state(rel);
+        if gone.contains(&rel) {
+            assert_eq!(state, None, "{rel} is deleted");
+        } else {
+            assert_eq!(state, Some(State::Stable), "{rel} is untouched");
+        }
+    }
+    assert_eq!(
+        fx.store.list(&all_rows).unwrap().len(),
+        rels.len(),
+        "no row was added by the rescans"
     );
 }
 
