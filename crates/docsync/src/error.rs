@@ -154,6 +154,18 @@ pub enum Error {
     #[error("file {id}: no such row in the database")]
     NoSuchFile { id: i64 },
 
+    /// The shared state in PostgreSQL failed (the message names the database,
+    /// never its password, and what to do).
+    #[error(transparent)]
+    Pg(crate::store::pg::PgError),
+
+    /// Something the state in PostgreSQL does not carry yet.
+    #[error(
+        "{what} is not supported with the state in PostgreSQL yet; use the SQLite state \
+         (remove state.url) for it"
+    )]
+    NotOnPostgres { what: &'static str },
+
     /// A decision hook failed (one attempt: the notify stage retries it).
     #[error("{hook} hook: {message}")]
     Hook {

@@ -20,6 +20,12 @@ pub fn baseline(args: BaselineArgs) -> anyhow::Result<u8> {
     } else {
         setup::load(&args.api, args.folder.as_deref())?
     };
+    if config.state.url.is_some() {
+        anyhow::bail!(
+            "the state is in PostgreSQL (state.url): `docsync baseline` records into the SQLite \
+             state only yet"
+        );
+    }
     let mut folders = config.folders.clone();
     if let (true, Some(only)) = (configured, &args.folder) {
         let only = setup::absolute(only)?;

@@ -20,6 +20,11 @@ const PATH_COLUMNS: usize = 60;
 pub fn dry_run(start: &Start<'_>, json: bool) -> anyhow::Result<u8> {
     let mut config = setup::load(start.api, start.folder)?;
     setup::only_newer_than(&mut config, start.only_newer_than);
+    if config.state.url.is_some() {
+        anyhow::bail!(
+            "the state is in PostgreSQL (state.url): a dry run plans against the SQLite state only yet"
+        );
+    }
     let db = config.state_dir.join(DB_FILE);
     let mut copy = Store::open_snapshot(&db)
         .with_context(|| format!("reading {} for a dry run", db.display()))?;

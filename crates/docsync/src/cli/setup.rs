@@ -159,6 +159,25 @@ pub fn only_newer_than(config: &mut Config, max_age: Option<&docsync::model::Max
 /// The configuration file is only read for its `state_dir` when it does not load
 /// completely (e.g. credentials missing in this shell): looking at the state must not
 /// need the API's secrets.
+/// `command` reads or writes the SQLite state only: refused, saying so, when
+/// the configuration (or `DOCSYNC_STATE_URL`) puts the state in PostgreSQL,
+/// rather than answering from a SQLite database that is not the state.
+pub fn sqlite_state_only(args: &ConfigArgs, command: &str) -> anyhow::Result<()> {
+    let env = env(args, None)?;
+    let shared = env.get(env_vars::STATE_URL).is_some()
+        || match config_file(args)? {
+            Some(path) => config::load(&path, &env).is_ok_and(|c| c.state.url.is_some()),
+            None => false,
+        };
+    if shared {
+        bail!(
+            "the state is in PostgreSQL (state.url): `docsync {command}` reads only the SQLite \
+             state yet; query the database's files and events tables, or use the SQLite state"
+        );
+    }
+    Ok(())
+}
+
 pub fn state_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
     let env = env(args, None)?;
     if let Some(dir) = env.get(env_vars::STATE_DIR) {

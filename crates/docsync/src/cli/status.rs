@@ -123,6 +123,7 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 /// `docsync status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     setup::say_config(setup::config_file(&args.config)?.as_deref());
+    setup::sqlite_state_only(&args.config, "status")?;
     let (db, exists) = database(&args.config)?;
     if !exists {
         no_database(&db);
@@ -298,6 +299,7 @@ fn history_json(store: &Store, h: &History) -> anyhow::Result<Value> {
 
 /// `docsync history PATH`: exit 1 if nothing is recorded for it.
 pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
+    setup::sqlite_state_only(&args.config, "history")?;
     let (db, exists) = database(&args.config)?;
     if !exists {
         no_database(&db);
@@ -363,6 +365,7 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
 /// `docsync retry PATH | --all-failed`: failed rows back to retrying, invalid rows
 /// back to stable (checked again). Says how many moved.
 pub fn retry(args: RetryArgs) -> anyhow::Result<u8> {
+    setup::sqlite_state_only(&args.config, "retry")?;
     let (db, exists) = database(&args.config)?;
     if !exists {
         no_database(&db);

@@ -15,6 +15,7 @@ pub mod env_vars {
     pub const API_VERSION: &str = "DOCSYNC_API_VERSION";
     pub const AUTH: &str = "DOCSYNC_AUTH";
     pub const STATE_DIR: &str = "DOCSYNC_STATE_DIR";
+    pub const STATE_URL: &str = "DOCSYNC_STATE_URL";
     pub const CONCURRENCY: &str = "DOCSYNC_CONCURRENCY";
     pub const SCAN_INTERVAL: &str = "DOCSYNC_SCAN_INTERVAL";
     pub const QUIET_WINDOW: &str = "DOCSYNC_QUIET_WINDOW";

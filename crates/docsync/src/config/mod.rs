@@ -98,6 +98,7 @@ mod http;
 mod parse;
 mod problems;
 mod raw;
+mod state;
 
 pub use credentials::{read_credentials_file, CredentialSource, Credentials, Secret};
 pub use env::{default_state_dir, env_vars, Env, PROXY_VARS};
@@ -110,6 +111,7 @@ pub use http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRY_FOR, LOOPBACK_NO_PROXY,
 };
 pub use parse::{parse_all, parse_duration};
+pub use state::{StateConfig, StateUrl};
 
 /// The Moov API version sent when none is configured.
 pub const DEFAULT_API_VERSION: &str = "v2024.01.00";
@@ -184,6 +186,8 @@ pub struct Config {
     pub credentials: Credentials,
     pub folders: Vec<Folder>,
     pub state_dir: PathBuf,
+    /// `[state]`: SQLite in `state_dir` (default) or a shared PostgreSQL.
+    pub state: StateConfig,
     pub concurrency: usize,
     pub scan_interval: Duration,
     pub quiet_window: Duration,

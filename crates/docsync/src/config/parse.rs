@@ -53,6 +53,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         .map(Spanned::into_inner)
         .and_then(|a| admin(a, &mut p));
     let state_dir = state_dir(raw.state_dir, env, &paths);
+    let state = super::state::state(raw.state.map(Spanned::into_inner), env, &mut p);
     let max_age = top_max_age(raw.max_age, env, &mut p);
     let folders = folders(raw.folder, max_age.as_ref(), &paths, &mut p);
     let credentials = credentials(raw.credentials, env, &paths, &mut p);
@@ -69,6 +70,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
         credentials,
         folders,
         state_dir,
+        state,
         concurrency,
         scan_interval,
         quiet_window,
@@ -82,6 +84,7 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
     };
     api_choice(&config, &api_sources, &mut p);
     missing_credentials(&config, &mut p);
+    super::state::not_yet_shared(&config, &mut p);
     oauth_on_the_sandbox(&config, &mut p);
 
     let ok = p.only_warnings();

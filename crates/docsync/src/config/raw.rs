@@ -16,6 +16,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) folder: Vec<Spanned<RawFolder>>,
     pub(super) state_dir: Option<Spanned<String>>,
+    pub(super) state: Option<Spanned<super::state::RawState>>,
     pub(super) concurrency: Option<Spanned<i64>>,
     pub(super) scan_interval: Option<Spanned<String>>,
     pub(super) quiet_window: Option<Spanned<String>>,
@@ -153,6 +154,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "credentials",
     "folder",
     "state_dir",
+    "state",
     "concurrency",
     "scan_interval",
     "quiet_window",

@@ -164,6 +164,14 @@ impl InFlight {
         self.0.lock().map(|set| set.contains(&id)).unwrap_or(false)
     }
 
+    /// The ids being sent (a snapshot).
+    pub fn ids(&self) -> Vec<i64> {
+        self.0
+            .lock()
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether anything is being sent.
     pub fn is_empty(&self) -> bool {
         self.0.lock().map(|set| set.is_empty()).unwrap_or(true)

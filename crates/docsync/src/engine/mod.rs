@@ -45,6 +45,7 @@ use crate::local::ignore::IgnoreSet;
 use crate::local::watcher::{hint_channel, FolderWatcher, RescanQueue};
 use crate::model::{now_ms, text, Folder, HookKind, WatcherKind};
 use crate::remote::Apis;
+use crate::store::pg::{PgInstance, PgStore, RENEW_EVERY};
 use crate::store::{
     create_state_dir, InstanceLock, SharedStore, State, StateStore, Store, DB_FILE,
 };
@@ -205,11 +206,7 @@ impl Engine {
         if !lock.last_stop_was_clean() {
             warn!("the last run did not stop cleanly: every upload asks the server first, so nothing is sent twice");
         }
-        // opening and the API check run on the database itself, before any
-        // stage asks it anything (the dry run checks its copy the same way)
-        let mut db = Store::open_in_state_dir(&config.state_dir)?;
-        api_check::check_api(&mut db, &config, api_change)?;
-        let store = StateStore::sqlite(SharedStore::new(db));
+        let store = open_state(&config, api_change, admin.is_some()).await?;
         let hook_kinds = config.hooks.kinds();
         store.enable_outbox(hook_kinds.clone()).await?;
         let hooks = match hook_kinds.is_empty() {
@@ -310,6 +307,11 @@ impl Engine {
         tracker.spawn(
             settle::run(ctx.clone(), stop.clone()).instrument(tracing::info_span!("settle")),
         );
+        if ctx.store.is_shared() {
+            tracker.spawn(
+                renew_leases(ctx.clone(), stop.clone()).instrument(tracing::info_span!("leases")),
+            );
+        }
         if let Some(hooks) = hooks {
             tracker.spawn(
                 notify::run(ctx.clone(), hooks, stop.clone())
@@ -363,6 +365,9 @@ impl Engine {
             );
         }
         drop(watchers);
+        if let Err(e) = ctx.store.release_unstarted().await {
+            warn!(error = %e, "giving up the leases of rows not started failed; they expire on their own");
+        }
         let counts = ctx.store.counts_by_state().await.unwrap_or(counts);
         publish(counts.clone()).await;
         if finished {
@@ -371,6 +376,53 @@ impl Engine {
             }
         }
         Ok(Report { counts, timed_out })
+    }
+}
+
+/// The state store `config` names: SQLite in the state directory (opened,
+/// migrated and checked against the configured API, before any stage asks it
+/// anything; the dry run checks its copy the same way), or PostgreSQL shared
+/// with other daemons (`state.url`).
+async fn open_state(config: &Config, api_change: ApiChange, admin: bool) -> Result<StateStore> {
+    let Some(url) = &config.state.url else {
+        let mut db = Store::open_in_state_dir(&config.state_dir)?;
+        api_check::check_api(&mut db, config, api_change)?;
+        return Ok(StateStore::sqlite(SharedStore::new(db)));
+    };
+    if admin {
+        return Err(Error::NotOnPostgres {
+            what: "the status page (--admin)",
+        });
+    }
+    if config.api.sandbox {
+        // fake approvals must never land in a state other daemons share
+        return Err(Error::NotOnPostgres {
+            what: "the embedded sandbox",
+        });
+    }
+    let instance = config.state.instance_id(&config.state_dir);
+    let pg = PgStore::connect(url.expose(), &instance).await?;
+    info!(database = %pg.target(), instance = %text::escape(instance.as_bytes()), "state shared in PostgreSQL");
+    Ok(StateStore::postgres(
+        PgInstance::new(pg, config.poll_interval).await?,
+    ))
+}
+
+/// Keep the leases of the rows this daemon has in hand (state in
+/// PostgreSQL) until `stop`. A renewal that fails is tried again at the
+/// next beat; a row whose lease runs out meanwhile has its request stopped
+/// ([`StateStore::lease_lost`]).
+async fn renew_leases(ctx: Ctx, stop: tokio_util::sync::CancellationToken) {
+    let beat = ctx.beats.register("leases");
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = beat.idle_while(tokio::time::sleep(RENEW_EVERY)) => {}
+        }
+        beat.beat();
+        if let Err(e) = ctx.store.renew_leases(ctx.in_flight.ids()).await {
+            warn!(error = %e, "renewing leases failed; will try again (requests stop before their lease could run out)");
+        }
     }
 }
 

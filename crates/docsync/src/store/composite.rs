@@ -87,6 +87,26 @@ pub struct FileMove {
     pub reason: String,
 }
 
+impl FileMove {
+    /// Move the file (its directory created); `false` when it was gone.
+    pub(super) fn move_file(&self) -> Result<bool> {
+        if let Some(dir) = self.to.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        }
+        match std::fs::rename(&self.from, &self.to) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("moving decided file", &self.from, e)),
+        }
+    }
+
+    /// Undo [`FileMove::move_file`] after its record failed, so disk and
+    /// database agree.
+    pub(super) fn put_back(&self) {
+        let _ = std::fs::rename(&self.to, &self.from);
+    }
+}
+
 /// What to do with one file of a scan besides recording it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanVerdict {
@@ -341,17 +361,11 @@ impl Store {
     /// under the writer, so no scan is recorded between the two; the file is
     /// put back if the record fails. `false` when the file was gone already.
     pub fn move_and_record(&mut self, m: &FileMove) -> Result<bool> {
-        if let Some(dir) = m.to.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-        }
-        match std::fs::rename(&m.from, &m.to) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io("moving decided file", &m.from, e)),
+        if !m.move_file()? {
+            return Ok(false);
         }
         if let Err(e) = self.record_move(m.id, &m.to_rel, &m.reason) {
-            // put it back so disk and database agree
-            let _ = std::fs::rename(&m.to, &m.from);
+            m.put_back();
             return Err(e);
         }
         Ok(true)
@@ -423,7 +437,11 @@ impl Store {
 
 /// The reason recorded when the server answers an upload with an ID it gave
 /// before for `other`'s content.
-fn reused_id_reason(remote_id: &str, request_id: Option<&str>, other: &FileRow) -> String {
+pub(super) fn reused_id_reason(
+    remote_id: &str,
+    request_id: Option<&str>,
+    other: &FileRow,
+) -> String {
     format!(
         "the server answered with file ID {} (request {}), which is already recorded \
          for {} with other content; not marked pending: check the server, then \

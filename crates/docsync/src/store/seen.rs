@@ -14,11 +14,23 @@ const BITSET_IDS: i64 = 1 << 26;
 pub struct SeenIds {
     words: Vec<u64>,
     other: HashSet<i64>,
+    /// When the scan began (unix ms; 0 from `Default`): a shared store sweeps
+    /// only rows older than that, since another host may have recorded a file
+    /// after this scan's walk passed its directory.
+    started_ms: i64,
 }
 
 impl SeenIds {
     pub fn new() -> SeenIds {
-        SeenIds::default()
+        SeenIds {
+            started_ms: crate::model::now_ms(),
+            ..SeenIds::default()
+        }
+    }
+
+    /// When the scan began (unix ms), 0 if not known.
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
     }
 
     pub fn insert(&mut self, id: i64) {

@@ -26,11 +26,12 @@ use super::composite::{
     FileCheck, FileDetail, FileMove, IntentStart, Promotion, RetryOne, ScanRecorded, ScanVerdict,
     ServerAnswer, UploadAnswer, UploadAnswered, UploadQueue,
 };
+use super::pg::PgInstance;
 use super::{
     ActivityBucket, Change, FileRow, FolderCounts, HookKind, Observed, OutboxEntry, OutboxFailure,
     PendingAccount, SeenIds, SharedStore, State, UploadIntent,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::TargetKind;
 
 /// The daemon's state store, whichever database holds it. Cheap to clone.
@@ -39,10 +40,12 @@ pub struct StateStore {
     backend: Backend,
 }
 
-/// Where the state is. PostgreSQL (`super::pg::PgStore`) is the next variant.
+/// Where the state is.
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(SharedStore),
+    /// Shared by several daemons, under leases (issue 16).
+    Postgres(Box<PgInstance>),
 }
 
 impl StateStore {
@@ -50,6 +53,50 @@ impl StateStore {
     pub fn sqlite(store: SharedStore) -> Self {
         StateStore {
             backend: Backend::Sqlite(store),
+        }
+    }
+
+    /// The state in PostgreSQL, shared with other daemons.
+    pub fn postgres(instance: PgInstance) -> Self {
+        StateStore {
+            backend: Backend::Postgres(Box::new(instance)),
+        }
+    }
+
+    /// Whether the state is shared in PostgreSQL.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Renew the leases of the rows in hand (`ids`); nothing to do on SQLite.
+    pub async fn renew_leases(&self, ids: Vec<i64>) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.renew(&ids).await,
+        }
+    }
+
+    /// Resolves when this daemon can no longer be sure it holds row `id`'s
+    /// lease (a request in flight must stop); never on SQLite.
+    pub async fn lease_lost(&self, id: i64) {
+        match &self.backend {
+            Backend::Sqlite(_) => std::future::pending().await,
+            Backend::Postgres(pg) => pg.lease_lost(id).await,
+        }
+    }
+
+    /// At a stop: give up the leases of rows claimed but not started.
+    pub async fn release_unstarted(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.release_unstarted().await,
+        }
+    }
+
+    /// Row `id`'s work is over: its lease's floor is dropped.
+    fn done_with(&self, id: i64) {
+        if let Backend::Postgres(pg) = &self.backend {
+            pg.done_with(id);
         }
     }
 
@@ -71,6 +118,9 @@ impl StateStore {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.call(f).await,
+            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+                what: "a test's direct access",
+            }),
         }
     }
 
@@ -80,6 +130,7 @@ impl StateStore {
     pub async fn counts_by_state(&self) -> Result<BTreeMap<State, u64>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.counts_by_state()).await,
+            Backend::Postgres(pg) => Ok(pg.store().counts_by_state().await?),
         }
     }
 
@@ -87,6 +138,7 @@ impl StateStore {
     pub async fn bytes_to_send(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.bytes_to_send()).await,
+            Backend::Postgres(pg) => Ok(pg.store().bytes_to_send().await?),
         }
     }
 
@@ -94,6 +146,7 @@ impl StateStore {
     pub async fn check_writable(&self) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.check_writable()).await,
+            Backend::Postgres(pg) => Ok(pg.store().check_writable().await?),
         }
     }
 
@@ -101,6 +154,7 @@ impl StateStore {
     pub async fn get(&self, id: i64) -> Result<Option<FileRow>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.get(id)).await,
+            Backend::Postgres(pg) => Ok(pg.store().get(id).await?.map(|l| l.row)),
         }
     }
 
@@ -117,6 +171,11 @@ impl StateStore {
                 db.call(move |s| s.transition(id, expected, to, &change))
                     .await
             }
+            Backend::Postgres(pg) => {
+                let row = pg.store().transition(id, expected, to, &change).await?;
+                self.done_with(id);
+                Ok(row)
+            }
         }
     }
 
@@ -127,6 +186,7 @@ impl StateStore {
                 db.call(move |s| s.update_remote(id, expected, &change))
                     .await
             }
+            Backend::Postgres(pg) => Ok(pg.store().update_remote(id, expected, &change).await?),
         }
     }
 
@@ -146,6 +206,10 @@ impl StateStore {
                 db.call_relaxed(move |s| s.reconcile(&folder, &observed, complete, &verdicts))
                     .await
             }
+            Backend::Postgres(pg) => Ok(pg
+                .store()
+                .reconcile(&folder, &observed, complete, &verdicts)
+                .await?),
         }
     }
 
@@ -157,6 +221,7 @@ impl StateStore {
                 db.call_relaxed(move |s| s.sweep_vanished(&folder, &seen))
                     .await
             }
+            Backend::Postgres(pg) => Ok(pg.store().sweep_vanished(&folder, &seen).await?),
         }
     }
 
@@ -179,6 +244,17 @@ impl StateStore {
                 })
                 .await
             }
+            Backend::Postgres(pg) => {
+                let mut promoted = Vec::new();
+                for p in &promotions {
+                    promoted.extend(
+                        pg.store()
+                            .promote_stable(&p.folder, &p.path, p.size, p.mtime_ns, p.reason)
+                            .await?,
+                    );
+                }
+                Ok(promoted)
+            }
         }
     }
 
@@ -195,6 +271,7 @@ impl StateStore {
                 db.call_relaxed(move |s| s.mark_gone(&folder, &path, reason))
                     .await
             }
+            Backend::Postgres(pg) => Ok(pg.store().mark_gone(&folder, &path, reason).await?),
         }
     }
 
@@ -202,6 +279,7 @@ impl StateStore {
     pub async fn discovered(&self) -> Result<Vec<FileRow>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.discovered(u32::MAX)).await,
+            Backend::Postgres(pg) => Ok(pg.store().in_state(State::Discovered, u32::MAX).await?),
         }
     }
 
@@ -211,6 +289,7 @@ impl StateStore {
     pub async fn upload_queue(&self, now: i64, limit: u32) -> Result<UploadQueue> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.upload_queue(now, limit)).await,
+            Backend::Postgres(pg) => pg.upload_queue(limit).await,
         }
     }
 
@@ -233,6 +312,7 @@ impl StateStore {
                 })
                 .await
             }
+            Backend::Postgres(pg) => pg.begin_upload(id, from, &intent, check_file).await,
         }
     }
 
@@ -250,6 +330,11 @@ impl StateStore {
                 db.call_grouped(move |s| s.transition(id, expected, to, &change))
                     .await
             }
+            Backend::Postgres(pg) => {
+                let row = pg.store().transition(id, expected, to, &change).await?;
+                self.done_with(id);
+                Ok(row)
+            }
         }
     }
 
@@ -260,6 +345,11 @@ impl StateStore {
             Backend::Sqlite(db) => {
                 db.call_grouped(move |s| s.record_upload_answer(&answer))
                     .await
+            }
+            Backend::Postgres(pg) => {
+                let answered = pg.store().record_upload_answer(&answer).await?;
+                self.done_with(answer.id);
+                Ok(answered)
             }
         }
     }
@@ -277,6 +367,14 @@ impl StateStore {
             Backend::Sqlite(db) => {
                 db.call_grouped(move |s| s.record_failed_attempt(id, started, decide))
                     .await
+            }
+            Backend::Postgres(pg) => {
+                let back = pg
+                    .store()
+                    .record_failed_attempt(id, started, decide)
+                    .await?;
+                self.done_with(id);
+                Ok(back)
             }
         }
     }
@@ -298,6 +396,7 @@ impl StateStore {
                 })
                 .await
             }
+            Backend::Postgres(pg) => pg.stuck_uploading(is_sending).await,
         }
     }
 
@@ -306,6 +405,11 @@ impl StateStore {
     pub async fn record_on_server(&self, id: i64, answer: ServerAnswer) -> Result<FileRow> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.record_on_server(id, &answer)).await,
+            Backend::Postgres(pg) => {
+                let row = pg.store().record_on_server(id, &answer).await?;
+                self.done_with(id);
+                Ok(row)
+            }
         }
     }
 
@@ -315,6 +419,7 @@ impl StateStore {
     pub async fn pending_accounts(&self) -> Result<Vec<PendingAccount>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.pending_accounts()).await,
+            Backend::Postgres(pg) => pg.pending_accounts().await,
         }
     }
 
@@ -322,6 +427,7 @@ impl StateStore {
     pub async fn pending_rows(&self, kind: TargetKind, account: String) -> Result<Vec<FileRow>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.pending_rows(kind, &account)).await,
+            Backend::Postgres(pg) => Ok(pg.store().pending_rows(kind, &account).await?),
         }
     }
 
@@ -343,6 +449,10 @@ impl StateStore {
                 })
                 .await
             }
+            Backend::Postgres(pg) => Ok(pg
+                .store()
+                .pending_listed(kind, &account, &decided, &listed)
+                .await?),
         }
     }
 
@@ -351,6 +461,7 @@ impl StateStore {
     pub async fn move_and_record(&self, file_move: FileMove) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.move_and_record(&file_move)).await,
+            Backend::Postgres(pg) => pg.move_and_record(&file_move).await,
         }
     }
 
@@ -366,6 +477,7 @@ impl StateStore {
                 db.call(move |s| s.deleted_with_remote(kind, done_status))
                     .await
             }
+            Backend::Postgres(pg) => Ok(pg.store().deleted_with_remote(kind, done_status).await?),
         }
     }
 
@@ -375,6 +487,9 @@ impl StateStore {
     pub async fn enable_outbox(&self, hooks: Vec<HookKind>) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.enable_outbox(&hooks)).await,
+            // refused by the configuration check before this is reached
+            Backend::Postgres(_) if hooks.is_empty() => Ok(()),
+            Backend::Postgres(_) => Err(Error::NotOnPostgres { what: "[hooks]" }),
         }
     }
 
@@ -382,6 +497,7 @@ impl StateStore {
     pub async fn outbox_undelivered(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.outbox_undelivered()).await,
+            Backend::Postgres(_) => Ok(0),
         }
     }
 
@@ -390,6 +506,7 @@ impl StateStore {
     pub async fn outbox_due_now(&self, now: i64) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_due_now(now)).await,
+            Backend::Postgres(_) => Ok(0),
         }
     }
 
@@ -402,6 +519,7 @@ impl StateStore {
     ) -> Result<Vec<OutboxEntry>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_due(&hooks, now, limit)).await,
+            Backend::Postgres(_) => Ok(Vec::new()),
         }
     }
 
@@ -409,6 +527,7 @@ impl StateStore {
     pub async fn outbox_next_due(&self, hooks: Vec<HookKind>) -> Result<Option<i64>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_next_due(&hooks)).await,
+            Backend::Postgres(_) => Ok(None),
         }
     }
 
@@ -416,6 +535,7 @@ impl StateStore {
     pub async fn outbox_delivered(&self, id: i64, now: i64) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_delivered(id, now)).await,
+            Backend::Postgres(_) => Err(Error::NotOnPostgres { what: "[hooks]" }),
         }
     }
 
@@ -433,6 +553,7 @@ impl StateStore {
                 db.call(move |s| s.outbox_failed(id, &error, retry_at, now))
                     .await
             }
+            Backend::Postgres(_) => Err(Error::NotOnPostgres { what: "[hooks]" }),
         }
     }
 
@@ -442,6 +563,9 @@ impl StateStore {
     pub async fn counts_by_folder(&self) -> Result<Vec<FolderCounts>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.counts_by_folder()).await,
+            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+                what: "the status page",
+            }),
         }
     }
 
@@ -454,6 +578,9 @@ impl StateStore {
     ) -> Result<BTreeMap<String, Vec<ActivityBucket>>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.activity(now, bucket_ms, buckets)).await,
+            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+                what: "the status page",
+            }),
         }
     }
 
@@ -471,6 +598,9 @@ impl StateStore {
                 db.call(move |s| s.explained_page(&states, folder.as_deref(), after, limit))
                     .await
             }
+            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+                what: "the status page",
+            }),
         }
     }
 
@@ -478,6 +608,9 @@ impl StateStore {
     pub async fn file_detail(&self, id: i64) -> Result<Option<FileDetail>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.file_detail(id)).await,
+            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+                what: "the status page",
+            }),
         }
     }
 
@@ -486,6 +619,9 @@ impl StateStore {
     pub async fn retry_one(&self, id: i64, reason: &'static str) -> Result<RetryOne> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.retry_one(id, reason)).await,
+            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+                what: "the status page",
+            }),
         }
     }
 }

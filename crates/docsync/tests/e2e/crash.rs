@@ -35,18 +35,18 @@ const RECONCILED_FOUND: &str = "reconciled after a restart: the upload had reach
 
 /// A file the test put into the folder.
 #[derive(Debug, Clone)]
-struct LocalFile {
-    account: String,
-    name: String,
+pub(crate) struct LocalFile {
+    pub(crate) account: String,
+    pub(crate) name: String,
     /// Relative to the inbox: `<account>/business_verification/<name>`.
-    rel: String,
-    bytes: Vec<u8>,
-    sha256: String,
+    pub(crate) rel: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) sha256: String,
 }
 
 /// `accounts × per_account` files with unique contents: PDFs of a few sizes and
 /// CSVs; every ninth is named so that the sandbox rejects it.
-fn local_files(prefix: &str, accounts: usize, per_account: usize) -> Vec<LocalFile> {
+pub(crate) fn local_files(prefix: &str, accounts: usize, per_account: usize) -> Vec<LocalFile> {
     let mut files = Vec::new();
     for a in 0..accounts {
         let account = account_id(prefix, a);
@@ -110,7 +110,10 @@ fn all_rows(store: &Store) -> Vec<FileRow> {
 /// What the server holds compared with the folder: every local file exactly
 /// once (same account, same name, the bytes it received hash to the marker the
 /// daemon sent). Returns `sha256 -> server file`.
-fn assert_exactly_once(local: &[LocalFile], server: &[ServerFile]) -> HashMap<String, ServerFile> {
+pub(crate) fn assert_exactly_once(
+    local: &[LocalFile],
+    server: &[ServerFile],
+) -> HashMap<String, ServerFile> {
     let mut by_sha: BTreeMap<&str, Vec<&ServerFile>> = BTreeMap::new();
     for f in server {
         by_sha.entry(f.sha256.as_str()).or_default().push(f);
@@ -224,7 +227,7 @@ fn soak() -> bool {
     std::env::var_os("DOCSYNC_SOAK").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     match std::env::var("DOCSYNC_CRASH_SEED") {
         Ok(s) => s
             .trim()

@@ -24,6 +24,8 @@
 //!   `max_age` and `--only-newer-than` (files recorded `skipped`, never sent).
 //! - [`http_settings`]: `[http]`: proxies (explicit, environment, `NO_PROXY`,
 //!   loopback), `read_timeout`, `ca_file`, the retry budget and `status`'s next attempt.
+//! - [`shared_state`]: two and three daemons on one folder with one state in
+//!   PostgreSQL, and SIGKILLs of either: each file exactly once, quota respected.
 //!
 //! The daemon library in process:
 //! - [`daemon`]: files dropped into a folder end up decided, exactly once;
@@ -51,5 +53,6 @@ mod names;
 mod pipeline;
 mod progress;
 mod security;
+mod shared_state;
 mod status_page_browser;
 mod systemd;

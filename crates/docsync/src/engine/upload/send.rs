@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use docsync_client::ApiError;
+use tracing::warn;
 
 use super::super::ctx::Ctx;
 use super::intent::Ready;
@@ -57,9 +58,15 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
     // The request, and the lookup before it, hold one of the `concurrency`
     // slots; hashing, the intent and the outcome's commit do not, so a slot
     // never waits for the store.
+    //
+    // With the state shared in PostgreSQL, the exchange stops when this
+    // daemon can no longer be sure it holds the row's lease: another host may
+    // then take the row over, and it must find no request of ours still
+    // running. The row stays `uploading`; whoever settles it asks the server
+    // first. (On SQLite `lease_lost` never resolves.)
     let result = {
         let _slot = ctx.upload_slot().await;
-        exchange(
+        let exchange = exchange(
             ctx,
             &row,
             &target,
@@ -67,8 +74,14 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
             &sha256,
             superseded_remote_id,
             retried,
-        )
-        .await
+        );
+        tokio::select! {
+            result = exchange => result,
+            () = ctx.store.lease_lost(row.id) => {
+                warn!("the lease on this file could not be renewed in time: its request was stopped; the server is asked before it is sent again");
+                return Ok(());
+            }
+        }
     };
     finish(ctx, &row, result).await
 }

@@ -119,7 +119,38 @@ pub enum PgError {
         actual: State,
     },
 
+    /// Another daemon runs with this instance id on the same database.
+    #[error(
+        "PostgreSQL {target}: another docsync runs as instance {instance:?} on this database; \
+         give each daemon its own [state] instance (or state_dir), or stop the other one"
+    )]
+    InstanceTaken { target: String, instance: String },
+
     /// No row with this id.
     #[error("file {id}: no such row in the database")]
     NoSuchFile { id: i64 },
+}
+
+impl From<PgError> for crate::error::Error {
+    /// The errors the engine tells apart keep their shared variants (a row
+    /// another host moved is `StaleState` on either backend).
+    fn from(e: PgError) -> Self {
+        use crate::error::Error;
+        match e {
+            PgError::StaleState {
+                id,
+                expected,
+                actual,
+            } => Error::StaleState {
+                id,
+                expected,
+                actual,
+            },
+            PgError::NoSuchFile { id } => Error::NoSuchFile { id },
+            PgError::IllegalTransition { id, path, from, to } => {
+                Error::IllegalTransition { id, path, from, to }
+            }
+            other => Error::Pg(other),
+        }
+    }
 }

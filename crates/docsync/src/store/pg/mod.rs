@@ -38,9 +38,13 @@
 //! - `error`: [`PgError`].
 //! - `migrate`: the versioned files of `migrations/pg/`, applied at connect.
 //! - `rows`: the row type read back, the transition written with its event.
-//! - `observe`: recording what a folder scan saw.
+//! - `observe`: recording what a folder scan saw (SQLite's reconciliation).
 //! - `lease`: claims, renewals, takeovers, poll leases.
-//! - `upload`: the intent and its outcome.
+//! - `instance`: [`PgInstance`], the store as one daemon's engine uses it
+//!   (leases renewed, requests fenced by their lease).
+//! - `upload`: the intent, under the lease and the account's lock.
+//! - `outcome`: the server's answer, a failed attempt, a poll's news, a move.
+//! - `reads`: what the stages read (counts, rows of a state, pending rows).
 
 use std::fmt;
 use std::time::Duration;
@@ -52,13 +56,17 @@ use tokio_postgres::NoTls;
 use super::{Change, FileRow, State};
 
 mod error;
+mod instance;
 mod lease;
 mod migrate;
 mod observe;
+mod outcome;
+mod reads;
 mod rows;
 mod upload;
 
 pub use error::{PgError, PgResult};
+pub use instance::{PgInstance, FENCE_MARGIN, RENEW_EVERY, UPLOAD_LEASE};
 pub use lease::{Lease, LeasedRow, Orphan, PollClaim};
 pub use migrate::PG_SCHEMA_VERSION;
 
@@ -73,6 +81,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// What the pool connects with (for [`PgStore::take_instance`]'s own
+    /// session); holds the password: never shown.
+    config: tokio_postgres::Config,
     instance: String,
     /// user@host/database, for messages: never the password.
     target: String,
@@ -110,7 +121,7 @@ impl PgStore {
         }
         let target = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -128,6 +139,7 @@ impl PgStore {
             })?;
         let store = PgStore {
             pool,
+            config,
             instance: instance_id.to_owned(),
             target,
         };
@@ -182,6 +194,50 @@ impl PgStore {
         Ok(())
     }
 
+    /// Run as this instance: hold its session lock (a second daemon started
+    /// with the same instance id is refused while this one lives), and give
+    /// back the claims a previous run under this id left (rows claimed but not
+    /// started; its `uploading` rows stay leased to it, for its settle stage
+    /// to ask the server about at once). The lock lives as long as the guard
+    /// and its connection.
+    pub async fn take_instance(&self) -> PgResult<InstanceGuard> {
+        let what = "taking the instance lock";
+        let (client, connection) = self.config.connect(NoTls).await.map_err(self.db(what))?;
+        let task = tokio::spawn(async move {
+            // ends when the guard drops the client (or the server goes away)
+            let _ = connection.await;
+        });
+        let guard = InstanceGuard {
+            _client: client,
+            task,
+        };
+        let row = guard
+            ._client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended('docsync instance ' || $1, 0))",
+                &[&self.instance],
+            )
+            .await
+            .map_err(self.db(what))?;
+        let locked: bool = row.try_get(0).map_err(self.db(what))?;
+        if !locked {
+            return Err(PgError::InstanceTaken {
+                target: self.target.clone(),
+                instance: self.instance.clone(),
+            });
+        }
+        self.client(what)
+            .await?
+            .execute(
+                "UPDATE files SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE lease_owner = $1 AND state <> 'uploading'",
+                &[&self.instance],
+            )
+            .await
+            .map_err(self.db(what))?;
+        Ok(guard)
+    }
+
     /// One row by id, with its lease.
     pub async fn get(&self, id: i64) -> PgResult<Option<LeasedRow>> {
         let client = self.client("reading a file").await?;
@@ -222,6 +278,25 @@ impl PgStore {
         let new = rows::apply(&tx, &self.target, &self.instance, &leased.row, to, change).await?;
         tx.commit().await.map_err(self.db(what))?;
         Ok(new)
+    }
+}
+
+/// The session that holds an instance's lock ([`PgStore::take_instance`]):
+/// dropped, the connection closes and the lock is released.
+pub struct InstanceGuard {
+    _client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for InstanceGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -53,7 +53,7 @@ impl PgStore {
                 sha256: Some(intent.sha256.clone()),
                 ..Change::because(duplicate_reason(&original))
             };
-            let new = self.apply(&tx, &row, State::Duplicate, &change).await?;
+            let new = self.apply_in(&tx, &row, State::Duplicate, &change).await?;
             BeginUpload::Duplicate {
                 row: new,
                 original: Box::new(original),
@@ -69,7 +69,7 @@ impl PgStore {
                         sha256: Some(intent.sha256.clone()),
                         ..Change::because(quota_reason(&row.target.account, used, limit))
                     };
-                    let new = self.apply(&tx, &row, State::Invalid, &change).await?;
+                    let new = self.apply_in(&tx, &row, State::Invalid, &change).await?;
                     BeginUpload::QuotaExceeded {
                         row: new,
                         used,
@@ -83,7 +83,7 @@ impl PgStore {
                         attempts: Attempts::Increment,
                         ..Change::because(intent.reason.clone())
                     };
-                    BeginUpload::Started(self.apply(&tx, &row, State::Uploading, &change).await?)
+                    BeginUpload::Started(self.apply_in(&tx, &row, State::Uploading, &change).await?)
                 }
             }
         };
@@ -113,7 +113,7 @@ impl PgStore {
             ..Change::because(format!("uploaded by {}", self.instance))
         };
         let new = self
-            .apply(&tx, &leased.row, State::Pending, &change)
+            .apply_in(&tx, &leased.row, State::Pending, &change)
             .await?;
         tx.commit().await.map_err(self.db(what))?;
         Ok(new)
@@ -128,16 +128,6 @@ impl PgStore {
         let used = self.quota_used_in(&tx, target, None).await?;
         tx.commit().await.map_err(self.db(what))?;
         Ok(used)
-    }
-
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        row: &FileRow,
-        to: State,
-        change: &Change,
-    ) -> PgResult<FileRow> {
-        rows::apply(tx, &self.target, &self.instance, row, to, change).await
     }
 
     /// The account's advisory lock, held until `tx` ends: the intents of one

@@ -1,0 +1,143 @@
+//! `[state]`: where the state lives when several daemons share it.
+//!
+//! Without `url` (the default) the state is the SQLite database in
+//! `state_dir`, one daemon's own. With `url = "postgres://…"` (or
+//! `DOCSYNC_STATE_URL`) it is in PostgreSQL, shared by every daemon pointed
+//! at the same database; `instance` names this daemon there (default: the
+//! host name and the state directory), and the `state_dir` still holds the
+//! instance lock.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::env::{env_vars, Env};
+use super::problems::Problems;
+
+/// `[state]` as TOML reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) instance: Option<Spanned<String>>,
+}
+
+/// Where the state is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The PostgreSQL database shared by several daemons; `None`: SQLite in
+    /// `state_dir`.
+    pub url: Option<StateUrl>,
+    /// This daemon's name in the shared state (what its leases carry);
+    /// `None`: [`StateConfig::instance_id`]'s default.
+    pub instance: Option<String>,
+}
+
+impl StateConfig {
+    /// This daemon's instance id: `instance`, or `HOSTNAME:STATE_DIR` (two
+    /// daemons on one host need two state directories anyway, for the lock).
+    pub fn instance_id(&self, state_dir: &Path) -> String {
+        if let Some(id) = &self.instance {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{host}:{}", state_dir.display())
+    }
+}
+
+/// A PostgreSQL connection URL. It may carry a password: `Debug` and
+/// `Display` show neither it nor anything after the scheme's host part.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StateUrl(String);
+
+impl StateUrl {
+    /// The URL itself, to connect with (never to log).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StateUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StateUrl(<redacted>)")
+    }
+}
+
+/// `[state]` with `DOCSYNC_STATE_URL` over its `url`.
+pub(super) fn state(raw: Option<RawState>, env: &Env, p: &mut Problems<'_>) -> StateConfig {
+    let (url, instance) = match raw {
+        Some(r) => (r.url, r.instance),
+        None => (None, None),
+    };
+    let url = env.overlay(
+        env_vars::STATE_URL,
+        |v| v.to_owned(),
+        "state.url",
+        url,
+        |s| s,
+    );
+    let url = url.and_then(|u| {
+        let text = u.value.trim();
+        let is_pg = text.starts_with("postgres://") || text.starts_with("postgresql://");
+        if !is_pg {
+            // never echo the value: it may hold a password
+            p.error(
+                u.span,
+                u.key,
+                "the state URL is not a PostgreSQL URL",
+                "write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (a socket directory as \
+                 ?host=/path), or remove it to keep the state in SQLite in state_dir",
+            );
+            return None;
+        }
+        Some(StateUrl(text.to_owned()))
+    });
+    let instance = instance.and_then(|i| {
+        let span = Some(i.span());
+        let id = i.into_inner();
+        let bad =
+            id.trim().is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control);
+        if bad {
+            p.error(
+                span,
+                "state.instance",
+                "the instance name is empty, too long or holds a control character",
+                "use 1 to 200 printable characters, unique per daemon (e.g. the host name)",
+            );
+            return None;
+        }
+        Some(id)
+    });
+    StateConfig { url, instance }
+}
+
+/// What the PostgreSQL state does not carry yet: a setup that needs it is
+/// refused with the reason, never run half-way.
+pub(super) fn not_yet_shared(config: &super::Config, p: &mut Problems<'_>) {
+    if config.state.url.is_none() {
+        return;
+    }
+    if !config.hooks.kinds().is_empty() {
+        p.error(
+            None,
+            "hooks",
+            "[hooks] are not supported with the state in PostgreSQL yet (their outbox is in \
+             SQLite only)",
+            "remove [hooks] or state.url",
+        );
+    }
+    if config.admin.is_some() {
+        p.error(
+            None,
+            "admin",
+            "[admin] (the status page) is not supported with the state in PostgreSQL yet",
+            "remove [admin] or state.url",
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! Several daemons (separate `docsync run` processes) on one folder with one
+//! state in PostgreSQL (issue 16): every file uploaded exactly once, the
+//! accounts' 50-file quota counted over every daemon's uploads, and SIGKILLs
+//! of either daemon losing and duplicating nothing.
+//!
+//! Each test gets a fresh database in this binary's throwaway cluster
+//! (`docsync-pgtest`: Unix socket only). Without PostgreSQL the tests say so
+//! loudly and pass, unless `DOCSYNC_REQUIRE_POSTGRES=1` (CI), where they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use docsync_pgtest::{database_or_skip, Database};
+use rand::{Rng, SeedableRng};
+
+use crate::crash::{assert_exactly_once, local_files, seed, LocalFile};
+use crate::harness::{wait_until, Daemon, TestSandbox, Workspace};
+
+/// The quota the daemons must respect across hosts (Moov's, per account).
+const QUOTA: usize = 50;
+/// The quota reason's words (`store::upload::quota_reason`).
+const QUOTA_REASON: &str = "the most it may hold is 50";
+
+/// One workspace (the shared folder), one sandbox, one database, and a
+/// connection of the test's own to read the shared state.
+struct Shared {
+    sandbox: TestSandbox,
+    w: Workspace,
+    db: Database,
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Shared {
+    fn new(db: Database) -> Shared {
+        let sandbox = TestSandbox::start();
+        let w = Workspace::with_sandbox(&sandbox);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = runtime.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                .await
+                .expect("the test's own connection");
+            tokio::spawn(conn);
+            client
+        });
+        Shared {
+            sandbox,
+            w,
+            db,
+            runtime,
+            client,
+        }
+    }
+
+    /// `name.toml`: the shared folder, the shared state, this daemon's own
+    /// state directory and instance name.
+    fn write_config(&self, name: &str) -> PathBuf {
+        self.w.write_file(
+            &format!("{name}.toml"),
+            &format!(
+                r#"state_dir = "state-{name}"
+quiet_window = "200ms"
+poll_interval = "300ms"
+retry_initial = "200ms"
+concurrency = 4
+
+[state]
+url = "{}"
+instance = "{name}"
+
+[[folder]]
+path = "inbox"
+"#,
+                self.db.url
+            ),
+        )
+    }
+
+    /// `docsync run` as daemon `name` (its own state directory).
+    fn spawn(&self, name: &str) -> Daemon {
+        let mut cmd = self.w.cmd(["run", "--config", &format!("{name}.toml")]);
+        cmd.env(
+            "DOCSYNC_STATE_DIR",
+            self.w.path().join(format!("state-{name}")),
+        );
+        self.w.spawn_command(cmd)
+    }
+
+    fn try_query(&self, sql: &str) -> Result<Vec<tokio_postgres::Row>, String> {
+        self.runtime
+            .block_on(self.client.query(sql, &[]))
+            .map_err(|e| format!("{sql}: {e:?}"))
+    }
+
+    fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.try_query(sql).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Live rows per state (an error before the daemons created the schema).
+    fn try_states(&self) -> Result<BTreeMap<String, i64>, String> {
+        let rows = self.try_query(
+            "SELECT state, COUNT(*) FROM files \
+             WHERE state NOT IN ('superseded', 'deleted') GROUP BY state",
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn states(&self) -> BTreeMap<String, i64> {
+        self.try_states().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Wait until `files` live rows are all decided (approved, rejected or
+    /// invalid).
+    fn wait_all_decided(&self, files: usize, daemons: &[&Daemon]) {
+        wait_until(
+            Duration::from_secs(240),
+            "every file decided in the shared state",
+            || {
+                let states = self.try_states()?;
+                let total: i64 = states.values().sum();
+                let decided: i64 = ["approved", "rejected", "invalid"]
+                    .iter()
+                    .map(|s| states.get(*s).copied().unwrap_or(0))
+                    .sum();
+                if total == files as i64 && decided == total {
+                    return Ok(());
+                }
+                let logs: String = daemons
+                    .iter()
+                    .map(|d| tail(&d.log(), 15))
+                    .collect::<Vec<_>>()
+                    .join("\n---\n");
+                Err(format!("{states:?} of {files} files\n--- logs\n{logs}"))
+            },
+        );
+    }
+
+    /// Intents committed per instance (first attempts and retries).
+    fn intents_by_instance(&self) -> BTreeMap<String, i64> {
+        self.query(
+            "SELECT instance, COUNT(*) FROM events WHERE to_state = 'uploading' \
+             AND from_state IN ('stable', 'retrying') GROUP BY instance",
+        )
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    }
+
+    /// Every normal file exactly once on the server; of the quota account's
+    /// files exactly [`QUOTA`] (none twice), the rest `invalid` with the
+    /// quota's reason.
+    fn assert_exactly_once_within_quota(&self, normal: &[LocalFile], over: &[LocalFile]) {
+        let server = self.sandbox.server_files();
+        let over_account = &over[0].account;
+        let (on_over, on_normal): (Vec<_>, Vec<_>) = server
+            .into_iter()
+            .partition(|f| &f.account_id == over_account);
+        assert_exactly_once(normal, &on_normal);
+        let mut copies: HashMap<&str, usize> = HashMap::new();
+        for f in &on_over {
+            *copies.entry(f.sha256.as_str()).or_default() += 1;
+        }
+        let known: Vec<&str> = over.iter().map(|f| f.sha256.as_str()).collect();
+        assert!(
+            copies.iter().all(|(sha, n)| *n == 1 && known.contains(sha)),
+            "the quota account's files on the server: {copies:?}"
+        );
+        assert_eq!(on_over.len(), QUOTA, "the quota account holds {QUOTA}");
+        let refused = self.query(&format!(
+            "SELECT decision_reason, last_error, \
+             (SELECT reason FROM events e WHERE e.file_id = f.id ORDER BY e.id DESC LIMIT 1) \
+             FROM files f WHERE account = '{over_account}' AND state = 'invalid'"
+        ));
+        assert_eq!(
+            refused.len(),
+            over.len() - QUOTA,
+            "rows refused by the quota"
+        );
+        for r in &refused {
+            let reason: Option<String> = r.get(2);
+            assert!(
+                reason.as_deref().is_some_and(|t| t.contains(QUOTA_REASON)),
+                "{reason:?}"
+            );
+        }
+    }
+}
+
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// 40 accounts of 50 files, and one account with 3 files more than its quota.
+fn files(prefix: &str) -> (Vec<LocalFile>, Vec<LocalFile>) {
+    let normal = local_files(prefix, 40, QUOTA);
+    let over = local_files(&format!("{prefix}-over"), 1, QUOTA + 3);
+    (normal, over)
+}
+
+/// `n` daemons on one folder of 2,053 files (dropped before they start, so
+/// every daemon's first scan finds them all and they compete for each one).
+fn daemons_share_one_folder(test: &str, n: usize) {
+    let Some(db) = database_or_skip(test) else {
+        return;
+    };
+    let shared = Shared::new(db);
+    let (normal, over) = files(test);
+    for f in normal.iter().chain(&over) {
+        shared.w.drop_file(&f.rel, &f.bytes);
+    }
+    let names: Vec<String> = (0..n).map(|i| format!("host-{i}")).collect();
+    let daemons: Vec<Daemon> = names
+        .iter()
+        .map(|name| {
+            shared.write_config(name);
+            shared.spawn(name)
+        })
+        .collect();
+    let refs: Vec<&Daemon> = daemons.iter().collect();
+    shared.wait_all_decided(normal.len() + over.len(), &refs);
+
+    shared.assert_exactly_once_within_quota(&normal, &over);
+    // the work was shared: every daemon committed intents
+    let intents = shared.intents_by_instance();
+    for name in &names {
+        assert!(
+            intents.get(name).copied().unwrap_or(0) > 0,
+            "{name} sent nothing: {intents:?}"
+        );
+    }
+    let total: i64 = intents.values().sum();
+    assert_eq!(
+        total as usize,
+        normal.len() + QUOTA,
+        "one intent per file sent (no fault, no retry): {intents:?}"
+    );
+    for d in daemons {
+        let status = d.stop(Duration::from_secs(20));
+        assert!(status.success(), "{status}");
+    }
+}
+
+#[test]
+fn two_daemons_share_one_folder_and_upload_each_file_once() {
+    daemons_share_one_folder("two_daemons", 2);
+}
+
+#[test]
+fn three_daemons_share_one_folder_and_upload_each_file_once() {
+    daemons_share_one_folder("three_daemons", 3);
+}
+
+/// Two daemons on one folder, files arriving in waves; one of them (chosen
+/// at random) SIGKILLed at a random moment 12 times and started again. The
+/// seed is printed; `DOCSYNC_CRASH_SEED=<u64>` replays it.
+#[test]
+fn sigkill_either_of_two_daemons_loses_and_duplicates_nothing() {
+    let Some(db) = database_or_skip("two_daemons_killed") else {
+        return;
+    };
+    let seed = seed();
+    let kills = 12;
+    eprintln!("shared crash: seed {seed} (replay with DOCSYNC_CRASH_SEED={seed}); {kills} kills");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let shared = Shared::new(db);
+    shared.sandbox.set_faults(docsync_sandbox::FaultConfig {
+        latency_ms: 20,
+        ..docsync_sandbox::FaultConfig::default()
+    });
+    let files = local_files("two_daemons_killed", 12, 40);
+    let names = ["host-a", "host-b"];
+    for name in names {
+        shared.write_config(name);
+    }
+    let waves: Vec<&[LocalFile]> = files.chunks(files.len().div_ceil(kills)).collect();
+    let mut daemons: Vec<Option<Daemon>> = names.iter().map(|n| Some(shared.spawn(n))).collect();
+    for cycle in 0..kills {
+        let before = shared.sandbox.count("uploadFile");
+        if let Some(wave) = waves.get(cycle) {
+            for f in *wave {
+                shared.w.drop_file(&f.rel, &f.bytes);
+            }
+        }
+        let victim = rng.gen_range(0..names.len());
+        let wait_for = rng.gen_range(1..=20);
+        let extra = rng.gen_range(0..200);
+        // some uploads of this wave first (or all of them), then the kill
+        wait_until(
+            Duration::from_secs(60),
+            "uploads to kill in the middle of",
+            || {
+                let sent = shared.sandbox.count("uploadFile") - before;
+                let dropped = waves.iter().take(cycle + 1).map(|w| w.len()).sum::<usize>();
+                if sent >= wait_for || shared.sandbox.server_files().len() >= dropped {
+                    Ok(())
+                } else {
+                    Err(format!("{sent} of {wait_for} uploads"))
+                }
+            },
+        );
+        std::thread::sleep(Duration::from_millis(extra));
+        if let Some(d) = daemons[victim].take() {
+            d.kill();
+        }
+        eprintln!(
+            "kill {}: {} after {wait_for} uploads + {extra} ms",
+            cycle + 1,
+            names[victim]
+        );
+        daemons[victim] = Some(shared.spawn(names[victim]));
+    }
+    let refs: Vec<&Daemon> = daemons.iter().flatten().collect();
+    shared.wait_all_decided(files.len(), &refs);
+    assert_exactly_once(&files, &shared.sandbox.server_files());
+    // nothing left leased to a dead process, nothing uploading
+    let states = shared.states();
+    assert_eq!(states.get("uploading"), None, "{states:?}");
+}
