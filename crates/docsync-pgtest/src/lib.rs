@@ -118,6 +118,7 @@ pub struct PgCluster {
     root: Option<tempfile::TempDir>,
     socket_dir: PathBuf,
     bindir: PathBuf,
+    runner: Runner,
     watchdog: Mutex<Option<Watchdog>>,
     next_db: AtomicU32,
 }
@@ -199,7 +200,9 @@ impl PgCluster {
         run(initdb.current_dir(&socket_dir))?;
         let conf = data.join("postgresql.conf");
         let settings = format!(
-            "\n# docsync-pgtest: a Unix socket only, no durability (a test cluster)\n\
+            "\n# docsync-pgtest: a Unix socket only, no durability (a test cluster; \
+             synchronous_commit off as a careless server might run: docsync must \
+             turn it on for its own sessions)\n\
              listen_addresses = ''\n\
              unix_socket_directories = '{}'\n\
              unix_socket_permissions = 0700\n\
@@ -213,9 +216,36 @@ impl PgCluster {
             root: Some(root),
             socket_dir,
             bindir,
+            runner,
             watchdog: Mutex::new(Some(watchdog)),
             next_db: AtomicU32::new(0),
         })
+    }
+
+    /// Stop the server at once (`pg_ctl stop -m immediate`: every connection
+    /// cut, as in a crash), for a test of an outage. The watchdog still stops
+    /// it at the end if it is started again.
+    pub fn stop_server(&self) -> Result<(), Error> {
+        let mut stop = self.runner.command(&self.bindir.join("pg_ctl"));
+        stop.arg("stop")
+            .arg("-D")
+            .arg(self.socket_dir.join("data"))
+            .args(["-m", "immediate", "-w"]);
+        run(stop.current_dir(&self.socket_dir)).map(drop)
+    }
+
+    /// Start the server again after [`PgCluster::stop_server`] (it accepts
+    /// connections when this returns).
+    pub fn start_server(&self) -> Result<(), Error> {
+        let mut start = self.runner.command(&self.bindir.join("pg_ctl"));
+        start
+            .arg("start")
+            .arg("-D")
+            .arg(self.socket_dir.join("data"))
+            .arg("-l")
+            .arg(self.socket_dir.join("server.log"))
+            .args(["-w", "-t", "60", "-s"]);
+        run(start.current_dir(&self.socket_dir)).map(drop)
     }
 
     /// The directory holding the server's socket (libpq's `host`).
@@ -322,6 +352,25 @@ pub fn database_or_skip(test: &str) -> Option<Database> {
     };
     match cluster.fresh_database(test) {
         Ok(db) => Some(db),
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
+/// A cluster of the test's own (for a test that stops its server), or `None`
+/// with the same loud message as [`database_or_skip`] when PostgreSQL is not
+/// installed and not required.
+pub fn own_cluster_or_skip(test: &str) -> Option<PgCluster> {
+    match PgCluster::start() {
+        Ok(cluster) => Some(cluster),
+        Err(Error::NotInstalled) if !required() => {
+            eprintln!(
+                "\n######## SKIPPED {test}: {}\n######## (set {REQUIRE_ENV}=1 to make this a \
+                 failure, as CI does)\n",
+                Error::NotInstalled
+            );
+            None
+        }
+        Err(e @ Error::NotInstalled) => panic!("{test}: {e} ({REQUIRE_ENV}=1)"),
         Err(e) => panic!("{test}: {e}"),
     }
 }

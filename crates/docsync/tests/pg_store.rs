@@ -666,3 +666,47 @@ async fn an_intent_is_committed_when_begin_upload_returns() {
         .expect_err("not an intent");
     assert!(matches!(err, PgError::NotAnIntent { .. }), "{err}");
 }
+
+/// The throwaway cluster runs `synchronous_commit = off`, as a careless
+/// server might: a crash then takes back commits it had already answered.
+/// The store turns it on for its own sessions, so an intent `begin_upload`
+/// returned survives PostgreSQL crashing right after (`pg_ctl stop -m
+/// immediate`), and a request sent on it is never followed by a row that
+/// looks unsent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_survives_postgres_crashing_right_after_begin_upload_returns() {
+    let Some(cluster) = docsync_pgtest::own_cluster_or_skip("pg_intent_durable") else {
+        return;
+    };
+    let db = cluster
+        .fresh_database("intent_durable")
+        .expect("a database");
+    let a = host(&db, "host-a").await;
+    let ids = stable_rows(&a, "shared", ACCOUNT, 40).await;
+    assert_eq!(claim_all(&a, 40).await.len(), ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let started = a
+            .begin_upload(*id, State::Stable, &intent(&format!("{i:064x}"), None))
+            .await
+            .expect("begin");
+        assert!(matches!(started, BeginUpload::Started(_)));
+    }
+    // the crash, as soon as the last intent was answered
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop_server().expect("crashing PostgreSQL");
+        cluster.start_server().expect("starting PostgreSQL again");
+        cluster
+    })
+    .await
+    .expect("the crash");
+    let observer = raw(&db).await;
+    let uploading: i64 = observer
+        .query_one(
+            "SELECT count(*) FROM files WHERE id = ANY($1) AND state = 'uploading'",
+            &[&ids],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(uploading, 40, "intents answered before the crash were lost");
+}

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -22,10 +23,17 @@ use super::problems::Problems;
 pub(super) struct RawState {
     pub(super) url: Option<Spanned<String>>,
     pub(super) instance: Option<Spanned<String>>,
+    pub(super) lease: Option<Spanned<String>>,
 }
 
+/// How long a daemon's claim on a row lasts without a renewal, by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The shortest lease: renewals and the fence before it need room.
+const MIN_LEASE: Duration = Duration::from_secs(2);
+const MAX_LEASE: Duration = Duration::from_secs(3600);
+
 /// Where the state is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
     /// The PostgreSQL database shared by several daemons; `None`: SQLite in
     /// `state_dir`.
@@ -33,6 +41,19 @@ pub struct StateConfig {
     /// This daemon's name in the shared state (what its leases carry);
     /// `None`: [`StateConfig::instance_id`]'s default.
     pub instance: Option<String>,
+    /// How long a daemon's claim on a row lasts without a renewal: how soon
+    /// another daemon takes over the uploads of one that died.
+    pub lease: Duration,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: None,
+            instance: None,
+            lease: DEFAULT_LEASE,
+        }
+    }
 }
 
 impl StateConfig {
@@ -71,10 +92,31 @@ impl fmt::Debug for StateUrl {
 
 /// `[state]` with `DOCSYNC_STATE_URL` over its `url`.
 pub(super) fn state(raw: Option<RawState>, env: &Env, p: &mut Problems<'_>) -> StateConfig {
-    let (url, instance) = match raw {
-        Some(r) => (r.url, r.instance),
-        None => (None, None),
+    let (url, instance, lease) = match raw {
+        Some(r) => (r.url, r.instance, r.lease),
+        None => (None, None, None),
     };
+    let lease = lease.map_or(DEFAULT_LEASE, |l| {
+        let span = Some(l.span());
+        let text = l.into_inner();
+        match super::parse::parse_duration(&text) {
+            Ok(d) if (MIN_LEASE..=MAX_LEASE).contains(&d) => d,
+            Ok(_) => {
+                p.error(
+                    span,
+                    "state.lease",
+                    format!("`{text}` is outside 2s..1h"),
+                    "use e.g. \"30s\" (the default): how soon another daemon takes over the \
+                     uploads of one that died",
+                );
+                DEFAULT_LEASE
+            }
+            Err(e) => {
+                p.error(span, "state.lease", e, super::problems::DURATION_FIX);
+                DEFAULT_LEASE
+            }
+        }
+    });
     let url = env.overlay(
         env_vars::STATE_URL,
         |v| v.to_owned(),
@@ -114,7 +156,11 @@ pub(super) fn state(raw: Option<RawState>, env: &Env, p: &mut Problems<'_>) -> S
         }
         Some(id)
     });
-    StateConfig { url, instance }
+    StateConfig {
+        url,
+        instance,
+        lease,
+    }
 }
 
 /// What the PostgreSQL state does not carry yet: a setup that needs it is

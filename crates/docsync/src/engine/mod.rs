@@ -45,7 +45,7 @@ use crate::local::ignore::IgnoreSet;
 use crate::local::watcher::{hint_channel, FolderWatcher, RescanQueue};
 use crate::model::{now_ms, text, Folder, HookKind, WatcherKind};
 use crate::remote::Apis;
-use crate::store::pg::{PgInstance, PgStore, RENEW_EVERY};
+use crate::store::pg::{PgInstance, PgStore};
 use crate::store::{
     create_state_dir, InstanceLock, SharedStore, State, StateStore, Store, DB_FILE,
 };
@@ -307,9 +307,10 @@ impl Engine {
         tracker.spawn(
             settle::run(ctx.clone(), stop.clone()).instrument(tracing::info_span!("settle")),
         );
-        if ctx.store.is_shared() {
+        if let Some(every) = ctx.store.renew_every() {
             tracker.spawn(
-                renew_leases(ctx.clone(), stop.clone()).instrument(tracing::info_span!("leases")),
+                renew_leases(ctx.clone(), every, stop.clone())
+                    .instrument(tracing::info_span!("leases")),
             );
         }
         if let Some(hooks) = hooks {
@@ -327,13 +328,37 @@ impl Engine {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let beat = ctx.beats.register("engine");
+        let mut last_counts = BTreeMap::new();
+        let mut store_down = false;
         let counts = loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break ctx.store.counts_by_state().await?,
+                _ = shutdown.cancelled() => {
+                    break ctx.store.counts_by_state().await.unwrap_or(last_counts);
+                }
                 _ = tick.tick() => {}
             }
             beat.beat();
-            let counts = ctx.store.counts_by_state().await?;
+            // the store out of reach (PostgreSQL restarting, a locked disk) is
+            // waited out, said once: the stages retry on their own
+            let counts = match ctx.store.counts_by_state().await {
+                Ok(counts) => {
+                    if std::mem::take(&mut store_down) {
+                        info!("the state store answers again");
+                    }
+                    counts
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut store_down, true) {
+                        warn!(error = %e, "the state store does not answer; waiting for it");
+                    }
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                        timed_out = true;
+                        break last_counts;
+                    }
+                    continue;
+                }
+            };
+            last_counts = counts.clone();
             publish(counts.clone()).await;
             if let Some(deadline) = deadline {
                 let waiting = intake.lock().await.waiting();
@@ -404,7 +429,7 @@ async fn open_state(config: &Config, api_change: ApiChange, admin: bool) -> Resu
     let pg = PgStore::connect(url.expose(), &instance).await?;
     info!(database = %pg.target(), instance = %text::escape(instance.as_bytes()), "state shared in PostgreSQL");
     Ok(StateStore::postgres(
-        PgInstance::new(pg, config.poll_interval).await?,
+        PgInstance::new(pg, config.state.lease, config.poll_interval).await?,
     ))
 }
 
@@ -412,12 +437,12 @@ async fn open_state(config: &Config, api_change: ApiChange, admin: bool) -> Resu
 /// PostgreSQL) until `stop`. A renewal that fails is tried again at the
 /// next beat; a row whose lease runs out meanwhile has its request stopped
 /// ([`StateStore::lease_lost`]).
-async fn renew_leases(ctx: Ctx, stop: tokio_util::sync::CancellationToken) {
+async fn renew_leases(ctx: Ctx, every: Duration, stop: tokio_util::sync::CancellationToken) {
     let beat = ctx.beats.register("leases");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = beat.idle_while(tokio::time::sleep(RENEW_EVERY)) => {}
+            _ = beat.idle_while(tokio::time::sleep(every)) => {}
         }
         beat.beat();
         if let Err(e) = ctx.store.renew_leases(ctx.in_flight.ids()).await {

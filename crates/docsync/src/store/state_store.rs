@@ -63,9 +63,13 @@ impl StateStore {
         }
     }
 
-    /// Whether the state is shared in PostgreSQL.
-    pub fn is_shared(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
+    /// How often the leases of the rows in hand are renewed (`None`: no
+    /// leases, SQLite).
+    pub fn renew_every(&self) -> Option<std::time::Duration> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pg) => Some(pg.renew_every()),
+        }
     }
 
     /// Renew the leases of the rows in hand (`ids`); nothing to do on SQLite.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use docsync_pgtest::{database_or_skip, Database};
+use docsync_pgtest::{database_or_skip, own_cluster_or_skip, Database};
 use rand::{Rng, SeedableRng};
 
 use crate::crash::{assert_exactly_once, local_files, seed, LocalFile};
@@ -41,13 +41,7 @@ impl Shared {
             .enable_all()
             .build()
             .unwrap();
-        let client = runtime.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-                .await
-                .expect("the test's own connection");
-            tokio::spawn(conn);
-            client
-        });
+        let client = connect(&runtime, &db);
         Shared {
             sandbox,
             w,
@@ -60,6 +54,11 @@ impl Shared {
     /// `name.toml`: the shared folder, the shared state, this daemon's own
     /// state directory and instance name.
     fn write_config(&self, name: &str) -> PathBuf {
+        self.write_config_with(name, "")
+    }
+
+    /// [`Shared::write_config`] with `state_extra` in `[state]`.
+    fn write_config_with(&self, name: &str, state_extra: &str) -> PathBuf {
         self.w.write_file(
             &format!("{name}.toml"),
             &format!(
@@ -72,6 +71,7 @@ concurrency = 4
 [state]
 url = "{}"
 instance = "{name}"
+{state_extra}
 
 [[folder]]
 path = "inbox"
@@ -89,6 +89,24 @@ path = "inbox"
             self.w.path().join(format!("state-{name}")),
         );
         self.w.spawn_command(cmd)
+    }
+
+    /// A daemon per name, each with its configuration written.
+    fn spawn_all(&self, names: &[impl AsRef<str>]) -> Vec<Daemon> {
+        names
+            .iter()
+            .map(|name| {
+                self.write_config(name.as_ref());
+                self.spawn(name.as_ref())
+            })
+            .collect()
+    }
+
+    /// The same, with a new connection of the test's own (after the server
+    /// restarted).
+    fn reconnected(mut self) -> Shared {
+        self.client = connect(&self.runtime, &self.db);
+        self
     }
 
     fn try_query(&self, sql: &str) -> Result<Vec<tokio_postgres::Row>, String> {
@@ -135,20 +153,93 @@ path = "inbox"
                     .map(|d| tail(&d.log(), 15))
                     .collect::<Vec<_>>()
                     .join("\n---\n");
-                Err(format!("{states:?} of {files} files\n--- logs\n{logs}"))
+                let failed: Vec<String> = self
+                    .try_query(
+                        "SELECT id, state, last_error FROM files WHERE state = 'failed' LIMIT 5",
+                    )?
+                    .iter()
+                    .map(|r| {
+                        let (id, state, err): (i64, String, Option<String>) =
+                            (r.get(0), r.get(1), r.get(2));
+                        let events: Vec<String> = self
+                            .query(&format!(
+                                "SELECT from_state, to_state, reason, instance FROM events \
+                                 WHERE file_id = {id} ORDER BY id"
+                            ))
+                            .iter()
+                            .map(|e| {
+                                let (from, to, why, who): (
+                                    Option<String>,
+                                    String,
+                                    String,
+                                    Option<String>,
+                                ) = (e.get(0), e.get(1), e.get(2), e.get(3));
+                                format!("{from:?} -> {to} by {who:?}: {why}")
+                            })
+                            .collect();
+                        format!("row {id} {state}: {err:?}\n  {}", events.join("\n  "))
+                    })
+                    .collect();
+                let twice = if failed.is_empty() {
+                    String::new()
+                } else {
+                    self.held_twice()
+                };
+                Err(format!(
+                    "{states:?} of {files} files\nfailed: {failed:#?}\n{twice}--- logs\n{logs}"
+                ))
             },
         );
     }
 
+    /// The contents the sandbox holds more than once, each with its rows'
+    /// events: what to read when an upload met a full account.
+    fn held_twice(&self) -> String {
+        let mut by_sha: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for f in self.sandbox.server_files() {
+            by_sha
+                .entry(f.sha256.clone())
+                .or_default()
+                .push(format!("{} {}", f.account_id, f.file_name));
+        }
+        let mut out = String::new();
+        for (sha, copies) in by_sha.iter().filter(|(_, c)| c.len() > 1) {
+            out.push_str(&format!("held twice: {copies:?}\n"));
+            let rows = self.try_query(&format!(
+                "SELECT e.file_id, e.from_state, e.to_state, e.reason, e.instance \
+                 FROM events e JOIN files f ON f.id = e.file_id \
+                 WHERE f.sha256 = '{sha}' ORDER BY e.id"
+            ));
+            for r in rows.unwrap_or_default() {
+                let (id, from, to, why, who): (
+                    i64,
+                    Option<String>,
+                    String,
+                    String,
+                    Option<String>,
+                ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+                out.push_str(&format!("  row {id}: {from:?} -> {to} by {who:?}: {why}\n"));
+            }
+        }
+        out
+    }
+
     /// Intents committed per instance (first attempts and retries).
     fn intents_by_instance(&self) -> BTreeMap<String, i64> {
-        self.query(
-            "SELECT instance, COUNT(*) FROM events WHERE to_state = 'uploading' \
+        self.try_intents_by_instance()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Shared::intents_by_instance`], an error before the schema exists.
+    fn try_intents_by_instance(&self) -> Result<BTreeMap<String, i64>, String> {
+        Ok(self
+            .try_query(
+                "SELECT instance, COUNT(*) FROM events WHERE to_state = 'uploading' \
              AND from_state IN ('stable', 'retrying') GROUP BY instance",
-        )
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     /// Every normal file exactly once on the server; of the quota account's
@@ -191,6 +282,17 @@ path = "inbox"
     }
 }
 
+/// A connection of the test's own to `db`.
+fn connect(runtime: &tokio::runtime::Runtime, db: &Database) -> tokio_postgres::Client {
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .expect("the test's own connection");
+        tokio::spawn(conn);
+        client
+    })
+}
+
 fn tail(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -215,13 +317,7 @@ fn daemons_share_one_folder(test: &str, n: usize) {
         shared.w.drop_file(&f.rel, &f.bytes);
     }
     let names: Vec<String> = (0..n).map(|i| format!("host-{i}")).collect();
-    let daemons: Vec<Daemon> = names
-        .iter()
-        .map(|name| {
-            shared.write_config(name);
-            shared.spawn(name)
-        })
-        .collect();
+    let daemons = shared.spawn_all(&names);
     let refs: Vec<&Daemon> = daemons.iter().collect();
     shared.wait_all_decided(normal.len() + over.len(), &refs);
 
@@ -321,4 +417,138 @@ fn sigkill_either_of_two_daemons_loses_and_duplicates_nothing() {
     // nothing left leased to a dead process, nothing uploading
     let states = shared.states();
     assert_eq!(states.get("uploading"), None, "{states:?}");
+}
+
+/// Every file the server holds is recorded on a row (its remote ID), and
+/// that row went through a committed intent: nothing was sent without one.
+fn assert_every_upload_had_an_intent(shared: &Shared) {
+    let recorded: HashMap<String, i64> = shared
+        .query(
+            "SELECT f.remote_id, (SELECT COUNT(*) FROM events e WHERE e.file_id = f.id \
+             AND e.to_state = 'uploading' AND e.from_state IN ('stable', 'retrying')) \
+             FROM files f WHERE f.remote_id IS NOT NULL",
+        )
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for f in shared.sandbox.server_files() {
+        let intents = recorded.get(&f.file_id).copied().unwrap_or(0);
+        assert!(
+            intents >= 1,
+            "{} on the server without an intent",
+            f.file_id
+        );
+    }
+}
+
+/// Two daemons syncing when PostgreSQL stops (connections cut) for a few
+/// seconds, twice: they wait, go on when it is back, and nothing is lost,
+/// duplicated or sent without a committed intent.
+#[test]
+fn postgres_stopped_mid_sync_daemons_wait_and_go_on() {
+    let test = "postgres_stopped";
+    let Some(cluster) = own_cluster_or_skip(test) else {
+        return;
+    };
+    let db = cluster.fresh_database(test).expect("a database");
+    let shared = Shared::new(db);
+    shared.sandbox.set_faults(docsync_sandbox::FaultConfig {
+        latency_ms: 20,
+        ..docsync_sandbox::FaultConfig::default()
+    });
+    let files = local_files(test, 12, 50);
+    for f in &files {
+        shared.w.drop_file(&f.rel, &f.bytes);
+    }
+    let daemons = shared.spawn_all(&["host-a", "host-b"]);
+    for (uploads, outage) in [(60, Duration::from_secs(3)), (250, Duration::from_secs(2))] {
+        wait_until(
+            Duration::from_secs(120),
+            "uploads before the outage",
+            || {
+                let sent = shared.sandbox.count("uploadFile");
+                if sent >= uploads {
+                    Ok(())
+                } else {
+                    Err(format!("{sent} of {uploads} uploads"))
+                }
+            },
+        );
+        cluster.stop_server().expect("stopping PostgreSQL");
+        let during = shared.sandbox.count("uploadFile");
+        // the outage itself: its length is what is tested, not a wait for a condition
+        std::thread::sleep(outage);
+        cluster.start_server().expect("starting PostgreSQL again");
+        eprintln!(
+            "outage of {outage:?} after {uploads} uploads: {} requests sent while it lasted",
+            shared.sandbox.count("uploadFile") - during
+        );
+    }
+    // the test's own connection died with the server: a new one
+    let shared = shared.reconnected();
+    let refs: Vec<&Daemon> = daemons.iter().collect();
+    shared.wait_all_decided(files.len(), &refs);
+    assert_exactly_once(&files, &shared.sandbox.server_files());
+    assert_every_upload_had_an_intent(&shared);
+    for d in daemons {
+        let status = d.stop(Duration::from_secs(20));
+        assert!(status.success(), "a daemon did not go on: {status}");
+    }
+}
+
+/// A daemon killed for good with uploads in flight: once its lease (2 s
+/// here) has expired, the other daemon takes its `uploading` rows over, asks
+/// the server about each, and finishes everything: nothing lost, nothing
+/// sent twice.
+#[test]
+fn a_dead_daemons_uploads_are_taken_over_after_its_lease() {
+    let Some(db) = database_or_skip("taken_over") else {
+        return;
+    };
+    let shared = Shared::new(db);
+    // slow answers: the kill finds requests in flight
+    shared.sandbox.set_faults(docsync_sandbox::FaultConfig {
+        latency_ms: 300,
+        ..docsync_sandbox::FaultConfig::default()
+    });
+    let files = local_files("taken_over", 4, 30);
+    for f in &files {
+        shared.w.drop_file(&f.rel, &f.bytes);
+    }
+    shared.write_config_with("host-a", "lease = \"2s\"");
+    shared.write_config_with("host-b", "lease = \"2s\"");
+    let a = shared.spawn("host-a");
+    wait_until(Duration::from_secs(60), "host-a's first uploads", || {
+        let mine = shared
+            .try_intents_by_instance()?
+            .get("host-a")
+            .copied()
+            .unwrap_or(0);
+        if mine >= 6 {
+            Ok(())
+        } else {
+            Err(format!("{mine} intents by host-a"))
+        }
+    });
+    a.kill();
+    let orphans: Vec<i64> = shared
+        .query("SELECT id FROM files WHERE state = 'uploading' AND lease_owner = 'host-a'")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !orphans.is_empty(),
+        "the kill found no upload of host-a in flight"
+    );
+    let b = shared.spawn("host-b");
+    shared.wait_all_decided(files.len(), &[&b]);
+    assert_exactly_once(&files, &shared.sandbox.server_files());
+    for id in orphans {
+        let taken = shared.query(&format!(
+            "SELECT COUNT(*) FROM events WHERE file_id = {id} AND instance = 'host-b' \
+             AND reason LIKE '%took it over%'"
+        ));
+        let n: i64 = taken[0].get(0);
+        assert_eq!(n, 1, "row {id}: host-b's takeover is recorded");
+    }
 }

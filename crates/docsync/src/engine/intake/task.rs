@@ -218,7 +218,13 @@ pub async fn run(
         if let Err(e) = step {
             // One bad step (a full disk, a locked database) must not stop the
             // daemon: log it and go on; the next scan repairs what was missed.
-            warn!(error = %e, "intake step failed; continuing");
+            warn!(error = %e, "intake step failed; continuing (every folder is rescanned in a few seconds)");
+            // what the failed step held (hints, promotions) is found again by
+            // a rescan soon, not only at the next periodic scan
+            let soon = Instant::now() + Duration::from_secs(3);
+            for n in 0..folders {
+                rescans.book(n, soon);
+            }
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}

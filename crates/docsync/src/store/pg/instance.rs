@@ -4,12 +4,12 @@
 //!
 //! - rows to upload are claimed with a lease ([`PgStore::claim_uploads`]);
 //! - the engine renews the leases of the rows it has in hand
-//!   ([`PgInstance::renew`], every [`RENEW_EVERY`]);
+//!   ([`PgInstance::renew`], every [`PgInstance::renew_every`]);
 //! - for each row it holds, the instance knows a time before which the lease
 //!   is certainly still its own (the *floor*: the moment it asked for the
 //!   lease, on its own monotonic clock, plus the lease's length, since the
 //!   database's expiry counts from later than that). A request in flight is
-//!   abandoned before its floor, less [`FENCE_MARGIN`], unless a renewal
+//!   abandoned before its floor, less the fence margin, unless a renewal
 //!   moved the floor ([`PgInstance::lease_lost`]). So a request never runs
 //!   past the moment another host may take its row over: by then the sender
 //!   has stopped, and the taker asks the server before sending anything.
@@ -29,12 +29,9 @@ use super::super::{BeginUpload, FileRow, PendingAccount, State, UploadIntent};
 use super::{InstanceGuard, PgStore, PollClaim};
 use crate::error::{Error, Result};
 
-/// How long a claim or an intent holds its row without a renewal.
-pub const UPLOAD_LEASE: Duration = Duration::from_secs(30);
-/// How often the engine renews the leases of the rows in hand.
-pub const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// A request is abandoned this long before its lease's floor.
-pub const FENCE_MARGIN: Duration = Duration::from_secs(5);
+/// The lease is renewed every this part of it, and a request is abandoned
+/// this part of it before the lease's floor.
+const LEASE_PARTS: u32 = 6;
 /// Rows taken over per settle round.
 const TAKEOVER_BATCH: u32 = 256;
 
@@ -44,21 +41,34 @@ pub struct PgInstance {
     store: PgStore,
     _lock: Arc<InstanceGuard>,
     floors: Arc<Mutex<HashMap<i64, Instant>>>,
+    /// How long a claim or an intent holds its row without a renewal.
+    lease: Duration,
     poll_lease: Duration,
 }
 
 impl PgInstance {
-    /// `store` for a daemon polling every `poll_interval` (an account's poll
-    /// lease outlives one cycle, so its holder keeps it while it lives).
-    /// Takes the instance's lock ([`PgStore::take_instance`]).
-    pub async fn new(store: PgStore, poll_interval: Duration) -> Result<PgInstance> {
+    /// `store` for a daemon whose claims last `lease` and that polls every
+    /// `poll_interval` (an account's poll lease outlives one cycle, so its
+    /// holder keeps it while it lives). Takes the instance's lock
+    /// ([`PgStore::take_instance`]).
+    pub async fn new(
+        store: PgStore,
+        lease: Duration,
+        poll_interval: Duration,
+    ) -> Result<PgInstance> {
         let lock = store.take_instance().await?;
         Ok(PgInstance {
             store,
             _lock: Arc::new(lock),
             floors: Arc::default(),
+            lease,
             poll_lease: poll_interval * 2 + Duration::from_secs(5),
         })
+    }
+
+    /// How often the engine renews the leases of the rows in hand.
+    pub fn renew_every(&self) -> Duration {
+        self.lease / LEASE_PARTS
     }
 
     /// The store itself.
@@ -68,7 +78,7 @@ impl PgInstance {
 
     fn set_floor(&self, id: i64, asked: Instant) {
         if let Ok(mut floors) = self.floors.lock() {
-            floors.insert(id, asked + UPLOAD_LEASE);
+            floors.insert(id, asked + self.lease);
         }
     }
 
@@ -85,7 +95,7 @@ impl PgInstance {
     /// Lease rows ready to upload: `stable`, then due `retrying` ones.
     pub async fn upload_queue(&self, limit: u32) -> Result<UploadQueue> {
         let asked = Instant::now();
-        let claimed = self.store.claim_uploads(limit, UPLOAD_LEASE).await?;
+        let claimed = self.store.claim_uploads(limit, self.lease).await?;
         let full = claimed.len() >= limit as usize;
         let mut rows = Vec::with_capacity(claimed.len());
         for leased in claimed {
@@ -148,7 +158,7 @@ impl PgInstance {
             return Ok(());
         }
         let asked = Instant::now();
-        let held = self.store.renew(ids, UPLOAD_LEASE).await?;
+        let held = self.store.renew(ids, self.lease).await?;
         for id in ids {
             match held.binary_search(id) {
                 Ok(_) => self.set_floor(*id, asked),
@@ -159,12 +169,12 @@ impl PgInstance {
     }
 
     /// Resolves when this instance may no longer be sure it holds row
-    /// `id`'s lease: its floor, less [`FENCE_MARGIN`], has passed (now at
+    /// `id`'s lease: its floor, less a sixth of the lease, has passed (now at
     /// once when it has no floor). Pending while renewals keep moving it.
     pub async fn lease_lost(&self, id: i64) {
         loop {
             let Some(floor) = self.floor(id) else { return };
-            let fence = floor.checked_sub(FENCE_MARGIN).unwrap_or(floor);
+            let fence = floor.checked_sub(self.lease / LEASE_PARTS).unwrap_or(floor);
             if Instant::now() >= fence {
                 return;
             }
@@ -182,7 +192,7 @@ impl PgInstance {
         let asked = Instant::now();
         let orphans = self
             .store
-            .take_over_expired(TAKEOVER_BATCH, UPLOAD_LEASE)
+            .take_over_expired(TAKEOVER_BATCH, self.lease)
             .await?;
         for orphan in &orphans {
             info!(

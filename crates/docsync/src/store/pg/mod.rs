@@ -66,7 +66,7 @@ mod rows;
 mod upload;
 
 pub use error::{PgError, PgResult};
-pub use instance::{PgInstance, FENCE_MARGIN, RENEW_EVERY, UPLOAD_LEASE};
+pub use instance::PgInstance;
 pub use lease::{Lease, LeasedRow, Orphan, PollClaim};
 pub use migrate::PG_SCHEMA_VERSION;
 
@@ -99,6 +99,11 @@ impl fmt::Debug for PgStore {
     }
 }
 
+/// The session setting every connection of the store starts with: a commit
+/// is answered only once its WAL is flushed (PostgreSQL's default, which a
+/// server may have turned off; then a crash takes back answered commits).
+const DURABLE_COMMITS: &str = "-c synchronous_commit=on";
+
 impl PgStore {
     /// Connect to `url` (`postgres://…` or libpq key=value pairs) as instance
     /// `instance_id` (unique per daemon: it names the daemon's leases), apply
@@ -119,6 +124,14 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name(format!("docsync {instance_id}"));
         }
+        // An intent is committed before its request is sent: a commit must
+        // be durable when it is answered, whatever the server's default
+        // (a later `-c` wins over the URL's own options).
+        let options = match config.get_options() {
+            Some(theirs) => format!("{theirs} {DURABLE_COMMITS}"),
+            None => DURABLE_COMMITS.to_owned(),
+        };
+        config.options(options);
         let target = describe(&config);
         let manager = Manager::from_config(
             config.clone(),
