@@ -339,16 +339,10 @@ pub fn shared() -> Result<&'static PgCluster, &'static Error> {
 pub fn database_or_skip(test: &str) -> Option<Database> {
     let cluster = match shared() {
         Ok(cluster) => cluster,
-        Err(Error::NotInstalled) if !required() => {
-            eprintln!(
-                "\n######## SKIPPED {test}: {}\n######## (set {REQUIRE_ENV}=1 to make this a \
-                 failure, as CI does)\n",
-                Error::NotInstalled
-            );
+        Err(e) => {
+            skip_or_fail(test, e);
             return None;
         }
-        Err(e @ Error::NotInstalled) => panic!("{test}: {e} ({REQUIRE_ENV}=1)"),
-        Err(e) => panic!("{test}: {e}"),
     };
     match cluster.fresh_database(test) {
         Ok(db) => Some(db),
@@ -362,16 +356,24 @@ pub fn database_or_skip(test: &str) -> Option<Database> {
 pub fn own_cluster_or_skip(test: &str) -> Option<PgCluster> {
     match PgCluster::start() {
         Ok(cluster) => Some(cluster),
-        Err(Error::NotInstalled) if !required() => {
-            eprintln!(
-                "\n######## SKIPPED {test}: {}\n######## (set {REQUIRE_ENV}=1 to make this a \
-                 failure, as CI does)\n",
-                Error::NotInstalled
-            );
+        Err(e) => {
+            skip_or_fail(test, &e);
             None
         }
-        Err(e @ Error::NotInstalled) => panic!("{test}: {e} ({REQUIRE_ENV}=1)"),
-        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
+/// No cluster for `test` because of `e`: said loudly when PostgreSQL is not
+/// installed and not required (the test then passes without running); a
+/// panic, failing the test, otherwise.
+fn skip_or_fail(test: &str, e: &Error) {
+    match e {
+        Error::NotInstalled if !required() => eprintln!(
+            "\n######## SKIPPED {test}: {e}\n######## (set {REQUIRE_ENV}=1 to make this a \
+             failure, as CI does)\n"
+        ),
+        Error::NotInstalled => panic!("{test}: {e} ({REQUIRE_ENV}=1)"),
+        e => panic!("{test}: {e}"),
     }
 }
 

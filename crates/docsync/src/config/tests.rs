@@ -1,5 +1,6 @@
 use std::os::unix::fs::PermissionsExt;
 
+use super::state::DEFAULT_LEASE;
 use super::*;
 use crate::local::ignore::IgnoreSet;
 use proptest::prelude::*;
@@ -1114,5 +1115,81 @@ fn the_api_identity_names_the_apis_the_folders_use() {
             moov: Some("https://api.moov.io".into()),
             attachments: None,
         }
+    );
+}
+
+#[test]
+fn state_section() {
+    let folder = "[[folder]]\npath = \"/srv/in\"\n[api]\nsandbox = true\n";
+    // nothing said: SQLite in state_dir, the default lease
+    let plain = parse(folder, None, &env()).unwrap().state;
+    assert_eq!((plain.url, plain.lease), (None, DEFAULT_LEASE));
+
+    let text = format!(
+        "[state]\nurl = \"postgres://docsync:hunter2@db.example/docsync\"\n\
+         instance = \"scanner-1\"\nlease = \"10s\"\n{folder}"
+    );
+    let config = parse(&text, None, &env()).unwrap();
+    let state = &config.state;
+    assert_eq!(
+        state.url.as_ref().map(StateUrl::expose),
+        Some("postgres://docsync:hunter2@db.example/docsync")
+    );
+    assert_eq!(state.instance.as_deref(), Some("scanner-1"));
+    assert_eq!(state.lease, Duration::from_secs(10));
+    assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
+
+    // the environment's URL wins over the file's
+    let env_url = Env::from_pairs([
+        ("HOME", "/home/u"),
+        ("DOCSYNC_STATE_URL", "postgresql://other@db2.example/d"),
+    ]);
+    let state = parse(&text, None, &env_url).unwrap().state;
+    assert_eq!(
+        state.url.as_ref().map(StateUrl::expose),
+        Some("postgresql://other@db2.example/d")
+    );
+
+    for (section, key, needle) in [
+        (
+            "url = \"mysql://u:secretpw@h/d\"",
+            "state.url",
+            "not a PostgreSQL URL",
+        ),
+        ("lease = \"1s\"", "state.lease", "outside 2s..1h"),
+        ("lease = \"2h\"", "state.lease", "outside 2s..1h"),
+        ("lease = \"soon\"", "state.lease", "not a duration"),
+        ("instance = \"  \"", "state.instance", "empty"),
+    ] {
+        let text = format!("[state]\n{section}\n{folder}");
+        let problems = errors(parse(&text, None, &env()).unwrap_err());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains(needle) && p.location.key.as_deref() == Some(key)),
+            "{text:?}: {problems:#?}"
+        );
+        // a bad URL is never echoed: it may hold a password
+        assert!(
+            problems
+                .iter()
+                .all(|p| !format!("{p:?}").contains("secretpw")),
+            "{problems:#?}"
+        );
+    }
+
+    // the status page does not read PostgreSQL yet: refused, not half-run
+    let text = format!(
+        "[state]\nurl = \"postgres://docsync@db.example/docsync\"\n\
+         [admin]\naddress = \"127.0.0.1:8384\"\n{folder}"
+    );
+    let problems = errors(parse(&text, None, &env()).unwrap_err());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.location.key.as_deref() == Some("admin")
+                && p.message
+                    .contains("not supported with the state in PostgreSQL")),
+        "{problems:#?}"
     );
 }

@@ -393,7 +393,8 @@ impl Intake {
         now: Instant,
     ) -> Result<Vec<FileRow>> {
         let mut promotions = Vec::new();
-        let mut keys = Vec::new();
+        // what to track again if the store does not take the promotions
+        let mut held = Vec::new();
         let mut changed = Vec::new();
         let mut gone = Vec::new();
         for ready in self.tracker.take_ready(now) {
@@ -404,7 +405,7 @@ impl Intake {
             let abs = w.folder.path.join(bytes_path(&rel));
             match FileStat::of_path(&abs) {
                 Ok(stat) if stat.size == ready.size && stat.mtime_ns == ready.mtime_ns => {
-                    keys.push((n, rel.clone()));
+                    held.push(((n, rel.clone()), stat.size, stat.mtime_ns));
                     promotions.push(Promotion {
                         folder: w.key.clone(),
                         path: rel,
@@ -424,14 +425,13 @@ impl Intake {
         let promoted = if promotions.is_empty() {
             Vec::new()
         } else {
-            let held: Vec<(u64, i64)> = promotions.iter().map(|p| (p.size, p.mtime_ns)).collect();
             match store.promote_stable(promotions).await {
                 Ok(promoted) => promoted,
                 Err(e) => {
                     // the store did not answer (PostgreSQL restarting, a
                     // locked disk): the files wait another quiet window
                     // instead of staying `discovered` until the next scan
-                    for (key, (size, mtime_ns)) in keys.into_iter().zip(held) {
+                    for (key, size, mtime_ns) in held {
                         self.tracker.observe(key, size, mtime_ns, now);
                     }
                     return Err(e);

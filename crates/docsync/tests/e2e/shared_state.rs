@@ -161,23 +161,8 @@ path = "inbox"
                     .map(|r| {
                         let (id, state, err): (i64, String, Option<String>) =
                             (r.get(0), r.get(1), r.get(2));
-                        let events: Vec<String> = self
-                            .query(&format!(
-                                "SELECT from_state, to_state, reason, instance FROM events \
-                                 WHERE file_id = {id} ORDER BY id"
-                            ))
-                            .iter()
-                            .map(|e| {
-                                let (from, to, why, who): (
-                                    Option<String>,
-                                    String,
-                                    String,
-                                    Option<String>,
-                                ) = (e.get(0), e.get(1), e.get(2), e.get(3));
-                                format!("{from:?} -> {to} by {who:?}: {why}")
-                            })
-                            .collect();
-                        format!("row {id} {state}: {err:?}\n  {}", events.join("\n  "))
+                        let events = self.events_where(&format!("f.id = {id}"));
+                        format!("row {id} {state}: {err:?}\n{events}")
                     })
                     .collect();
                 let twice = if failed.is_empty() {
@@ -205,21 +190,23 @@ path = "inbox"
         let mut out = String::new();
         for (sha, copies) in by_sha.iter().filter(|(_, c)| c.len() > 1) {
             out.push_str(&format!("held twice: {copies:?}\n"));
-            let rows = self.try_query(&format!(
-                "SELECT e.file_id, e.from_state, e.to_state, e.reason, e.instance \
-                 FROM events e JOIN files f ON f.id = e.file_id \
-                 WHERE f.sha256 = '{sha}' ORDER BY e.id"
-            ));
-            for r in rows.unwrap_or_default() {
-                let (id, from, to, why, who): (
-                    i64,
-                    Option<String>,
-                    String,
-                    String,
-                    Option<String>,
-                ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-                out.push_str(&format!("  row {id}: {from:?} -> {to} by {who:?}: {why}\n"));
-            }
+            out.push_str(&self.events_where(&format!("f.sha256 = '{sha}'")));
+        }
+        out
+    }
+
+    /// The events of the rows `filter` picks (SQL over `files f`), a line
+    /// each: who moved which row from what to what, and why.
+    fn events_where(&self, filter: &str) -> String {
+        let sql = format!(
+            "SELECT e.file_id, e.from_state, e.to_state, e.reason, e.instance \
+             FROM events e JOIN files f ON f.id = e.file_id WHERE {filter} ORDER BY e.id"
+        );
+        let mut out = String::new();
+        for r in self.try_query(&sql).unwrap_or_default() {
+            let (id, from, to, why, who): (i64, Option<String>, String, String, Option<String>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            out.push_str(&format!("  row {id}: {from:?} -> {to} by {who:?}: {why}\n"));
         }
         out
     }
