@@ -275,7 +275,8 @@ pub struct SyncArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print a JSON array (keys: path, state, remote_id, remote_status, reason,
-    /// updated; path_bytes_hex for names that are not UTF-8); the API line and
+    /// updated; path_bytes_hex for names that are not UTF-8; next_attempt for
+    /// a retrying file; held_by with the state in PostgreSQL); the API line and
     /// the per-folder summary go to stderr.
     #[arg(long)]
     pub json: bool,

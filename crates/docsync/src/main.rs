@@ -34,9 +34,9 @@ fn main() -> ExitCode {
         match args.command {
             Command::Run(a) => cli::run::run(a, &logs).await,
             Command::Sync(a) => cli::run::sync(a, &logs).await,
-            Command::Status(a) => cli::status::status(a),
-            Command::History(a) => cli::status::history(a),
-            Command::Retry(a) => cli::status::retry(a),
+            Command::Status(a) => cli::status::status(a).await,
+            Command::History(a) => cli::status::history(a).await,
+            Command::Retry(a) => cli::status::retry(a).await,
             Command::Baseline(a) => cli::baseline::baseline(a),
             #[cfg(feature = "sandbox")]
             Command::Sandbox(a) => cli::sandbox::sandbox(a).await,

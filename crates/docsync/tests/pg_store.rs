@@ -710,3 +710,145 @@ async fn an_intent_survives_postgres_crashing_right_after_begin_upload_returns()
         .get(0);
     assert_eq!(uploading, 40, "intents answered before the crash were lost");
 }
+
+/// What `docsync status`, `history` and `retry` read from the shared state:
+/// the rows with who holds them (a live lease and an expired one), each
+/// change with the daemon that made it, and a retry recorded under the
+/// command's own name; a database no daemon has used is "no state yet".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_history_and_retry_see_every_host_and_name_the_holder() {
+    let Some(db) = database_or_skip("pg_overview") else {
+        return;
+    };
+    let Some(empty) = database_or_skip("pg_overview_empty") else {
+        return;
+    };
+    assert!(
+        PgStore::connect_viewer(&empty.url, "ops: docsync status")
+            .await
+            .expect("a viewer of an empty database")
+            .is_none(),
+        "a database without docsync's schema holds no state"
+    );
+
+    let (a, b) = (host(&db, "host-a").await, host(&db, "host-b").await);
+    let ids = stable_rows(&a, "/inbox", ACCOUNT, 4).await;
+    // host a holds two rows, host b one whose lease ran out at once
+    let got_a: Vec<i64> = a
+        .claim_uploads(2, LONG)
+        .await
+        .expect("claim")
+        .iter()
+        .map(|c| c.row.id)
+        .collect();
+    assert_eq!(got_a, ids[..2]);
+    let got_b = b.claim_uploads(1, GONE).await.expect("claim");
+    assert_eq!(got_b.len(), 1);
+    assert_eq!(got_b[0].row.id, ids[2]);
+    // host a gives up on its first row: invalid, the lease released
+    a.transition(
+        ids[0],
+        State::Stable,
+        State::Invalid,
+        &Change::because("not a PDF"),
+    )
+    .await
+    .expect("invalid");
+
+    let viewer = PgStore::connect_viewer(&db.url, "ops: docsync retry")
+        .await
+        .expect("a viewer")
+        .expect("the state exists");
+    let deadline = Deadline::new("host b's lease to run out");
+    let holders = loop {
+        let holders = viewer.holders(&ids).await.expect("holders");
+        if holders.get(&ids[2]).is_some_and(|h| h.expired) {
+            break holders;
+        }
+        deadline.tick().await;
+    };
+    let holder = |id: i64| holders.get(&id).map(|h| (h.instance.as_str(), h.expired));
+    assert_eq!(holder(ids[0]), None, "an invalid row is held by nobody");
+    assert_eq!(holder(ids[1]), Some(("host-a", false)));
+    assert_eq!(holder(ids[2]), Some(("host-b", true)));
+    assert_eq!(holder(ids[3]), None, "an unclaimed row is held by nobody");
+    let held = &holders[&ids[1]];
+    assert_eq!(held.pid, i32::try_from(std::process::id()).ok());
+
+    // status: live rows by path, states as the hosts left them
+    let listed = viewer
+        .list(&docsync::store::ListFilter::default())
+        .await
+        .expect("list");
+    let states: Vec<(String, State)> = listed
+        .iter()
+        .map(|r| (String::from_utf8_lossy(&r.path).into_owned(), r.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("doc-0.pdf".to_owned(), State::Invalid),
+            ("doc-1.pdf".to_owned(), State::Stable),
+            ("doc-2.pdf".to_owned(), State::Stable),
+            ("doc-3.pdf".to_owned(), State::Stable),
+        ]
+    );
+    let only_invalid = docsync::store::ListFilter {
+        states: vec![State::Invalid],
+        ..Default::default()
+    };
+    assert_eq!(viewer.list(&only_invalid).await.expect("list").len(), 1);
+
+    // retry: the invalid row goes back to stable, recorded as the command's
+    viewer.register().await.expect("register the command");
+    let moved = viewer
+        .retry(None, None, "docsync retry --all-failed")
+        .await
+        .expect("retry");
+    assert_eq!(moved, vec![ids[0]]);
+    // history: every change with the host that made it
+    let history = viewer.history(None, b"doc-0.pdf").await.expect("history");
+    assert_eq!(history.len(), 1);
+    let trail: Vec<(Option<State>, State, Option<&str>)> = history[0]
+        .events
+        .iter()
+        .map(|e| (e.from_state, e.to_state, e.instance.as_deref()))
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            (None, State::Discovered, Some("host-a")),
+            (Some(State::Discovered), State::Stable, Some("host-a")),
+            (Some(State::Stable), State::Invalid, Some("host-a")),
+            (
+                Some(State::Invalid),
+                State::Stable,
+                Some("ops: docsync retry")
+            ),
+        ]
+    );
+
+    // the status page: counts per folder, pages, one file's detail
+    let counts = viewer.counts_by_folder().await.expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].folder, "/inbox");
+    assert_eq!(counts[0].counts.get(&State::Stable), Some(&4));
+    let (first, next) = viewer
+        .explained_page(&[State::Stable], None, None, 3)
+        .await
+        .expect("page");
+    assert_eq!(first.len(), 3);
+    let (rest, last) = viewer
+        .explained_page(&[State::Stable], Some("/inbox"), next, 3)
+        .await
+        .expect("page");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(last, None);
+    let detail = viewer
+        .file_detail(ids[0])
+        .await
+        .expect("detail")
+        .expect("the row");
+    assert_eq!(detail.reason, "docsync retry --all-failed");
+    assert_eq!(detail.events.len(), 4);
+}

@@ -295,6 +295,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
         row,
         reason: why,
         events,
+        holder,
     } = match read {
         Ok(Some(found)) => found,
         Ok(None) => {
@@ -311,6 +312,17 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
         html! { @if let Some(v) = value { tr { th { (name) } td { (text::escape_str(&v)) } } } }
     };
     let retryable = matches!(row.state, State::Failed | State::Invalid);
+    // several daemons share the state: who works on the file, who made each change
+    let held_by = holder.map(|h| {
+        let expired = if h.expired { ", expired" } else { "" };
+        format!(
+            "{} on {} until {}{expired}",
+            h.instance,
+            h.hostname,
+            when(h.until_ms)
+        )
+    });
+    let by_whom = events.iter().any(|e| e.instance.is_some());
     let body = html! {
         table #file {
             tr { th { "state" } td #state class=(row.state.as_str()) { (row.state.as_str()) } }
@@ -327,6 +339,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
             (field("moved to", row.moved_to.as_ref().map(|p| text::escape(p).into_owned())))
             (field("created", Some(when(row.created_at))))
             (field("updated", Some(when(row.updated_at))))
+            (field("held by", held_by))
             @if let Some(old) = row.supersedes { tr { th { "replaces" } td { a href={ "/files/" (old) } { "row " (old) } } } }
         }
         @if retryable {
@@ -338,7 +351,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
         h2 { "History" }
         @if shown.len() < events.len() { p { "The newest " (shown.len()) " of " (events.len()) " transitions." } }
         table #history {
-            tr { th { "at" } th { "from" } th { "to" } th { "reason" } th { "request id" } }
+            tr { th { "at" } th { "from" } th { "to" } th { "reason" } th { "request id" } @if by_whom { th { "by" } } }
             @for e in shown {
                 tr {
                     td.t { (when(e.at)) }
@@ -346,6 +359,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
                     td class=(e.to_state.as_str()) { (e.to_state.as_str()) }
                     td { (text::escape_str(&e.reason)) }
                     td { code { (text::escape_str(e.request_id.as_deref().unwrap_or(""))) } }
+                    @if by_whom { td.by { (text::escape_str(e.instance.as_deref().unwrap_or(""))) } }
                 }
             }
         }

@@ -8,15 +8,21 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use docsync::model::text;
-use docsync::store::{State, Store};
+use docsync::store::{State, StateView};
 
 /// One line per folder (of `only`, when given), folders in name order.
-pub fn lines(store: &Store, only: Option<&str>, now_ms: i64) -> anyhow::Result<Vec<String>> {
-    let counts = store
+pub async fn lines(
+    view: &StateView,
+    only: Option<&str>,
+    now_ms: i64,
+) -> anyhow::Result<Vec<String>> {
+    let counts = view
         .counts_by_folder()
+        .await
         .context("counting the files of each folder")?;
-    let oldest = store
+    let oldest = view
         .oldest_pending_by_folder()
+        .await
         .context("finding the oldest pending file of each folder")?;
     Ok(counts
         .iter()

@@ -153,31 +153,53 @@ pub fn only_newer_than(config: &mut Config, max_age: Option<&docsync::model::Max
     }
 }
 
+/// The PostgreSQL state URL for `status`, `history` and `retry`:
+/// `DOCSYNC_STATE_URL`, or the configuration's `state.url`; `None`: the state
+/// is the SQLite database in the state directory.
+///
+/// As for [`state_dir`], a configuration that does not load completely
+/// (credentials missing in this shell) is read for its `[state] url` only.
+pub fn state_url(args: &ConfigArgs) -> anyhow::Result<Option<String>> {
+    let env = env(args, None)?;
+    if let Some(url) = env.get(env_vars::STATE_URL) {
+        return Ok(Some(url.to_owned()));
+    }
+    let Some(path) = config_file(args)? else {
+        return Ok(None);
+    };
+    if let Ok(config) = config::load(&path, &env) {
+        return Ok(config.state.url.map(|u| u.expose().to_owned()));
+    }
+    let table = raw_table(&path, "[state] url")?;
+    match table.get("state").and_then(|s| s.get("url")) {
+        None => Ok(None),
+        Some(toml::Value::String(url)) => Ok(Some(url.clone())),
+        Some(_) => bail!(
+            "[state] url in {} is not a string (run `docsync config check`)",
+            path.display()
+        ),
+    }
+}
+
+/// The configuration file as a plain TOML table, to read `what` from when
+/// it does not load completely.
+fn raw_table(path: &Path, what: &str) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!(
+            "reading {what} from {} (run `docsync config check`)",
+            path.display()
+        )
+    })
+}
+
 /// The state directory for the read-only commands (`status`, `history`) and `retry`:
 /// `--state-dir`, `DOCSYNC_STATE_DIR`, the configuration's `state_dir`, the default.
 ///
 /// The configuration file is only read for its `state_dir` when it does not load
 /// completely (e.g. credentials missing in this shell): looking at the state must not
 /// need the API's secrets.
-/// `command` reads or writes the SQLite state only: refused, saying so, when
-/// the configuration (or `DOCSYNC_STATE_URL`) puts the state in PostgreSQL,
-/// rather than answering from a SQLite database that is not the state.
-pub fn sqlite_state_only(args: &ConfigArgs, command: &str) -> anyhow::Result<()> {
-    let env = env(args, None)?;
-    let shared = env.get(env_vars::STATE_URL).is_some()
-        || match config_file(args)? {
-            Some(path) => config::load(&path, &env).is_ok_and(|c| c.state.url.is_some()),
-            None => false,
-        };
-    if shared {
-        bail!(
-            "the state is in PostgreSQL (state.url): `docsync {command}` reads only the SQLite \
-             state yet; query the database's files and events tables, or use the SQLite state"
-        );
-    }
-    Ok(())
-}
-
 pub fn state_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
     let env = env(args, None)?;
     if let Some(dir) = env.get(env_vars::STATE_DIR) {
@@ -189,14 +211,7 @@ pub fn state_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
     if let Ok(config) = config::load(&path, &env) {
         return Ok(config.state_dir);
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading the configuration {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| {
-        format!(
-            "reading state_dir from {} (run `docsync config check`)",
-            path.display()
-        )
-    })?;
+    let table = raw_table(&path, "state_dir")?;
     match table.get("state_dir") {
         None => Ok(config::default_state_dir(&env)),
         Some(toml::Value::String(s)) => {

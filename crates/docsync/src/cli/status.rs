@@ -1,13 +1,19 @@
 //! `docsync status`, `docsync history` (read-only: they work while the daemon runs)
 //! and `docsync retry` (a short write through its own connection; WAL and the
 //! busy timeout make that safe next to the daemon, so it does not take the lock).
+//!
+//! Each works on whichever state the configuration names: the SQLite database
+//! in the state directory, or the PostgreSQL state several daemons share
+//! (`state.url`), where `status` also says which daemon holds which row and
+//! `history` which one made each change.
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use docsync::model::text;
-use docsync::store::{FileRow, History, ListFilter, State, Store, DB_FILE};
+use docsync::store::{FileRow, History, Holder, ListFilter, State, StateView, Store, DB_FILE};
 use serde_json::{json, Map, Value};
 
 use super::{setup, HistoryArgs, RetryArgs, StatusArgs, EXIT_NO_STATE, EXIT_OK, EXIT_PROBLEMS};
@@ -17,33 +23,82 @@ use super::{setup, HistoryArgs, RetryArgs, StatusArgs, EXIT_NO_STATE, EXIT_OK, E
 const PATH_COLUMNS: usize = 48;
 const REMOTE_ID_COLUMNS: usize = 40;
 const REMOTE_STATUS_COLUMNS: usize = 20;
+/// The daemon holding a row, or that made a change (PostgreSQL state).
+const HOLDER_COLUMNS: usize = 40;
 
-/// The database in the state directory, if it exists.
-fn database(args: &super::ConfigArgs) -> anyhow::Result<(PathBuf, bool)> {
-    let dir = setup::state_dir(args)?;
-    let db = dir.join(DB_FILE);
-    let exists = db.is_file();
-    Ok((db, exists))
+/// The state a command works on, opened, and where it is (for messages).
+struct Opened {
+    view: StateView,
+    place: String,
 }
 
-fn no_database(db: &Path) {
-    eprintln!(
-        "docsync: no state yet: no state database at {} (docsync has not run with this \
-         state directory; run it first, or pass --state-dir or --config to look elsewhere)",
-        db.display()
-    );
+/// Open the state `args` name: the PostgreSQL state (`state.url`), or the
+/// SQLite database in the state directory (read-only unless `write`). `None`
+/// after saying so on stderr when there is no state there yet.
+async fn open_state(
+    args: &super::ConfigArgs,
+    write: bool,
+    command: &str,
+) -> anyhow::Result<Option<Opened>> {
+    if let Some(url) = setup::state_url(args)? {
+        let who = format!("{}: docsync {command}", host_name());
+        let view = StateView::postgres(&url, &who)
+            .await
+            .context("opening the PostgreSQL state (state.url)")?;
+        let Some(view) = view else {
+            eprintln!(
+                "docsync: no state yet: the PostgreSQL database of state.url holds no docsync \
+                 state (no daemon has used it yet; run one with this configuration first)"
+            );
+            return Ok(None);
+        };
+        let place = match &view {
+            StateView::Postgres(pg) => format!("the PostgreSQL state {}", pg.target()),
+            StateView::Sqlite(_) => String::new(),
+        };
+        return Ok(Some(Opened { view, place }));
+    }
+    let db = setup::state_dir(args)?.join(DB_FILE);
+    if !db.is_file() {
+        eprintln!(
+            "docsync: no state yet: no state database at {} (docsync has not run with this \
+             state directory; run it first, or pass --state-dir or --config to look elsewhere)",
+            db.display()
+        );
+        return Ok(None);
+    }
+    let store = if write {
+        Store::open(&db).with_context(|| format!("opening {}", db.display()))?
+    } else {
+        Store::open_read_only(&db).with_context(|| format!("opening {} read-only", db.display()))?
+    };
+    Ok(Some(Opened {
+        view: StateView::Sqlite(Box::new(store)),
+        place: db.display().to_string(),
+    }))
 }
 
-fn open_read_only(db: &Path) -> anyhow::Result<Store> {
-    Store::open_read_only(db).with_context(|| format!("opening {} read-only", db.display()))
+/// This host's name, for the instance a `retry` on PostgreSQL records.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// `API: ...`: which API the rows were synced against (the embedded sandbox
 /// says it is not the real one).
-fn api_line(store: &Store, db: &Path) -> anyhow::Result<String> {
-    let api = store
+fn api_line(state: &Opened) -> anyhow::Result<String> {
+    if state.view.is_shared() {
+        return Ok(
+            "API: not recorded (the PostgreSQL state does not record the API yet)".to_owned(),
+        );
+    }
+    let api = state
+        .view
         .api_identity()
-        .with_context(|| format!("reading the API recorded in {}", db.display()))?;
+        .with_context(|| format!("reading the API recorded in {}", state.place))?;
     Ok(match api {
         Some(api) => format!("API: {api}"),
         None => "API: not recorded yet (recorded when the daemon starts)".to_owned(),
@@ -60,7 +115,7 @@ fn rfc3339(ms: i64) -> String {
 /// Why a row is where it is: the server's decision reason or the last error; for
 /// rows that stopped locally (invalid, duplicate, skipped, failed without an error) the
 /// reason of their last event.
-fn reason(store: &Store, row: &FileRow) -> anyhow::Result<Option<String>> {
+async fn reason(view: &StateView, row: &FileRow) -> anyhow::Result<Option<String>> {
     let recorded = [&row.decision_reason, &row.last_error]
         .into_iter()
         .flatten()
@@ -72,8 +127,9 @@ fn reason(store: &Store, row: &FileRow) -> anyhow::Result<Option<String>> {
         row.state,
         State::Invalid | State::Duplicate | State::Failed | State::Skipped
     ) {
-        let events = store
+        let events = view
             .events(row.id)
+            .await
             .with_context(|| format!("reading the events of {}", text::escape(&row.path)))?;
         return Ok(events.last().map(|e| e.reason.clone()));
     }
@@ -120,20 +176,47 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `held_by` object of `status --json` (PostgreSQL state only): the
+/// daemon holding the row's lease, its host and process, until when.
+fn holder_json(h: &Holder) -> Value {
+    json!({
+        "instance": h.instance,
+        "host": h.hostname,
+        "pid": h.pid,
+        "until": rfc3339(h.until_ms),
+        "expired": h.expired,
+    })
+}
+
+/// The `HELD BY` cell: the instance (with its host when its name does not
+/// start with it), `(expired)` when its lease ran out.
+fn holder_cell(h: Option<&Holder>) -> String {
+    let Some(h) = h else {
+        return "-".into();
+    };
+    let mut cell = text::fit(h.instance.as_bytes(), HOLDER_COLUMNS);
+    if !h.instance.starts_with(&h.hostname) {
+        cell.push_str(&format!(
+            " on {}",
+            text::fit(h.hostname.as_bytes(), HOLDER_COLUMNS)
+        ));
+    }
+    if h.expired {
+        cell.push_str(" (expired)");
+    }
+    cell
+}
+
 /// `docsync status`.
-pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
+pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
     setup::say_config(setup::config_file(&args.config)?.as_deref());
-    setup::sqlite_state_only(&args.config, "status")?;
-    let (db, exists) = database(&args.config)?;
-    if !exists {
-        no_database(&db);
+    let Some(state) = open_state(&args.config, false, "status").await? else {
         if args.json {
             outln!("[]");
         }
         return Ok(EXIT_NO_STATE);
-    }
-    let store = open_read_only(&db)?;
-    let api = api_line(&store, &db)?;
+    };
+    let api = api_line(&state)?;
     let folder = match &args.folder {
         Some(f) => Some(setup::absolute(f)?.to_string_lossy().into_owned()),
         None => None,
@@ -145,16 +228,24 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         limit: args.limit,
         offset: 0,
     };
-    let rows = store
+    let view = &state.view;
+    let rows = view
         .list(&filter)
-        .with_context(|| format!("listing files in {}", db.display()))?;
-    let reasons = rows
-        .iter()
-        .map(|r| reason(&store, r))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .await
+        .with_context(|| format!("listing files in {}", state.place))?;
+    let mut reasons = Vec::with_capacity(rows.len());
+    for r in &rows {
+        reasons.push(reason(view, r).await?);
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let holders: HashMap<i64, Holder> = view
+        .holders(&ids)
+        .await
+        .with_context(|| format!("reading who holds which file in {}", state.place))?;
     let summary =
-        super::folder_summary::lines(&store, filter.folder.as_deref(), docsync::model::now_ms())
-            .with_context(|| format!("summarising the folders in {}", db.display()))?;
+        super::folder_summary::lines(view, filter.folder.as_deref(), docsync::model::now_ms())
+            .await
+            .with_context(|| format!("summarising the folders in {}", state.place))?;
     if args.json {
         // stdout stays the array of rows scripts parse
         eprintln!("docsync: {api}");
@@ -164,14 +255,21 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         let list = rows
             .iter()
             .zip(reasons)
-            .map(|(r, why)| row_json(r, why))
+            .map(|(r, why)| {
+                let mut obj = row_json(r, why);
+                if let (Value::Object(obj), true) = (&mut obj, view.is_shared()) {
+                    let held = holders.get(&r.id).map_or(Value::Null, holder_json);
+                    obj.insert("held_by".into(), held);
+                }
+                obj
+            })
             .collect();
         print_json(&Value::Array(list))?;
         return Ok(EXIT_OK);
     }
     outln!("{api}");
     if rows.is_empty() {
-        outln!("no files recorded in {}", db.display());
+        outln!("no files recorded in {}", state.place);
         for line in &summary {
             eprintln!("{line}");
         }
@@ -179,28 +277,35 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     }
     // the reason last: it is the long column, shown whole (it says what to do);
     // every other column has a fixed most, so no name stretches the table
-    let header = [
+    let mut header = vec![
         "PATH",
         "STATE",
         "REMOTE ID",
         "REMOTE STATUS",
         "UPDATED",
         "NEXT ATTEMPT",
-        "REASON",
     ];
-    let table: Vec<[String; 7]> = rows
+    if view.is_shared() {
+        header.push("HELD BY");
+    }
+    header.push("REASON");
+    let table: Vec<Vec<String>> = rows
         .iter()
         .zip(&reasons)
         .map(|(r, why)| {
-            [
+            let mut cells = vec![
                 text::fit(&r.path, PATH_COLUMNS),
                 r.state.to_string(),
                 cell(r.remote_id.as_deref(), REMOTE_ID_COLUMNS),
                 cell(r.remote_status.as_deref(), REMOTE_STATUS_COLUMNS),
                 rfc3339(r.updated_at),
                 next_attempt(r).map_or_else(|| "-".into(), rfc3339),
-                text::escape_str(why.as_deref().unwrap_or("-")).into_owned(),
-            ]
+            ];
+            if view.is_shared() {
+                cells.push(holder_cell(holders.get(&r.id)));
+            }
+            cells.push(text::escape_str(why.as_deref().unwrap_or("-")).into_owned());
+            cells
         })
         .collect();
     print_table(&header, &table);
@@ -223,9 +328,11 @@ fn cell(value: Option<&str>, columns: usize) -> String {
     value.map_or_else(|| "-".into(), |v| text::fit(v.as_bytes(), columns))
 }
 
-/// Cells are already escaped (and fitted); widths are terminal columns.
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(text::width);
+/// Cells are already escaped (and fitted); widths are terminal columns. Every
+/// row has as many cells as `header`.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| text::width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(text::width(cell));
@@ -233,9 +340,9 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     }
     let line = |cells: Vec<&str>| {
         let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             out.push_str(cell);
-            if i + 1 < N {
+            if i + 1 < n {
                 // no trailing padding
                 out.push_str(&" ".repeat(w.saturating_sub(text::width(cell)) + 2));
             }
@@ -250,11 +357,12 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
 
 /// Every recorded row for `path`: first as given (relative to a synced folder),
 /// then as a path inside a synced folder (each ancestor tried as the root).
-fn find_history(store: &Store, path: &Path) -> anyhow::Result<Vec<History>> {
+async fn find_history(view: &StateView, path: &Path) -> anyhow::Result<Vec<History>> {
     let what = || format!("reading the history of {}", path.display());
     if path.is_relative() {
-        let found = store
+        let found = view
             .history(None, path.as_os_str().as_bytes())
+            .await
             .with_context(what)?;
         if !found.is_empty() {
             return Ok(found);
@@ -265,8 +373,9 @@ fn find_history(store: &Store, path: &Path) -> anyhow::Result<Vec<History>> {
         let Ok(rel) = abs.strip_prefix(root) else {
             continue;
         };
-        let found = store
+        let found = view
             .history(Some(&root.to_string_lossy()), rel.as_os_str().as_bytes())
+            .await
             .with_context(what)?;
         if !found.is_empty() {
             return Ok(found);
@@ -275,21 +384,27 @@ fn find_history(store: &Store, path: &Path) -> anyhow::Result<Vec<History>> {
     Ok(Vec::new())
 }
 
-fn history_json(store: &Store, h: &History) -> anyhow::Result<Value> {
+/// A row's history for `history --json`; on the PostgreSQL state each event
+/// also has `by`, the daemon (instance) that made the change.
+async fn history_json(view: &StateView, h: &History) -> anyhow::Result<Value> {
     let events: Vec<Value> = h
         .events
         .iter()
         .map(|e| {
-            json!({
+            let mut event = json!({
                 "time": rfc3339(e.at),
                 "from": e.from_state.map(State::as_str),
                 "to": e.to_state.as_str(),
                 "reason": e.reason,
                 "request_id": e.request_id,
-            })
+            });
+            if let (Value::Object(obj), true) = (&mut event, view.is_shared()) {
+                obj.insert("by".into(), json!(e.instance));
+            }
+            event
         })
         .collect();
-    let mut file = row_json(&h.file, reason(store, &h.file)?);
+    let mut file = row_json(&h.file, reason(view, &h.file).await?);
     if let Value::Object(obj) = &mut file {
         obj.insert("folder".into(), Value::String(h.file.folder.clone()));
         obj.insert("events".into(), Value::Array(events));
@@ -298,30 +413,27 @@ fn history_json(store: &Store, h: &History) -> anyhow::Result<Value> {
 }
 
 /// `docsync history PATH`: exit 1 if nothing is recorded for it.
-pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
-    setup::sqlite_state_only(&args.config, "history")?;
-    let (db, exists) = database(&args.config)?;
-    if !exists {
-        no_database(&db);
+pub async fn history(args: HistoryArgs) -> anyhow::Result<u8> {
+    let Some(state) = open_state(&args.config, false, "history").await? else {
         if args.json {
             outln!("[]");
         }
         return Ok(EXIT_NO_STATE);
-    }
-    let store = open_read_only(&db)?;
-    let found = find_history(&store, &args.path)?;
+    };
+    let view = &state.view;
+    let found = find_history(view, &args.path).await?;
     if args.json {
-        let list = found
-            .iter()
-            .map(|h| history_json(&store, h))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut list = Vec::with_capacity(found.len());
+        for h in &found {
+            list.push(history_json(view, h).await?);
+        }
         print_json(&Value::Array(list))?;
     }
     if found.is_empty() {
         eprintln!(
             "docsync: no history for {} in {} (status lists the recorded paths, relative to their folder)",
             text::escape_path(&args.path),
-            db.display()
+            state.place
         );
         return Ok(EXIT_PROBLEMS);
     }
@@ -344,53 +456,62 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         );
         // the reason last, as in `status`: the long column
-        let rows: Vec<[String; 5]> = h
+        let mut header = vec!["TIME", "FROM", "TO", "REQUEST ID"];
+        if view.is_shared() {
+            header.push("BY");
+        }
+        header.push("REASON");
+        let rows: Vec<Vec<String>> = h
             .events
             .iter()
             .map(|e| {
-                [
+                let mut cells = vec![
                     rfc3339(e.at),
                     e.from_state.map_or_else(|| "-".into(), |s| s.to_string()),
                     e.to_state.to_string(),
                     cell(e.request_id.as_deref(), REMOTE_ID_COLUMNS),
-                    text::escape_str(&e.reason).into_owned(),
-                ]
+                ];
+                if view.is_shared() {
+                    cells.push(cell(e.instance.as_deref(), HOLDER_COLUMNS));
+                }
+                cells.push(text::escape_str(&e.reason).into_owned());
+                cells
             })
             .collect();
-        print_table(&["TIME", "FROM", "TO", "REQUEST ID", "REASON"], &rows);
+        print_table(&header, &rows);
     }
     Ok(EXIT_OK)
 }
 
 /// `docsync retry PATH | --all-failed`: failed rows back to retrying, invalid rows
 /// back to stable (checked again). Says how many moved.
-pub fn retry(args: RetryArgs) -> anyhow::Result<u8> {
-    setup::sqlite_state_only(&args.config, "retry")?;
-    let (db, exists) = database(&args.config)?;
-    if !exists {
-        no_database(&db);
+pub async fn retry(args: RetryArgs) -> anyhow::Result<u8> {
+    let Some(mut state) = open_state(&args.config, true, "retry").await? else {
         outln!("retry: 0 files moved");
         return Ok(EXIT_OK);
-    }
-    let mut store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    };
+    let place = state.place.clone();
     let moved = match &args.path {
-        None => store
+        None => state
+            .view
             .retry(None, None, "docsync retry --all-failed")
-            .with_context(|| format!("retrying failed files in {}", db.display()))?,
+            .await
+            .with_context(|| format!("retrying failed files in {place}"))?,
         Some(path) => {
-            let found = find_history(&store, path)?;
+            let found = find_history(&state.view, path).await?;
             let Some(h) = found.iter().rev().find(|h| h.file.state.is_live()) else {
                 eprintln!(
-                    "docsync: no file {} is recorded in {}",
+                    "docsync: no file {} is recorded in {place}",
                     text::escape_path(path),
-                    db.display()
                 );
                 outln!("retry: 0 files moved");
                 return Ok(EXIT_PROBLEMS);
             };
             let (folder, rel) = (h.file.folder.clone(), h.file.path.clone());
-            let moved = store
+            let moved = state
+                .view
                 .retry(Some(&folder), Some(&rel), "docsync retry")
+                .await
                 .with_context(|| format!("retrying {}", path.display()))?;
             if moved.is_empty() {
                 eprintln!(

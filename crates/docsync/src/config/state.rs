@@ -178,12 +178,4 @@ pub(super) fn not_yet_shared(config: &super::Config, p: &mut Problems<'_>) {
             "remove [hooks] or state.url",
         );
     }
-    if config.admin.is_some() {
-        p.error(
-            None,
-            "admin",
-            "[admin] (the status page) is not supported with the state in PostgreSQL yet",
-            "remove [admin] or state.url",
-        );
-    }
 }

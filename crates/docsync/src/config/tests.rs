@@ -1178,18 +1178,24 @@ fn state_section() {
         );
     }
 
-    // the status page does not read PostgreSQL yet: refused, not half-run
+    // the hooks' outbox is not in PostgreSQL yet: refused, not half-run
     let text = format!(
         "[state]\nurl = \"postgres://docsync@db.example/docsync\"\n\
-         [admin]\naddress = \"127.0.0.1:8384\"\n{folder}"
+         [hooks]\non_decision = [\"/bin/sh\"]\n{folder}"
     );
     let problems = errors(parse(&text, None, &env()).unwrap_err());
     assert!(
         problems
             .iter()
-            .any(|p| p.location.key.as_deref() == Some("admin")
+            .any(|p| p.location.key.as_deref() == Some("hooks")
                 && p.message
                     .contains("not supported with the state in PostgreSQL")),
         "{problems:#?}"
     );
+    // the status page is: it reads the shared state
+    let text = format!(
+        "[state]\nurl = \"postgres://docsync@db.example/docsync\"\n\
+         [admin]\naddress = \"127.0.0.1:8384\"\n{folder}"
+    );
+    assert!(parse(&text, None, &env()).is_ok(), "{text}");
 }

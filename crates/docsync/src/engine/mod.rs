@@ -206,7 +206,7 @@ impl Engine {
         if !lock.last_stop_was_clean() {
             warn!("the last run did not stop cleanly: every upload asks the server first, so nothing is sent twice");
         }
-        let store = open_state(&config, api_change, admin.is_some()).await?;
+        let store = open_state(&config, api_change).await?;
         let hook_kinds = config.hooks.kinds();
         store.enable_outbox(hook_kinds.clone()).await?;
         let hooks = match hook_kinds.is_empty() {
@@ -408,17 +408,12 @@ impl Engine {
 /// migrated and checked against the configured API, before any stage asks it
 /// anything; the dry run checks its copy the same way), or PostgreSQL shared
 /// with other daemons (`state.url`).
-async fn open_state(config: &Config, api_change: ApiChange, admin: bool) -> Result<StateStore> {
+async fn open_state(config: &Config, api_change: ApiChange) -> Result<StateStore> {
     let Some(url) = &config.state.url else {
         let mut db = Store::open_in_state_dir(&config.state_dir)?;
         api_check::check_api(&mut db, config, api_change)?;
         return Ok(StateStore::sqlite(SharedStore::new(db)));
     };
-    if admin {
-        return Err(Error::NotOnPostgres {
-            what: "the status page (--admin)",
-        });
-    }
     if config.api.sandbox {
         // fake approvals must never land in a state other daemons share
         return Err(Error::NotOnPostgres {
@@ -508,7 +503,13 @@ fn start_watchers(
 /// What the admin listener reads: its own read-only connection, the writer for
 /// retries, the metrics and the configured folders and APIs.
 fn admin_state(config: &Config, ctx: &Ctx, liveness: &Arc<Liveness>) -> Result<AdminState> {
-    let reader = StateStore::sqlite_read_only(&config.state_dir.join(DB_FILE))?;
+    // SQLite: the page reads on a connection of its own, never the writer's;
+    // PostgreSQL: the store's pool serves both
+    let reader = if ctx.store.is_shared() {
+        ctx.store.clone()
+    } else {
+        StateStore::sqlite_read_only(&config.state_dir.join(DB_FILE))?
+    };
     let api_urls = [&config.api.url, &config.api.attachments_url]
         .into_iter()
         .flatten()

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use super::{
-    BeginUpload, Change, Event, FileRow, Observation, Observed, Page, State, Store, UploadIntent,
+    BeginUpload, Change, Event, FileRow, Holder, Observation, Observed, Page, State, Store,
+    UploadIntent,
 };
 use crate::error::{Error, Result};
 use crate::model::TargetKey;
@@ -147,6 +148,9 @@ pub struct FileDetail {
     pub row: FileRow,
     pub reason: String,
     pub events: Vec<Event>,
+    /// The daemon holding the row's lease (PostgreSQL state); `None` on
+    /// SQLite.
+    pub holder: Option<Holder>,
 }
 
 /// What a retry of one file asked for by id did.
@@ -374,12 +378,8 @@ impl Store {
     /// The reason to show for a row: the decision, the last error, or the
     /// reason of its last transition.
     pub fn reason_shown(&self, row: &FileRow) -> Result<String> {
-        let recorded = [&row.decision_reason, &row.last_error]
-            .into_iter()
-            .flatten()
-            .find(|r| !r.is_empty());
-        if let Some(r) = recorded {
-            return Ok(r.clone());
+        if let Some(r) = recorded_reason(row) {
+            return Ok(r);
         }
         Ok(self
             .events(row.id)?
@@ -417,6 +417,7 @@ impl Store {
             row,
             reason,
             events,
+            holder: None,
         }))
     }
 
@@ -433,6 +434,16 @@ impl Store {
             Ok(RetryOne::Retried { row, ids })
         })
     }
+}
+
+/// The decision or the last error, when the row has one: the reason shown
+/// first, before its last transition's (either backend).
+pub(super) fn recorded_reason(row: &FileRow) -> Option<String> {
+    [&row.decision_reason, &row.last_error]
+        .into_iter()
+        .flatten()
+        .find(|r| !r.is_empty())
+        .cloned()
 }
 
 /// The reason recorded when the server answers an upload with an ID it gave

@@ -86,6 +86,7 @@ mod shared;
 mod snapshot;
 mod state_store;
 mod upload;
+mod view;
 
 pub use composite::{
     Explained, FileCheck, FileDetail, FileMove, IntentStart, Promotion, RetryOne, ScanRecorded,
@@ -101,6 +102,7 @@ pub use seen::SeenIds;
 pub use shared::SharedStore;
 pub use state_store::StateStore;
 pub use upload::{BeginUpload, UploadIntent};
+pub use view::StateView;
 
 use files::get_row;
 #[cfg(test)]
@@ -170,6 +172,24 @@ pub struct Event {
     pub to_state: State,
     pub reason: String,
     pub request_id: Option<String>,
+    /// The daemon (instance) that made the change: PostgreSQL only, where
+    /// several share the state; `None` on SQLite.
+    pub instance: Option<String>,
+}
+
+/// Who holds a row's lease: the daemon claiming, sending or reconciling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The instance (`state.instance`; by default `HOST:STATE_DIR`).
+    pub instance: String,
+    /// The host the instance last started on.
+    pub hostname: String,
+    pub pid: Option<i32>,
+    /// When the lease runs out, unix ms by the database's clock.
+    pub until_ms: i64,
+    /// It ran out already (the holder died or lost the database): another
+    /// daemon takes the row over, asking the server first.
+    pub expired: bool,
 }
 
 /// What to do with `attempts` in a transition.

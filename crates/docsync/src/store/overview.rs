@@ -38,6 +38,21 @@ pub struct Page {
     pub next_after: Option<i64>,
 }
 
+impl Page {
+    /// The first `limit` of `rows` (read in id order, one more than `limit`
+    /// when there are more), and where the next page starts.
+    pub(super) fn cut(mut rows: Vec<FileRow>, limit: u32) -> Page {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_after = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Page { rows, next_after }
+    }
+}
+
 /// A row with its events, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History {
@@ -64,22 +79,7 @@ impl Store {
             .map_err(self.db(what))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.db(what))?;
-        let mut out: Vec<FolderCounts> = Vec::new();
-        for (folder, state, n) in triples {
-            let Ok(state) = state.parse::<State>() else {
-                continue;
-            };
-            if out.last().map(|f| &f.folder) != Some(&folder) {
-                out.push(FolderCounts {
-                    folder: folder.clone(),
-                    counts: BTreeMap::new(),
-                });
-            }
-            if let Some(last) = out.last_mut() {
-                last.counts.insert(state, u64::try_from(n).unwrap_or(0));
-            }
-        }
-        Ok(out)
+        Ok(folder_counts(triples))
     }
 
     /// Transitions per folder in `buckets` equal buckets of `bucket_ms` ending at
@@ -105,16 +105,7 @@ impl Store {
             .map_err(self.db(what))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.db(what))?;
-        let mut out: BTreeMap<String, Vec<ActivityBucket>> = BTreeMap::new();
-        for (folder, bucket, n) in triples {
-            let (Ok(bucket), Ok(events)) = (u32::try_from(bucket), u64::try_from(n)) else {
-                continue;
-            };
-            out.entry(folder)
-                .or_default()
-                .push(ActivityBucket { bucket, events });
-        }
-        Ok(out)
+        Ok(activity_buckets(triples))
     }
 
     /// One keyset page of the rows in any of `states` (optionally of one folder),
@@ -145,14 +136,7 @@ impl Store {
             rows.append(&mut page);
         }
         rows.sort_by_key(|r| r.id);
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next_after = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| r.id)
-        } else {
-            None
-        };
-        Ok(Page { rows, next_after })
+        Ok(Page::cut(rows, limit))
     }
 
     /// Number of rows in each state (states without rows are absent).
@@ -260,6 +244,44 @@ impl Store {
     }
 }
 
+/// `(folder, state, count)` rows, ordered by folder, as [`FolderCounts`]
+/// (either backend's query).
+pub(super) fn folder_counts(triples: Vec<(String, String, i64)>) -> Vec<FolderCounts> {
+    let mut out: Vec<FolderCounts> = Vec::new();
+    for (folder, state, n) in triples {
+        let Ok(state) = state.parse::<State>() else {
+            continue;
+        };
+        if out.last().map(|f| &f.folder) != Some(&folder) {
+            out.push(FolderCounts {
+                folder: folder.clone(),
+                counts: BTreeMap::new(),
+            });
+        }
+        if let Some(last) = out.last_mut() {
+            last.counts.insert(state, u64::try_from(n).unwrap_or(0));
+        }
+    }
+    out
+}
+
+/// `(folder, bucket, count)` rows as each folder's [`ActivityBucket`]s
+/// (either backend's query).
+pub(super) fn activity_buckets(
+    triples: Vec<(String, i64, i64)>,
+) -> BTreeMap<String, Vec<ActivityBucket>> {
+    let mut out: BTreeMap<String, Vec<ActivityBucket>> = BTreeMap::new();
+    for (folder, bucket, n) in triples {
+        let (Ok(bucket), Ok(events)) = (u32::try_from(bucket), u64::try_from(n)) else {
+            continue;
+        };
+        out.entry(folder)
+            .or_default()
+            .push(ActivityBucket { bucket, events });
+    }
+    out
+}
+
 const COUNTS_BY_STATE: &str = "SELECT state, COUNT(*) FROM files GROUP BY state";
 
 const COUNT_IN_STATE: &str = "SELECT COUNT(*) FROM files WHERE state = ?1";
@@ -302,6 +324,7 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<Event> {
         to_state: to.parse().map_err(|e| text_err(4, e))?,
         reason: row.get(5)?,
         request_id: row.get(6)?,
+        instance: None,
     })
 }
 

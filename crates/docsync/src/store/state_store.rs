@@ -3,11 +3,11 @@
 //! where an answer takes several store operations that must hold together,
 //! the method is one composite, atomic in the backend (see `composite`).
 //!
-//! Today it has one backend, SQLite: a [`SharedStore`] (one writer
-//! connection, calls on tokio's blocking pool). The PostgreSQL backend
-//! ([`super::pg::PgStore`], issue 16) comes next as a second variant of
-//! `Backend`; every method below is then one more `match` arm, and the
-//! compiler lists each one still missing.
+//! Two backends: SQLite, a [`SharedStore`] (one writer connection, calls on
+//! tokio's blocking pool), one daemon's own; and PostgreSQL, a
+//! [`PgInstance`] (the shared state under leases, issue 16). Every method is
+//! one `match` over them; the hooks' outbox is SQLite's only yet (the
+//! configuration refuses `[hooks]` with `state.url`).
 //!
 //! How each method commits on SQLite is part of its contract:
 //! - *grouped* ([`SharedStore::call_grouped`]): the upload intent and the
@@ -61,6 +61,11 @@ impl StateStore {
         StateStore {
             backend: Backend::Postgres(Box::new(instance)),
         }
+    }
+
+    /// Whether several daemons share this state (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// How often the leases of the rows in hand are renewed (`None`: no
@@ -567,9 +572,7 @@ impl StateStore {
     pub async fn counts_by_folder(&self) -> Result<Vec<FolderCounts>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.counts_by_folder()).await,
-            Backend::Postgres(_) => Err(Error::NotOnPostgres {
-                what: "the status page",
-            }),
+            Backend::Postgres(pg) => Ok(pg.store().counts_by_folder().await?),
         }
     }
 
@@ -582,9 +585,7 @@ impl StateStore {
     ) -> Result<BTreeMap<String, Vec<ActivityBucket>>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.activity(now, bucket_ms, buckets)).await,
-            Backend::Postgres(_) => Err(Error::NotOnPostgres {
-                what: "the status page",
-            }),
+            Backend::Postgres(pg) => Ok(pg.store().activity(now, bucket_ms, buckets).await?),
         }
     }
 
@@ -602,9 +603,10 @@ impl StateStore {
                 db.call(move |s| s.explained_page(&states, folder.as_deref(), after, limit))
                     .await
             }
-            Backend::Postgres(_) => Err(Error::NotOnPostgres {
-                what: "the status page",
-            }),
+            Backend::Postgres(pg) => Ok(pg
+                .store()
+                .explained_page(&states, folder.as_deref(), after, limit)
+                .await?),
         }
     }
 
@@ -612,9 +614,7 @@ impl StateStore {
     pub async fn file_detail(&self, id: i64) -> Result<Option<FileDetail>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.file_detail(id)).await,
-            Backend::Postgres(_) => Err(Error::NotOnPostgres {
-                what: "the status page",
-            }),
+            Backend::Postgres(pg) => Ok(pg.store().file_detail(id).await?),
         }
     }
 
@@ -623,9 +623,7 @@ impl StateStore {
     pub async fn retry_one(&self, id: i64, reason: &'static str) -> Result<RetryOne> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.retry_one(id, reason)).await,
-            Backend::Postgres(_) => Err(Error::NotOnPostgres {
-                what: "the status page",
-            }),
+            Backend::Postgres(pg) => Ok(pg.store().retry_one(id, reason).await?),
         }
     }
 }

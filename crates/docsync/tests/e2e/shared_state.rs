@@ -83,7 +83,13 @@ path = "inbox"
 
     /// `docsync run` as daemon `name` (its own state directory).
     fn spawn(&self, name: &str) -> Daemon {
+        self.spawn_with(name, &[])
+    }
+
+    /// [`Shared::spawn`] with `args` after `run`'s own.
+    fn spawn_with(&self, name: &str, args: &[&str]) -> Daemon {
         let mut cmd = self.w.cmd(["run", "--config", &format!("{name}.toml")]);
+        cmd.args(args);
         cmd.env(
             "DOCSYNC_STATE_DIR",
             self.w.path().join(format!("state-{name}")),
@@ -100,6 +106,18 @@ path = "inbox"
                 self.spawn(name.as_ref())
             })
             .collect()
+    }
+
+    /// `docsync status --json ARGS` on the shared state, parsed.
+    fn status(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut cmd = self.w.cmd(["status", "--json"]);
+        cmd.args(args).env("DOCSYNC_STATE_URL", &self.db.url);
+        let out = crate::harness::run_command(cmd, Duration::from_secs(60));
+        assert_eq!(out.code(), Some(0), "{out}");
+        match serde_json::from_str(&out.stdout) {
+            Ok(serde_json::Value::Array(rows)) => rows,
+            other => panic!("status --json did not print an array: {other:?}\n{out}"),
+        }
     }
 
     /// The same, with a new connection of the test's own (after the server
@@ -517,6 +535,7 @@ fn a_dead_daemons_uploads_are_taken_over_after_its_lease() {
             Err(format!("{mine} intents by host-a"))
         }
     });
+    let a_pid = a.id();
     a.kill();
     let orphans: Vec<i64> = shared
         .query("SELECT id FROM files WHERE state = 'uploading' AND lease_owner = 'host-a'")
@@ -527,10 +546,17 @@ fn a_dead_daemons_uploads_are_taken_over_after_its_lease() {
         !orphans.is_empty(),
         "the kill found no upload of host-a in flight"
     );
+    // `docsync status` names the dead daemon as the holder of its uploads
+    let held = shared.status(&["--state", "uploading"]);
+    assert_eq!(held.len(), orphans.len(), "{held:#?}");
+    for row in &held {
+        assert_eq!(row["held_by"]["instance"], "host-a", "{row:#}");
+        assert_eq!(row["held_by"]["pid"], a_pid, "{row:#}");
+    }
     let b = shared.spawn("host-b");
     shared.wait_all_decided(files.len(), &[&b]);
     assert_exactly_once(&files, &shared.sandbox.server_files());
-    for id in orphans {
+    for id in &orphans {
         let taken = shared.query(&format!(
             "SELECT COUNT(*) FROM events WHERE file_id = {id} AND instance = 'host-b' \
              AND reason LIKE '%took it over%'"
@@ -538,4 +564,80 @@ fn a_dead_daemons_uploads_are_taken_over_after_its_lease() {
         let n: i64 = taken[0].get(0);
         assert_eq!(n, 1, "row {id}: host-b's takeover is recorded");
     }
+    // `docsync history` says which daemon made each change: host-a sent it,
+    // host-b took it over
+    let path = held[0]["path"].as_str().unwrap_or_default().to_owned();
+    let out = shared.w.run([
+        "history",
+        "--json",
+        "--config",
+        "host-b.toml",
+        &format!("inbox/{path}"),
+    ]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let history: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let events = history[0]["events"].as_array().cloned().unwrap_or_default();
+    let first_intent = events.iter().find(|e| e["to"] == "uploading");
+    assert_eq!(
+        first_intent.map(|e| &e["by"]),
+        Some(&serde_json::json!("host-a")),
+        "{history:#}"
+    );
+    let takeover = events.iter().find(|e| {
+        e["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("took it over"))
+    });
+    assert_eq!(
+        takeover.map(|e| &e["by"]),
+        Some(&serde_json::json!("host-b")),
+        "{history:#}"
+    );
+    // nothing is held once every file is decided; and retry works here too
+    assert!(shared
+        .status(&[])
+        .iter()
+        .all(|row| row["held_by"].is_null()));
+    let out = shared
+        .w
+        .run(["retry", "--all-failed", "--config", "host-b.toml"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stdout.contains("retry: 0 files moved"), "{out}");
+}
+
+/// The status page (`--admin`) on the shared state: the counts and the
+/// problems of every daemon's rows, and a file's page naming the daemon that
+/// made each change.
+#[test]
+fn the_status_page_reads_the_shared_state() {
+    let Some(db) = database_or_skip("status_page") else {
+        return;
+    };
+    let shared = Shared::new(db);
+    let files = local_files("status_page", 1, 2);
+    for f in &files {
+        shared.w.drop_file(&f.rel, &f.bytes);
+    }
+    let account = &files[0].account;
+    shared
+        .w
+        .drop_file(&format!("{account}/business_verification/empty.pdf"), b"");
+    shared.write_config("host-a");
+    let daemon = shared.spawn_with("host-a", &["--admin", "127.0.0.1:0"]);
+    let url = crate::admin::admin_url(&daemon);
+    shared.wait_all_decided(files.len() + 1, &[&daemon]);
+
+    let (status, _, body) = crate::admin::get(&format!("{url}/readyz"));
+    assert_eq!(status, 200, "{body}");
+    // the overview lists the invalid file among the problems
+    let (status, _, page) = crate::admin::get(&format!("{url}/"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("empty.pdf"), "{page}");
+    let found =
+        shared.query("SELECT id FROM files WHERE convert_from(path, 'UTF8') LIKE '%/empty.pdf'");
+    let id: i64 = found[0].get(0);
+    let (status, _, page) = crate::admin::get(&format!("{url}/files/{id}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"<td class="by">host-a</td>"#), "{page}");
+    assert!(page.contains("Retry this file"), "{page}");
 }

@@ -81,6 +81,23 @@ impl PgStore {
         Ok(())
     }
 
+    /// The highest applied schema version, `None` when the database has no
+    /// `schema_migrations` table (no daemon has connected to it yet).
+    pub(super) async fn schema_version_if_any(&self) -> PgResult<Option<i32>> {
+        let what = "reading the schema version";
+        let client = self.client(what).await?;
+        let row = client
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await
+            .map_err(self.db(what))?;
+        let exists: bool = row.try_get(0).map_err(self.db(what))?;
+        if !exists {
+            return Ok(None);
+        }
+        drop(client);
+        self.schema_version().await.map(Some)
+    }
+
     /// The highest applied schema version (what `schema_migrations` says).
     pub async fn schema_version(&self) -> PgResult<i32> {
         let what = "reading the schema version";

@@ -45,6 +45,8 @@
 //! - `upload`: the intent, under the lease and the account's lock.
 //! - `outcome`: the server's answer, a failed attempt, a poll's news, a move.
 //! - `reads`: what the stages read (counts, rows of a state, pending rows).
+//! - `overview`: what people read (`status`, `history`, the status page, who
+//!   holds what) and `retry`.
 
 use std::fmt;
 use std::time::Duration;
@@ -61,6 +63,7 @@ mod lease;
 mod migrate;
 mod observe;
 mod outcome;
+mod overview;
 mod reads;
 mod rows;
 mod upload;
@@ -110,6 +113,33 @@ impl PgStore {
     /// the migrations this binary knows (one transaction, under an advisory
     /// lock: daemons starting together do not race), and record the instance.
     pub async fn connect(url: &str, instance_id: &str) -> PgResult<PgStore> {
+        let store = PgStore::open(url, instance_id)?;
+        store.migrate().await?;
+        store.register().await?;
+        Ok(store)
+    }
+
+    /// Connect to `url` for the commands people run against the state
+    /// (`status`, `history`, `retry`) as `who`: nothing is migrated and no
+    /// instance recorded (a write records `who` first, see
+    /// [`PgStore::register`]). `None` when the database holds no docsync
+    /// state yet (no daemon has connected to it).
+    pub async fn connect_viewer(url: &str, who: &str) -> PgResult<Option<PgStore>> {
+        let store = PgStore::open(url, who)?;
+        let found = store.schema_version_if_any().await?;
+        match found {
+            None | Some(0) => Ok(None),
+            Some(found) if found > PG_SCHEMA_VERSION => Err(PgError::SchemaTooNew {
+                target: store.target.clone(),
+                found,
+                known: PG_SCHEMA_VERSION,
+            }),
+            Some(_) => Ok(Some(store)),
+        }
+    }
+
+    /// The pool for `url`, as instance `instance_id`; no connection made yet.
+    fn open(url: &str, instance_id: &str) -> PgResult<PgStore> {
         let bad_id = instance_id.is_empty()
             || instance_id.chars().count() > 200
             || instance_id.chars().any(char::is_control);
@@ -150,15 +180,12 @@ impl PgStore {
                 target: target.clone(),
                 message: e.to_string(),
             })?;
-        let store = PgStore {
+        Ok(PgStore {
             pool,
             config,
             instance: instance_id.to_owned(),
             target,
-        };
-        store.migrate().await?;
-        store.register().await?;
-        Ok(store)
+        })
     }
 
     /// This instance's id (what its leases and events carry).
@@ -191,7 +218,7 @@ impl PgStore {
     }
 
     /// Record this instance (a restart with the same id takes its row over).
-    async fn register(&self) -> PgResult<()> {
+    pub async fn register(&self) -> PgResult<()> {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let pid = i32::try_from(std::process::id()).ok();
         self.client("registering the instance")

@@ -169,7 +169,7 @@ impl PgStore {
     }
 
     /// `SELECT` the file columns `WHERE condition`.
-    async fn rows_where(
+    pub(super) async fn rows_where(
         &self,
         what: &'static str,
         condition: &str,
