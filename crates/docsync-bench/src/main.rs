@@ -102,6 +102,12 @@ async fn main() -> Result<()> {
         tmp: tmp_path.clone(),
         xtask: args.xtask.clone(),
         keep: _removed_on_exit.is_none(),
+        pg: if args.only.iter().any(|f| f == "burst") {
+            eprintln!("starting a durable throwaway PostgreSQL for the shared-state figures");
+            docsync_pgtest::PgCluster::start_durable().map_err(|e| e.to_string())
+        } else {
+            Err("not needed by the figures asked for".to_owned())
+        },
     };
     let machine = Machine::detect();
     let load_before = load_average();

@@ -10,6 +10,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub quiet_window: &'static str,
     pub poll_interval: &'static str,
+    /// The state in PostgreSQL (`[state] url`); `None`: SQLite in `state/`.
+    pub state_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -18,6 +20,7 @@ impl Default for Settings {
             concurrency: 8,
             quiet_window: "1s",
             poll_interval: "2s",
+            state_url: None,
         }
     }
 }
@@ -26,6 +29,8 @@ pub struct Workdir {
     pub dir: PathBuf,
     pub inbox: PathBuf,
     pub state: PathBuf,
+    /// Where the state is when not in `state/` (PostgreSQL).
+    pub state_url: Option<String>,
 }
 
 impl Workdir {
@@ -33,9 +38,13 @@ impl Workdir {
     pub fn create(dir: &Path, settings: &Settings) -> Result<Workdir> {
         let inbox = dir.join("inbox");
         std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.display()))?;
+        let state = match &settings.state_url {
+            Some(url) => format!("[state]\nurl = \"{url}\"\n\n"),
+            None => String::new(),
+        };
         let config = format!(
             "state_dir = \"state\"\nconcurrency = {}\nquiet_window = \"{}\"\npoll_interval = \"{}\"\n\n\
-             [[folder]]\npath = \"inbox\"\n",
+             {state}[[folder]]\npath = \"inbox\"\n",
             settings.concurrency, settings.quiet_window, settings.poll_interval
         );
         let path = dir.join("docsync.toml");
@@ -44,6 +53,7 @@ impl Workdir {
             dir: dir.to_owned(),
             inbox,
             state: dir.join("state"),
+            state_url: settings.state_url.clone(),
         })
     }
 

@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` + `pg_ctl` in a fresh
 //! temporary directory, listening on a Unix socket in that directory only
-//! (`listen_addresses = ''`: no TCP port at all), fsync off, stopped
-//! (`pg_ctl stop -m immediate`) and removed when done.
+//! (`listen_addresses = ''`: no TCP port at all), fsync off (on for
+//! [`PgCluster::start_durable`], the benchmark's), stopped (`pg_ctl stop -m
+//! immediate`) and removed when done.
 //!
 //! # One cluster per test binary, one database per test
 //!
@@ -163,8 +164,20 @@ impl Runner {
 }
 
 impl PgCluster {
-    /// `initdb` a fresh cluster in a temporary directory and start it.
+    /// `initdb` a fresh cluster in a temporary directory and start it, with
+    /// no durability (fsync off, `synchronous_commit` off: a test cluster).
     pub fn start() -> Result<PgCluster, Error> {
+        PgCluster::start_with(false)
+    }
+
+    /// [`PgCluster::start`], durable as a production server is (fsync on,
+    /// PostgreSQL's defaults): for the benchmark, whose figures must pay
+    /// what a real server's commits cost.
+    pub fn start_durable() -> Result<PgCluster, Error> {
+        PgCluster::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<PgCluster, Error> {
         let bindir = find_bindir(std::env::var_os("PATH").as_deref(), Path::new(DEBIAN_LIB))?;
         let runner = runner()?;
         let root = tempfile::Builder::new()
@@ -199,14 +212,19 @@ impl PgCluster {
             .args(["--no-sync", "--no-instructions"]);
         run(initdb.current_dir(&socket_dir))?;
         let conf = data.join("postgresql.conf");
+        let durability = if durable {
+            "# durable: PostgreSQL's defaults (fsync on)\n"
+        } else {
+            "# no durability (a test cluster; synchronous_commit off as a careless \
+             server might run: docsync must turn it on for its own sessions)\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+        };
         let settings = format!(
-            "\n# docsync-pgtest: a Unix socket only, no durability (a test cluster; \
-             synchronous_commit off as a careless server might run: docsync must \
-             turn it on for its own sessions)\n\
+            "\n# docsync-pgtest: a Unix socket only\n\
              listen_addresses = ''\n\
              unix_socket_directories = '{}'\n\
              unix_socket_permissions = 0700\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+             {durability}\
              max_connections = 300\n",
             socket_dir.display().to_string().replace('\'', "''")
         );

@@ -18,7 +18,7 @@ use docsync_bench::report::{summary, Row, Verdict};
 use docsync_bench::stats::Summary;
 use docsync_bench::workdir::{Settings, Workdir};
 
-use super::{wait_pending, Bench, Figure};
+use super::{wait_pending, wait_pending_pg, Bench, Figure};
 
 pub(super) const CONCURRENCY: usize = 8;
 const SMALL: (usize, usize) = (2_000, 4 * 1024);
@@ -164,25 +164,35 @@ pub(super) async fn bare_upload(
     Ok(Timed { secs, sandbox_cpu })
 }
 
-/// The daemon's time, and when the writer had written the last file.
+/// The daemon's time, and when the writer had written the last file; with
+/// `state_url`, the state in PostgreSQL.
 async fn daemon(
     bench: &Bench,
     dir: &std::path::Path,
     sandbox: &SandboxProcess,
+    state_url: Option<String>,
 ) -> Result<(Timed, f64)> {
+    let on_pg = state_url.is_some();
     let w = Workdir::create(
-        &dir.join("daemon"),
+        &dir.join(if on_pg { "daemon-pg" } else { "daemon" }),
         &Settings {
             concurrency: CONCURRENCY,
+            state_url,
             ..Settings::default()
         },
     )?;
-    let files = files(&w.inbox, "d");
+    // accounts of its own: the two daemons' files never share a quota
+    let files = files(&w.inbox, if on_pg { "p" } else { "d" });
     let contents: Vec<Vec<u8>> = files
         .iter()
         .map(|f| fixtures::pdf_bytes(&f.path.to_string_lossy(), f.size))
         .collect();
-    let _daemon = bench.daemon(&w, sandbox)?;
+    let (_daemon, pg) = if on_pg {
+        let (d, store) = bench.daemon_pg(&w, sandbox).await?;
+        (d, Some(store))
+    } else {
+        (bench.daemon(&w, sandbox)?, None)
+    };
     sandbox.clear_requests().await?;
     let cpu = CpuMeter::start(sandbox.pid());
     let started = Instant::now();
@@ -190,12 +200,11 @@ async fn daemon(
         fixtures::write(&f.path, bytes)?;
     }
     let writer_secs = started.elapsed().as_secs_f64();
-    wait_pending(
-        &w,
-        files.len() as u64,
-        Duration::from_secs(300),
-        Duration::from_millis(5),
-    )?;
+    let (timeout, every) = (Duration::from_secs(300), Duration::from_millis(5));
+    match &pg {
+        Some(store) => wait_pending_pg(store, &w, files.len() as u64, timeout, every).await?,
+        None => wait_pending(&w, files.len() as u64, timeout, every)?,
+    }
     let secs = started.elapsed().as_secs_f64();
     Ok((
         Timed {
@@ -210,25 +219,35 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
     // the writer: during the daemon's run, and alone
     let (mut dw, mut wr) = (Vec::new(), Vec::new());
+    // the daemon with its state in PostgreSQL, against the same run's bare
+    let mut p = Vec::new();
     for run in 0..bench.runs {
         let dir = bench.run_dir("burst", run)?;
         let sandbox = bench.sandbox(&dir, 3600.0)?;
         a.push(curl(bench, &dir, &sandbox).await?);
         b.push(bare(bench, &dir, &sandbox).await?);
-        let (timed, writer_secs) = daemon(bench, &dir, &sandbox).await?;
+        let (timed, writer_secs) = daemon(bench, &dir, &sandbox, None).await?;
         d.push(timed);
         dw.push(writer_secs);
         wr.push(writer_alone(&dir)?);
+        let on_pg = match bench.pg_database("burst") {
+            Ok(db) => Some(daemon(bench, &dir, &sandbox, Some(db.url)).await?.0),
+            Err(_) => None,
+        };
         eprintln!(
             "  burst run {}: curl {:.2}s, bare {:.2}s, docsync {:.2}s (its writer {:.2}s), \
-             writer alone {:.2}s",
+             writer alone {:.2}s, docsync on PostgreSQL {}",
             run + 1,
             a[run].secs,
             b[run].secs,
             d[run].secs,
             dw[run],
-            wr[run]
+            wr[run],
+            on_pg
+                .as_ref()
+                .map_or_else(|| "not run".to_owned(), |t| format!("{:.2}s", t.secs))
         );
+        p.extend(on_pg.map(|t| (t, b[run].secs)));
         drop(sandbox);
         bench.clean(&dir);
     }
@@ -264,6 +283,29 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         ),
         target: ">= 0.8x bare".into(),
         verdict: Verdict::from_check(rb.median >= 0.8),
+    });
+    fig.rows.push(match &bench.pg {
+        Ok(_) => {
+            let ratio: Vec<f64> = p.iter().map(|(t, bare)| bare / t.secs).collect();
+            let on_pg: Vec<f64> = p.iter().map(|(t, _)| t.secs).collect();
+            let rp = of(&ratio)?;
+            Row {
+                figure: "1p. burst, the state in PostgreSQL (durable, local socket)".into(),
+                value: rate(of(&on_pg)?),
+                runs,
+                versus: summary(&rp, "x", 2) + " bare",
+                target: "reported beside SQLite".into(),
+                verdict: Verdict::Info,
+            }
+        }
+        Err(why) => Row {
+            figure: "1p. burst, the state in PostgreSQL".into(),
+            value: format!("not measured: {why}"),
+            runs: 0,
+            versus: String::new(),
+            target: "reported beside SQLite".into(),
+            verdict: Verdict::Info,
+        },
     });
     fig.rows.push(Row {
         figure: "1a. baseline: curl -F via xargs -P 8".into(),
@@ -302,6 +344,18 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         summary(&of(&dw)?, "s", 2),
         summary(&of(&after_writer)?, "ms", 0),
     ));
+    if bench.pg.is_ok() {
+        fig.notes.push(
+            "Burst on PostgreSQL (1p): the same files and concurrency, one daemon with \
+             `[state] url` on a throwaway cluster run durable (fsync on, the defaults; Unix \
+             socket), its own accounts, in the same run as the bare uploader it is compared \
+             with. Not profiled yet; what differs from SQLite: each intent is its own \
+             transaction and WAL flush (SQLite commits the intents of a batch together), \
+             each row is claimed under a lease first, and the intake's promotions are one \
+             statement per file."
+                .to_owned(),
+        );
+    }
     let bare_vs_curl: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a.secs / b.secs).collect();
     fig.notes.push(format!(
         "Burst: the bare uploader is {} faster than curl on this machine, so >= 10x curl \
