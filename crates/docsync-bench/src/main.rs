@@ -102,7 +102,7 @@ async fn main() -> Result<()> {
         tmp: tmp_path.clone(),
         xtask: args.xtask.clone(),
         keep: _removed_on_exit.is_none(),
-        pg: if args.only.iter().any(|f| f == "burst") {
+        pg: if args.only.iter().any(|f| f == "burst" || f == "polling") {
             eprintln!("starting a durable throwaway PostgreSQL for the shared-state figures");
             docsync_pgtest::PgCluster::start_durable().map_err(|e| e.to_string())
         } else {

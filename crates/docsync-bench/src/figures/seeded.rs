@@ -27,8 +27,86 @@ pub fn row_id(db: &Path, rel: &str) -> Result<i64> {
 /// target kind, folder and remote status), in one transaction. The daemon must
 /// not be running.
 pub fn replicate(db: &Path, inbox: &Path, seed: i64, files: &[Planned]) -> Result<()> {
+    let replicas = create(inbox, files)?;
+    Store::open(db)?
+        .replicate(
+            seed,
+            &replicas,
+            &format!("replicated from row {seed} by the benchmark"),
+        )
+        .context("replicating the seed row")?;
+    Ok(())
+}
+
+/// [`replicate`] for a state in PostgreSQL at `url`, the seed named by its
+/// path `seed_rel`: one statement, rows and events.
+pub async fn replicate_pg(
+    url: &str,
+    inbox: &Path,
+    seed_rel: &str,
+    files: &[Planned],
+) -> Result<()> {
+    let replicas = create(inbox, files)?;
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to the bench's PostgreSQL")?;
+    let connection = tokio::spawn(connection);
+    let seed: i64 = client
+        .query_one(
+            "SELECT id FROM files WHERE path = $1 AND state NOT IN ('superseded', 'deleted')",
+            &[&seed_rel.as_bytes()],
+        )
+        .await
+        .with_context(|| format!("finding the row of {seed_rel}"))?
+        .try_get(0)?;
+    let paths: Vec<&[u8]> = replicas.iter().map(|r| r.path.as_slice()).collect();
+    let accounts: Vec<&str> = replicas.iter().map(|r| r.account.as_str()).collect();
+    let sizes: Vec<i64> = replicas
+        .iter()
+        .map(|r| i64::try_from(r.size).unwrap_or(i64::MAX))
+        .collect();
+    let mtimes: Vec<i64> = replicas.iter().map(|r| r.mtime_ns).collect();
+    let shas: Vec<&str> = replicas.iter().map(|r| r.sha256.as_str()).collect();
+    let remote_ids: Vec<Option<&str>> = replicas.iter().map(|r| r.remote_id.as_deref()).collect();
+    let reason = format!("replicated from row {seed} by the benchmark");
+    client
+        .execute(
+            "WITH ins AS ( \
+                 INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, \
+                     sha256, state, remote_id, remote_status, decision_reason, attempts, \
+                     next_attempt_at, created_at, updated_at) \
+                 SELECT s.folder, r.path, s.target, r.account, s.purpose, r.size, r.mtime_ns, \
+                     r.sha256, s.state, r.remote_id, s.remote_status, s.decision_reason, \
+                     s.attempts, s.next_attempt_at, s.created_at, s.updated_at \
+                 FROM files s, unnest($2::bytea[], $3::text[], $4::int8[], $5::int8[], \
+                     $6::text[], $7::text[]) AS r(path, account, size, mtime_ns, sha256, remote_id) \
+                 WHERE s.id = $1 \
+                 RETURNING id, state, updated_at) \
+             INSERT INTO events (file_id, at, from_state, to_state, reason) \
+             SELECT id, updated_at, NULL, state, $8 FROM ins",
+            &[
+                &seed,
+                &paths,
+                &accounts,
+                &sizes,
+                &mtimes,
+                &shas,
+                &remote_ids,
+                &reason,
+            ],
+        )
+        .await
+        .context("replicating the seed row in PostgreSQL")?;
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}
+
+/// Create `files` under `inbox`, each as a [`Replica`]: its real size, mtime
+/// and sha256, a made-up remote id.
+fn create(inbox: &Path, files: &[Planned]) -> Result<Vec<Replica>> {
     fixtures::create(files)?;
-    let replicas = files
+    files
         .iter()
         .enumerate()
         .map(|(i, f)| {
@@ -46,13 +124,5 @@ pub fn replicate(db: &Path, inbox: &Path, seed: i64, files: &[Planned]) -> Resul
                 remote_id: Some(format!("bench-replica-{i}")),
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Store::open(db)?
-        .replicate(
-            seed,
-            &replicas,
-            &format!("replicated from row {seed} by the benchmark"),
-        )
-        .context("replicating the seed row")?;
-    Ok(())
+        .collect()
 }
