@@ -76,7 +76,11 @@ impl SandboxProcess {
             .arg(data)
             .arg("--decision-delay")
             .arg(decision_delay_s.to_string())
-            .env("RUST_LOG", "warn")
+            // DOCSYNC_BENCH_RUST_LOG: the daemons' log filter, to look into a figure
+            .env(
+                "RUST_LOG",
+                std::env::var("DOCSYNC_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -211,7 +215,11 @@ impl DaemonProcess {
             .current_dir(dir)
             .env_clear()
             .env("HOME", dir)
-            .env("RUST_LOG", "warn")
+            // DOCSYNC_BENCH_RUST_LOG: the daemons' log filter, to look into a figure
+            .env(
+                "RUST_LOG",
+                std::env::var("DOCSYNC_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(sandbox.docsync_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -852,3 +852,99 @@ async fn status_history_and_retry_see_every_host_and_name_the_holder() {
     assert_eq!(detail.reason, "docsync retry --all-failed");
     assert_eq!(detail.events.len(), 4);
 }
+
+/// A scan's new and unchanged files are recorded in bulk: two hosts seeing
+/// the same 2,000 new files at once get one row per path between them (each
+/// host's answer naming it), with one creation event each; a path seen twice
+/// in one call is new once, then unchanged; a second scan changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_in_bulk_records_each_path_once_even_when_two_hosts_race() {
+    let Some(db) = database_or_skip("pg_bulk_scan") else {
+        return;
+    };
+    let (a, b) = (host(&db, "host-a").await, host(&db, "host-b").await);
+    let observed: Vec<Observed> = (0..2000)
+        .map(|i| Observed {
+            path: format!("new-{i:04}.pdf").into_bytes(),
+            size: 10,
+            mtime_ns: i,
+            target: target(ACCOUNT),
+        })
+        .collect();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let run = |store: PgStore| {
+        let (barrier, observed) = (barrier.clone(), observed.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .observe_batch("shared", &observed)
+                .await
+                .expect("observe")
+        })
+    };
+    let (seen_a, seen_b) = tokio::join!(run(a.clone()), run(b.clone()));
+    let (seen_a, seen_b) = (seen_a.expect("host a"), seen_b.expect("host b"));
+    let client = raw(&db).await;
+    let rows: Vec<(Vec<u8>, i64)> = client
+        .query("SELECT path, id FROM files ORDER BY path", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows.len(), 2000, "one row per path");
+    for (i, (path, id)) in rows.iter().enumerate() {
+        assert_eq!(path, &observed[i].path);
+        assert_eq!(seen_a[i].id(), *id, "host a names the row of {i}");
+        assert_eq!(seen_b[i].id(), *id, "host b names the row of {i}");
+    }
+    let created: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM events WHERE from_state IS NULL AND to_state = 'discovered'",
+            &[],
+        )
+        .await
+        .expect("events")
+        .get(0);
+    assert_eq!(created, 2000, "one creation event per row");
+
+    // one path twice in one call: new, then unchanged
+    let twice = vec![
+        Observed {
+            path: b"twice.pdf".to_vec(),
+            size: 5,
+            mtime_ns: 1,
+            target: target(ACCOUNT),
+        };
+        2
+    ];
+    let seen = a.observe_batch("shared", &twice).await.expect("observe");
+    let Observation::New { id } = seen[0] else {
+        panic!("the first sighting is new: {seen:?}")
+    };
+    assert_eq!(
+        seen[1],
+        Observation::Unchanged {
+            id,
+            state: State::Discovered
+        }
+    );
+    // a second scan: every file unchanged, nothing written
+    let before: i64 = client
+        .query_one("SELECT COUNT(*) FROM events", &[])
+        .await
+        .expect("events")
+        .get(0);
+    let again = b.observe_batch("shared", &observed).await.expect("observe");
+    assert!(again.iter().zip(&rows).all(|(o, (_, id))| *o
+        == Observation::Unchanged {
+            id: *id,
+            state: State::Discovered
+        }));
+    let after: i64 = client
+        .query_one("SELECT COUNT(*) FROM events", &[])
+        .await
+        .expect("events")
+        .get(0);
+    assert_eq!(before, after, "an unchanged scan writes nothing");
+}

@@ -25,8 +25,8 @@ struct Cycles {
     per_cycle: Summary,
     /// Daemon CPU seconds per cycle, one value per run.
     cpu: Summary,
-    /// Requests other than the list calls, in all runs.
-    other: usize,
+    /// Requests other than the list calls, in all runs, by operation.
+    other: std::collections::BTreeMap<String, usize>,
     /// Seconds from the start to the first list call (PostgreSQL only).
     first_list: Option<Summary>,
 }
@@ -41,7 +41,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
          pending rows (made-up remote ids, so the poller keeps waiting); requests other \
          than the list calls in all runs: {}. CPU: the daemon's user + system time \
          over the 3.3 s it ran, divided by the cycles in it.",
-        sqlite.other
+        others(&sqlite)
     )];
     match bench.pg_database("polling") {
         Ok(db) => {
@@ -57,7 +57,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
                 pg.first_list
                     .as_ref()
                     .map_or_else(|| "?".to_owned(), |s| summary(s, "s", 1)),
-                pg.other
+                others(&pg)
             ));
         }
         Err(why) => table.push(Row {
@@ -72,6 +72,16 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     drop(sandbox);
     bench.clean(&dir);
     Ok(Figure { rows: table, notes })
+}
+
+/// `N (op: n, ...)`: the requests other than list calls.
+fn others(c: &Cycles) -> String {
+    let total: usize = c.other.values().sum();
+    if total == 0 {
+        return "0".into();
+    }
+    let each: Vec<String> = c.other.iter().map(|(op, n)| format!("{op}: {n}")).collect();
+    format!("{total} ({})", each.join(", "))
 }
 
 /// The two rows of one backend's figure.
@@ -194,7 +204,7 @@ async fn measure(
 
     let mut per_cycle = Vec::new();
     let mut cpu_per_cycle = Vec::new();
-    let mut other = 0usize;
+    let mut other = std::collections::BTreeMap::new();
     let mut first_list = Vec::new();
     for run in 0..bench.runs {
         sandbox.clear_requests().await?;
@@ -223,10 +233,14 @@ async fn measure(
                 first.map(|f| (r.received_at - f).num_microseconds().unwrap_or(0) as f64 / 1e3)
             })
             .collect();
-        other += log
-            .iter()
-            .filter(|r| r.operation_id.as_deref() != Some("listFiles"))
-            .count();
+        // the bench's own calls to the sandbox's request log are not the daemon's
+        for r in log.iter().filter(|r| {
+            r.operation_id.as_deref() != Some("listFiles") && !r.path.starts_with("/_sandbox/")
+        }) {
+            *other
+                .entry(r.operation_id.clone().unwrap_or_else(|| "(unknown)".into()))
+                .or_insert(0) += 1;
+        }
         let sizes = burst_sizes(&lists, 100.0);
         eprintln!(
             "  polling{} run {}: requests per cycle {sizes:?}",

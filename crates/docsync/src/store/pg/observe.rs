@@ -6,6 +6,8 @@
 //! or a new row supersedes one whose content reached the server; a file
 //! changed while it is `uploading` is left to its sender.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::Transaction;
 
 use super::super::composite::{ScanRecorded, ScanVerdict};
@@ -36,9 +38,15 @@ impl PgStore {
         let mut client = self.client(what).await?;
         let tx = client.transaction().await.map_err(self.db(what))?;
         let now = rows::db_now_ms(&tx, &self.target).await?;
+        // most files of a scan are as recorded or new: both settled in one
+        // statement each, the rest one by one
+        let mut settled = self.settle_in_bulk(&tx, folder, observed, now).await?;
         let mut out = ScanRecorded::default();
         for (i, obs) in observed.iter().enumerate() {
-            let observation = self.observe_one(&tx, folder, obs, now).await?;
+            let observation = match settled.remove(&i) {
+                Some(seen) => seen,
+                None => self.observe_one(&tx, folder, obs, now).await?,
+            };
             out.reconciled.observations.push(observation);
             let Some(verdict) = verdicts.get(i) else {
                 continue;
@@ -145,6 +153,152 @@ impl PgStore {
         }
         tx.commit().await.map_err(self.db(what))?;
         Ok(false)
+    }
+
+    /// What can be decided for many files of `observed` at once (by index
+    /// in `observed`): a live row with the same size, mtime and target is
+    /// [`Observation::Unchanged`] (nothing written); a path without a live
+    /// row gets a `discovered` one ([`Observation::New`], with its event),
+    /// unless another host inserted it meanwhile. Two statements, each
+    /// through the live-path index; the files left out go one by one.
+    async fn settle_in_bulk(
+        &self,
+        tx: &Transaction<'_>,
+        folder: &str,
+        observed: &[Observed],
+        now: i64,
+    ) -> PgResult<HashMap<usize, Observation>> {
+        let what = "recording a scan";
+        let mut out = HashMap::with_capacity(observed.len());
+        if observed.is_empty() {
+            return Ok(out);
+        }
+        let paths: Vec<&[u8]> = observed.iter().map(|o| o.path.as_slice()).collect();
+        let sizes: Vec<i64> = observed
+            .iter()
+            .map(|o| i64::try_from(o.size).unwrap_or(i64::MAX))
+            .collect();
+        let mtimes: Vec<i64> = observed.iter().map(|o| o.mtime_ns).collect();
+        let kinds: Vec<&str> = observed.iter().map(|o| o.target.kind.as_str()).collect();
+        let accounts: Vec<&str> = observed.iter().map(|o| o.target.account.as_str()).collect();
+        let purposes: Vec<&str> = observed.iter().map(|o| o.target.purpose.as_str()).collect();
+        let lookup = tx
+            .prepare_cached(
+                // one lookup per file through `files_live_path` (LATERAL ...
+                // LIMIT 1): a plain join let the planner, short of statistics
+                // after a bulk insert, read every row of the folder per part
+                "SELECT o.i, f.id, f.state, f.size = o.size AND f.mtime_ns = o.mtime_ns \
+                     AND f.target = o.target AND f.account = o.account \
+                     AND f.purpose = o.purpose \
+                 FROM unnest($2::bytea[], $3::int8[], $4::int8[], $5::text[], $6::text[], \
+                     $7::text[]) WITH ORDINALITY AS o(path, size, mtime_ns, target, account, \
+                     purpose, i) \
+                 LEFT JOIN LATERAL (SELECT id, state, size, mtime_ns, target, account, purpose \
+                     FROM files WHERE folder = $1 AND path = o.path \
+                     AND state NOT IN ('superseded', 'deleted') LIMIT 1) f ON true",
+            )
+            .await
+            .map_err(self.db(what))?;
+        let found = tx
+            .query(
+                &lookup,
+                &[
+                    &folder, &paths, &sizes, &mtimes, &kinds, &accounts, &purposes,
+                ],
+            )
+            .await
+            .map_err(self.db(what))?;
+        // the files without a live row, each path once (a second sighting of
+        // a path in the same call goes one by one, after the first)
+        let mut absent: HashMap<&[u8], usize> = HashMap::new();
+        for r in found {
+            let ordinal: i64 = r.try_get(0).map_err(self.db(what))?;
+            // WITH ORDINALITY counts from 1
+            let Ok(i) = usize::try_from(ordinal - 1) else {
+                continue;
+            };
+            let Some(obs) = observed.get(i) else {
+                continue;
+            };
+            let id: Option<i64> = r.try_get(1).map_err(self.db(what))?;
+            let same: Option<bool> = r.try_get(3).map_err(self.db(what))?;
+            match (id, same) {
+                (None, _) => {
+                    absent.entry(obs.path.as_slice()).or_insert(i);
+                }
+                (Some(id), Some(true)) => {
+                    let state: String = r.try_get(2).map_err(self.db(what))?;
+                    let state = state.parse().map_err(|message| super::PgError::BadRow {
+                        target: self.target.clone(),
+                        id,
+                        message,
+                    })?;
+                    out.insert(i, Observation::Unchanged { id, state });
+                }
+                (Some(_), _) => {}
+            }
+        }
+        if absent.is_empty() {
+            return Ok(out);
+        }
+        // in the scan's order: row ids follow it, as one by one
+        let mut new: Vec<usize> = absent.into_values().collect();
+        new.sort_unstable();
+        let new_paths = at(&paths, &new);
+        let new_kinds = at(&kinds, &new);
+        let new_accounts = at(&accounts, &new);
+        let new_purposes = at(&purposes, &new);
+        let new_sizes = at(&sizes, &new);
+        let new_mtimes = at(&mtimes, &new);
+        let insert = tx
+            .prepare_cached(
+                "WITH ins AS ( \
+                     INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, \
+                         state, created_at, updated_at) \
+                     SELECT $1, n.path, n.target, n.account, n.purpose, n.size, n.mtime_ns, \
+                         'discovered', $8, $8 \
+                     FROM unnest($2::bytea[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+                         $7::int8[]) AS n(path, target, account, purpose, size, mtime_ns) \
+                     ON CONFLICT (folder, path) WHERE state NOT IN ('superseded', 'deleted') \
+                     DO NOTHING RETURNING id, path), \
+                 ev AS ( \
+                     INSERT INTO events (file_id, at, from_state, to_state, reason, instance) \
+                     SELECT id, $8, NULL, 'discovered', 'seen on disk', $9 FROM ins) \
+                 SELECT id, path FROM ins",
+            )
+            .await
+            .map_err(self.db(what))?;
+        let inserted = tx
+            .query(
+                &insert,
+                &[
+                    &folder,
+                    &new_paths,
+                    &new_kinds,
+                    &new_accounts,
+                    &new_purposes,
+                    &new_sizes,
+                    &new_mtimes,
+                    &now,
+                    &self.instance,
+                ],
+            )
+            .await
+            .map_err(self.db("recording new files"))?;
+        let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(inserted.len());
+        for r in inserted {
+            let id: i64 = r.try_get(0).map_err(self.db(what))?;
+            let path: Vec<u8> = r.try_get(1).map_err(self.db(what))?;
+            ids.insert(path, id);
+        }
+        // a path another host inserted meanwhile is left to the one-by-one path
+        for i in new {
+            let Some(obs) = observed.get(i) else { continue };
+            if let Some(&id) = ids.get(&obs.path) {
+                out.insert(i, Observation::New { id });
+            }
+        }
+        Ok(out)
     }
 
     async fn observe_one(
@@ -422,4 +576,12 @@ impl PgStore {
     ) -> PgResult<FileRow> {
         rows::apply(tx, &self.target, &self.instance, row, to, change).await
     }
+}
+
+/// The values of `all` at `indexes`, in that order.
+fn at<T: Copy>(all: &[T], indexes: &[usize]) -> Vec<T> {
+    indexes
+        .iter()
+        .filter_map(|&i| all.get(i).copied())
+        .collect()
 }
