@@ -164,14 +164,15 @@ pub(super) async fn bare_upload(
     Ok(Timed { secs, sandbox_cpu })
 }
 
-/// The daemon's time, and when the writer had written the last file; with
-/// `state_url`, the state in PostgreSQL.
+/// The daemon's time, when the writer had written the last file, and (with
+/// `state_url`, the state in PostgreSQL) the time its files spent in each
+/// stage.
 async fn daemon(
     bench: &Bench,
     dir: &std::path::Path,
     sandbox: &SandboxProcess,
     state_url: Option<String>,
-) -> Result<(Timed, f64)> {
+) -> Result<(Timed, f64, Option<String>)> {
     let on_pg = state_url.is_some();
     let w = Workdir::create(
         &dir.join(if on_pg { "daemon-pg" } else { "daemon" }),
@@ -206,13 +207,49 @@ async fn daemon(
         None => wait_pending(&w, files.len() as u64, timeout, every)?,
     }
     let secs = started.elapsed().as_secs_f64();
+    let stages = match &w.state_url {
+        Some(url) => match stage_times(url).await {
+            Ok(stages) => Some(stages),
+            Err(e) => Some(format!("not read ({e:#})")),
+        },
+        None => None,
+    };
     Ok((
         Timed {
             secs,
             sandbox_cpu: cpu.share(),
         },
         writer_secs,
+        stages,
     ))
+}
+
+/// The median and 99th percentile time each file spent before each of its
+/// transitions, from the events the daemon wrote to PostgreSQL (its clock).
+async fn stage_times(url: &str) -> Result<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT to_state, \
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY at - prev), \
+                 percentile_cont(0.99) WITHIN GROUP (ORDER BY at - prev) \
+             FROM (SELECT to_state, at, lag(at) OVER (PARTITION BY file_id ORDER BY id) AS prev \
+                   FROM events) e \
+             WHERE prev IS NOT NULL GROUP BY to_state ORDER BY 2",
+            &[],
+        )
+        .await?;
+    drop(client);
+    let _ = connection.await;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (to, p50, p99): (String, f64, f64) = (r.get(0), r.get(1), r.get(2));
+            format!("-> {to} p50 {p50:.0} ms, p99 {p99:.0} ms")
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
 }
 
 pub async fn run(bench: &Bench) -> Result<Figure> {
@@ -221,17 +258,22 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     let (mut dw, mut wr) = (Vec::new(), Vec::new());
     // the daemon with its state in PostgreSQL, against the same run's bare
     let mut p = Vec::new();
+    let mut pg_stages = None;
     for run in 0..bench.runs {
         let dir = bench.run_dir("burst", run)?;
         let sandbox = bench.sandbox(&dir, 3600.0)?;
         a.push(curl(bench, &dir, &sandbox).await?);
         b.push(bare(bench, &dir, &sandbox).await?);
-        let (timed, writer_secs) = daemon(bench, &dir, &sandbox, None).await?;
+        let (timed, writer_secs, _) = daemon(bench, &dir, &sandbox, None).await?;
         d.push(timed);
         dw.push(writer_secs);
         wr.push(writer_alone(&dir)?);
         let on_pg = match bench.pg_database("burst") {
-            Ok(db) => Some(daemon(bench, &dir, &sandbox, Some(db.url)).await?.0),
+            Ok(db) => {
+                let (timed, _, stages) = daemon(bench, &dir, &sandbox, Some(db.url)).await?;
+                pg_stages = stages;
+                Some(timed)
+            }
             Err(_) => None,
         };
         eprintln!(
@@ -345,16 +387,18 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         summary(&of(&after_writer)?, "ms", 0),
     ));
     if bench.pg.is_ok() {
-        fig.notes.push(
+        fig.notes.push(format!(
             "Burst on PostgreSQL (1p): the same files and concurrency, one daemon with \
              `[state] url` on a throwaway cluster run durable (fsync on, the defaults; Unix \
              socket), its own accounts, in the same run as the bare uploader it is compared \
-             with. Not profiled yet; what differs from SQLite: each intent is its own \
-             transaction and WAL flush (SQLite commits the intents of a batch together), \
-             each row is claimed under a lease first, and the intake's promotions are one \
-             statement per file."
-                .to_owned(),
-        );
+             with. Time per file before each transition, from the events of the last run: {}. \
+             The wait before `uploading` is the queue: each intent is its own transaction \
+             and WAL flush, taken under its account's advisory lock (the quota and duplicate \
+             checks count every host's rows), so one account's intents are committed one \
+             after another; SQLite commits the intents of a batch with one sync. A group \
+             commit of intents on PostgreSQL is what would close the gap.",
+            pg_stages.as_deref().unwrap_or("not read")
+        ));
     }
     let bare_vs_curl: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a.secs / b.secs).collect();
     fig.notes.push(format!(

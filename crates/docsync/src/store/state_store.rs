@@ -253,17 +253,7 @@ impl StateStore {
                 })
                 .await
             }
-            Backend::Postgres(pg) => {
-                let mut promoted = Vec::new();
-                for p in &promotions {
-                    promoted.extend(
-                        pg.store()
-                            .promote_stable(&p.folder, &p.path, p.size, p.mtime_ns, p.reason)
-                            .await?,
-                    );
-                }
-                Ok(promoted)
-            }
+            Backend::Postgres(pg) => Ok(pg.store().promote_stable(&promotions).await?),
         }
     }
 

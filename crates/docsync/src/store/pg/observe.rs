@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
 
-use super::super::composite::{ScanRecorded, ScanVerdict};
+use super::super::composite::{Promotion, ScanRecorded, ScanVerdict};
 use super::super::{Change, FileRow, Observation, Observed, SeenIds};
 use super::rows::{self, columns, Event};
 use super::{PgResult, PgStore};
@@ -37,6 +37,7 @@ impl PgStore {
         let what = "recording a scan";
         let mut client = self.client(what).await?;
         let tx = client.transaction().await.map_err(self.db(what))?;
+        self.relaxed(&tx).await?;
         let now = rows::db_now_ms(&tx, &self.target).await?;
         // most files of a scan are as recorded or new: both settled in one
         // statement each, the rest one by one
@@ -106,36 +107,36 @@ impl PgStore {
         let what = "recording a scan";
         let mut client = self.client(what).await?;
         let tx = client.transaction().await.map_err(self.db(what))?;
+        self.relaxed(&tx).await?;
         let deleted = self.sweep_in(&tx, folder, seen).await?;
         tx.commit().await.map_err(self.db(what))?;
         Ok(deleted)
     }
 
-    /// `discovered` → `stable` for the live row at `path` if it still has
-    /// this size and mtime; `None` otherwise (another host promoted it, or it
-    /// changed).
-    pub async fn promote_stable(
-        &self,
-        folder: &str,
-        path: &[u8],
-        size: u64,
-        mtime_ns: i64,
-        reason: &str,
-    ) -> PgResult<Option<FileRow>> {
-        let what = "promoting a file";
+    /// Files that held still: each `discovered` → `stable` if its live row
+    /// still has the promotion's size and mtime (else left alone: another
+    /// host promoted it, or it changed), all in one transaction, relaxed as
+    /// every intake write. The rows promoted.
+    pub async fn promote_stable(&self, promotions: &[Promotion]) -> PgResult<Vec<FileRow>> {
+        let what = "promoting files";
         let mut client = self.client(what).await?;
         let tx = client.transaction().await.map_err(self.db(what))?;
-        let Some(row) = self.live_row(&tx, folder, path).await? else {
-            return Ok(None);
-        };
-        if row.state != State::Discovered || row.size != size || row.mtime_ns != mtime_ns {
-            return Ok(None);
+        self.relaxed(&tx).await?;
+        let mut promoted = Vec::with_capacity(promotions.len());
+        for p in promotions {
+            let Some(row) = self.live_row(&tx, &p.folder, &p.path).await? else {
+                continue;
+            };
+            if row.state != State::Discovered || row.size != p.size || row.mtime_ns != p.mtime_ns {
+                continue;
+            }
+            let new = self
+                .apply_in(&tx, &row, State::Stable, &Change::because(p.reason))
+                .await?;
+            promoted.push(new);
         }
-        let new = self
-            .apply_in(&tx, &row, State::Stable, &Change::because(reason))
-            .await?;
         tx.commit().await.map_err(self.db(what))?;
-        Ok(Some(new))
+        Ok(promoted)
     }
 
     /// A file gone from disk: its live row `deleted` (not an `uploading` one).
@@ -144,6 +145,7 @@ impl PgStore {
         let what = "recording a deletion";
         let mut client = self.client(what).await?;
         let tx = client.transaction().await.map_err(self.db(what))?;
+        self.relaxed(&tx).await?;
         let Some(row) = self.live_row(&tx, folder, path).await? else {
             return Ok(true);
         };
@@ -299,6 +301,15 @@ impl PgStore {
             }
         }
         Ok(out)
+    }
+
+    /// The intake's writes commit without waiting for their WAL flush (as
+    /// SQLite's `call_relaxed`): a crash can take back only those, and the
+    /// next scan sees the same files again. Never an intent or an outcome.
+    async fn relaxed(&self, tx: &Transaction<'_>) -> PgResult<()> {
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(self.db("relaxing the intake's commit"))
     }
 
     async fn observe_one(
