@@ -41,7 +41,9 @@ async fn open_state(
     command: &str,
 ) -> anyhow::Result<Option<Opened>> {
     if let Some(url) = setup::state_url(args)? {
-        let who = format!("{}: docsync {command}", host_name());
+        // what a `retry` records as the instance that made the change
+        let host = docsync::model::host_name().unwrap_or_else(|| "localhost".to_owned());
+        let who = format!("{host}: docsync {command}");
         let view = StateView::postgres(&url, &who)
             .await
             .context("opening the PostgreSQL state (state.url)")?;
@@ -76,15 +78,6 @@ async fn open_state(
         view: StateView::Sqlite(Box::new(store)),
         place: db.display().to_string(),
     }))
-}
-
-/// This host's name, for the instance a `retry` on PostgreSQL records.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// `API: ...`: which API the rows were synced against (the embedded sandbox

@@ -63,11 +63,7 @@ impl StateConfig {
         if let Some(id) = &self.instance {
             return id.clone();
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned());
+        let host = crate::model::host_name().unwrap_or_else(|| "localhost".to_owned());
         format!("{host}:{}", state_dir.display())
     }
 }

@@ -1,7 +1,7 @@
 //! The vocabulary every other module speaks: a file's [`State`] and its allowed
 //! successors, where a file goes ([`Target`], [`FilePurpose`], [`TargetKey`]), a
 //! synced [`Folder`] and its layout (and its [`MaxAge`]), a configuration [`Problem`], the API the rows
-//! were synced against ([`ApiIdentity`]), the decision hooks ([`HookKind`]), the clock, and how text from outside is
+//! were synced against ([`ApiIdentity`]), the decision hooks ([`HookKind`]), the clock and the host's name, and how text from outside is
 //! shown on a line ([`text`]: escaped, fitted to a column).
 //!
 //! Invariant: this module imports nothing from the rest of the crate, so every other
@@ -11,6 +11,7 @@ mod api;
 pub mod clock;
 mod folder;
 mod hook;
+mod host;
 mod max_age;
 mod problem;
 mod state;
@@ -21,6 +22,7 @@ pub use api::{normalise_base_url, ApiIdentity};
 pub use clock::now_ms;
 pub use folder::{convention_target, AfterDecision, Folder, Mapping, WatcherKind};
 pub use hook::{HookKind, DECISION_STATES};
+pub use host::host_name;
 pub use max_age::{MaxAge, MAX_AGE_FIX};
 pub use problem::{Location, Problem, Severity};
 pub use state::State;

@@ -219,7 +219,7 @@ impl PgStore {
 
     /// Record this instance (a restart with the same id takes its row over).
     pub async fn register(&self) -> PgResult<()> {
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let hostname = crate::model::host_name().unwrap_or_default();
         let pid = i32::try_from(std::process::id()).ok();
         self.client("registering the instance")
             .await?
@@ -227,7 +227,7 @@ impl PgStore {
                 "INSERT INTO instances (id, hostname, pid) VALUES ($1, $2, $3) \
                  ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, \
                  started_at = now(), last_seen_at = now()",
-                &[&self.instance, &hostname.trim(), &pid],
+                &[&self.instance, &hostname, &pid],
             )
             .await
             .map_err(self.db("registering the instance"))?;
