@@ -124,6 +124,21 @@ pub enum Error {
         current: ApiIdentity,
     },
 
+    /// The shared state's rows (PostgreSQL) were synced against another API
+    /// than the one this daemon is configured with.
+    #[error(
+        "the shared state {target} was synced against another API than the one configured \
+         now (then: {recorded}; now: {current}): every daemon sharing it must use the same \
+         API. Point this daemon at {recorded}, or, if every daemon moves to the new API, run \
+         one of them once with --keep-history to record it (files already synced are not \
+         sent again; --start-over is not available with a shared state: use a new database)"
+    )]
+    SharedApiChanged {
+        target: String,
+        recorded: Box<ApiIdentity>,
+        current: Box<ApiIdentity>,
+    },
+
     /// A state transition the state machine does not allow.
     #[error("file {id} ({path}): illegal transition {from} -> {to}")]
     IllegalTransition {

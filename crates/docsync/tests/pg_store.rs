@@ -10,8 +10,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use docsync::model::{State, TargetKey, TargetKind};
-use docsync::store::pg::{PgError, PgStore, PollClaim, PG_SCHEMA_VERSION};
+use docsync::model::{ApiIdentity, State, TargetKey, TargetKind};
+use docsync::store::pg::{ApiCheck, PgError, PgStore, PollClaim, PG_SCHEMA_VERSION};
 use docsync::store::{BeginUpload, Change, Observation, Observed, UploadIntent};
 use docsync_pgtest::{database_or_skip, Database};
 use tokio_postgres::NoTls;
@@ -947,4 +947,48 @@ async fn a_scan_in_bulk_records_each_path_once_even_when_two_hosts_race() {
         .expect("events")
         .get(0);
     assert_eq!(before, after, "an unchanged scan writes nothing");
+}
+
+/// The API the shared rows were synced against: recorded by the first daemon,
+/// completed by one that agrees, refused to one configured with another, and
+/// replaced only when told (`--keep-history`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_recorded_once_and_another_one_is_refused() {
+    let Some(db) = database_or_skip("pg_api_identity") else {
+        return;
+    };
+    let (a, b) = (host(&db, "host-a").await, host(&db, "host-b").await);
+    let remote = |moov: &str, attachments: Option<&str>| ApiIdentity::Remote {
+        moov: Some(moov.to_owned()),
+        attachments: attachments.map(str::to_owned),
+    };
+    let first = remote("https://api.moov.io", None);
+    assert_eq!(a.api_identity().await.expect("read"), None);
+    assert_eq!(
+        a.check_api(&first, false).await.expect("check"),
+        ApiCheck::Same
+    );
+    assert_eq!(a.api_identity().await.expect("read"), Some(first.clone()));
+    // another Moov API: refused, nothing recorded
+    let other = remote("https://moov.example.com", None);
+    assert_eq!(
+        b.check_api(&other, false).await.expect("check"),
+        ApiCheck::Changed {
+            recorded: first.clone()
+        }
+    );
+    assert_eq!(b.api_identity().await.expect("read"), Some(first.clone()));
+    // the same Moov API and an attachments API: the record completed
+    let more = remote("https://api.moov.io", Some("https://files.example.com"));
+    assert_eq!(
+        b.check_api(&more, false).await.expect("check"),
+        ApiCheck::Same
+    );
+    assert_eq!(b.api_identity().await.expect("read"), Some(more.clone()));
+    // --keep-history: the other API recorded, the old one said
+    assert_eq!(
+        a.check_api(&other, true).await.expect("check"),
+        ApiCheck::KeptHistory { recorded: more }
+    );
+    assert_eq!(a.api_identity().await.expect("read"), Some(other));
 }

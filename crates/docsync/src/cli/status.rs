@@ -82,15 +82,11 @@ async fn open_state(
 
 /// `API: ...`: which API the rows were synced against (the embedded sandbox
 /// says it is not the real one).
-fn api_line(state: &Opened) -> anyhow::Result<String> {
-    if state.view.is_shared() {
-        return Ok(
-            "API: not recorded (the PostgreSQL state does not record the API yet)".to_owned(),
-        );
-    }
+async fn api_line(state: &Opened) -> anyhow::Result<String> {
     let api = state
         .view
         .api_identity()
+        .await
         .with_context(|| format!("reading the API recorded in {}", state.place))?;
     Ok(match api {
         Some(api) => format!("API: {api}"),
@@ -209,7 +205,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_NO_STATE);
     };
-    let api = api_line(&state)?;
+    let api = api_line(&state).await?;
     let folder = match &args.folder {
         Some(f) => Some(setup::absolute(f)?.to_string_lossy().into_owned()),
         None => None,

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::{now_ms, ApiIdentity};
+use crate::store::pg::{ApiCheck, PgStore};
 use crate::store::{Store, SANDBOX_DIR};
 
 /// What to do when the rows were synced against another API than the
@@ -84,6 +85,38 @@ pub(super) fn check_api(store: &mut Store, config: &Config, choice: ApiChange) -
             );
             Ok(())
         }
+    }
+}
+
+/// [`check_api`] for the state in PostgreSQL, shared by every daemon pointed
+/// at it: they must all use the API its rows were synced against.
+/// `--keep-history` records the new one (every daemon must then be moved to
+/// it); `--start-over` is refused, as it would forget every daemon's rows.
+pub(super) async fn check_shared_api(
+    pg: &PgStore,
+    config: &Config,
+    choice: ApiChange,
+) -> Result<()> {
+    let current = config.api_identity();
+    let keep = choice == ApiChange::KeepHistory;
+    match pg.check_api(&current, keep).await? {
+        ApiCheck::Same => nothing_to_do(choice, &current),
+        ApiCheck::KeptHistory { recorded } => {
+            warn!(
+                before = %recorded,
+                now = %current,
+                "--keep-history: the shared rows synced against the old API are kept as they are; files already synced are not sent to the new API; point every daemon sharing this state at the new API"
+            );
+            Ok(())
+        }
+        ApiCheck::Changed { .. } if choice == ApiChange::StartOver => Err(Error::NotOnPostgres {
+            what: "--start-over (it would forget every daemon's rows; use a new database, or --keep-history)",
+        }),
+        ApiCheck::Changed { recorded } => Err(Error::SharedApiChanged {
+            target: pg.target().to_owned(),
+            recorded: Box::new(recorded),
+            current: Box::new(current),
+        }),
     }
 }
 

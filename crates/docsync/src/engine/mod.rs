@@ -422,6 +422,7 @@ async fn open_state(config: &Config, api_change: ApiChange) -> Result<StateStore
     }
     let instance = config.state.instance_id(&config.state_dir);
     let pg = PgStore::connect(url.expose(), &instance).await?;
+    api_check::check_shared_api(&pg, config, api_change).await?;
     info!(database = %pg.target(), instance = %text::escape(instance.as_bytes()), "state shared in PostgreSQL");
     Ok(StateStore::postgres(
         PgInstance::new(pg, config.state.lease, config.poll_interval).await?,

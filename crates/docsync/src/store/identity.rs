@@ -12,8 +12,9 @@ use super::{text_err, Store};
 use crate::error::{Error, Result};
 use crate::model::{now_ms, ApiIdentity};
 
-const SANDBOX: &str = "sandbox";
-const REMOTE: &str = "remote";
+/// `api_identity.kind` of each [`ApiIdentity`] (both backends).
+pub(super) const SANDBOX: &str = "sandbox";
+pub(super) const REMOTE: &str = "remote";
 
 impl Store {
     /// The API the rows were synced against; `None` until a daemon recorded one

@@ -39,12 +39,11 @@ impl StateView {
         matches!(self, StateView::Postgres(_))
     }
 
-    /// The API the rows were synced against, if recorded (SQLite only: the
-    /// PostgreSQL state does not record it yet).
-    pub fn api_identity(&self) -> Result<Option<ApiIdentity>> {
+    /// The API the rows were synced against, if recorded.
+    pub async fn api_identity(&self) -> Result<Option<ApiIdentity>> {
         match self {
             StateView::Sqlite(s) => s.api_identity(),
-            StateView::Postgres(_) => Ok(None),
+            StateView::Postgres(pg) => Ok(pg.api_identity().await?),
         }
     }
 

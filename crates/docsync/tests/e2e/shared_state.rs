@@ -641,3 +641,53 @@ fn the_status_page_reads_the_shared_state() {
     assert!(page.contains(r#"<td class="by">host-a</td>"#), "{page}");
     assert!(page.contains("Retry this file"), "{page}");
 }
+
+/// Every daemon sharing a state must use the API its rows were synced
+/// against: the first records it (`status` shows it), a daemon configured
+/// with another server is refused before it sends anything.
+#[test]
+fn a_daemon_with_another_api_is_refused_by_the_shared_state() {
+    let Some(db) = database_or_skip("other_api") else {
+        return;
+    };
+    let shared = Shared::new(db);
+    let files = local_files("other_api", 1, 3);
+    for f in &files {
+        shared.w.drop_file(&f.rel, &f.bytes);
+    }
+    shared.write_config("host-a");
+    let a = shared.spawn("host-a");
+    shared.wait_all_decided(files.len(), &[&a]);
+    drop(a);
+    let mut cmd = shared.w.cmd(["status", "--config", "host-a.toml"]);
+    cmd.env("DOCSYNC_STATE_DIR", shared.w.path().join("state-host-a"));
+    let out = crate::harness::run_command(cmd, Duration::from_secs(60));
+    assert_eq!(out.code(), Some(0), "{out}");
+    let api_line = out.stdout.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        api_line.starts_with("API: ") && api_line.contains("127.0.0.1"),
+        "{out}"
+    );
+
+    // host-b points at another server
+    let other = TestSandbox::start();
+    shared.write_config("host-b");
+    let mut cmd = shared.w.cmd([
+        "sync",
+        "--once",
+        "--config",
+        "host-b.toml",
+        "--timeout",
+        "30s",
+    ]);
+    cmd.env("DOCSYNC_STATE_DIR", shared.w.path().join("state-host-b"))
+        .env("DOCSYNC_API_URL", other.url());
+    let out = crate::harness::run_command(cmd, Duration::from_secs(60));
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert!(out.stderr.contains("synced against another API"), "{out}");
+    assert_eq!(
+        other.count("uploadFile"),
+        0,
+        "nothing sent to the other API"
+    );
+}

@@ -7,11 +7,18 @@
 use super::{PgError, PgResult, PgStore};
 
 /// The migrations, in order: (version, name, SQL). Append only.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../migrations/pg/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../migrations/pg/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_api_identity",
+        include_str!("../../../migrations/pg/0002_api_identity.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub const PG_SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -44,6 +44,8 @@
 //!   (leases renewed, requests fenced by their lease).
 //! - `upload`: the intent, under the lease and the account's lock.
 //! - `outcome`: the server's answer, a failed attempt, a poll's news, a move.
+//! - `identity`: which API the shared rows were synced against, checked at
+//!   start.
 //! - `reads`: what the stages read (counts, rows of a state, pending rows).
 //! - `overview`: what people read (`status`, `history`, the status page, who
 //!   holds what) and `retry`.
@@ -58,6 +60,7 @@ use tokio_postgres::NoTls;
 use super::{Change, FileRow, State};
 
 mod error;
+mod identity;
 mod instance;
 mod lease;
 mod migrate;
@@ -69,6 +72,7 @@ mod rows;
 mod upload;
 
 pub use error::{PgError, PgResult};
+pub use identity::ApiCheck;
 pub use instance::PgInstance;
 pub use lease::{Lease, LeasedRow, Orphan, PollClaim};
 pub use migrate::PG_SCHEMA_VERSION;
