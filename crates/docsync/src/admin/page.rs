@@ -18,7 +18,7 @@
 //! Every query is bounded (see `store::overview`): a page of [`PAGE_SIZE`] rows,
 //! counts from an index, activity from the recent events only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Form, Path, Query, State as AxumState};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -30,7 +30,7 @@ use tracing::info;
 use super::{internal, AdminState};
 use crate::model::{now_ms, text};
 use crate::store::{
-    ActivityBucket, Event, FileDetail, FileRow, FolderCounts, RetryOne, State, StateStore,
+    ActivityBucket, Event, FileDetail, FileRow, FolderCounts, Holder, RetryOne, State, StateStore,
 };
 
 /// Rows per page.
@@ -138,10 +138,16 @@ fn sparkline(buckets: &[ActivityBucket]) -> Markup {
     }
 }
 
-fn rows_table(rows: &[(FileRow, String)], show_folder: bool) -> Markup {
+/// The files of a page; with `holders` (the state shared in PostgreSQL), a
+/// column saying which daemon holds each.
+fn rows_table(
+    rows: &[(FileRow, String)],
+    show_folder: bool,
+    holders: Option<&HashMap<i64, Holder>>,
+) -> Markup {
     html! {
         table #files {
-            tr { th { "file" } @if show_folder { th { "folder" } } th { "state" } th { "reason" } th { "request id" } th { "updated" } }
+            tr { th { "file" } @if show_folder { th { "folder" } } th { "state" } th { "reason" } th { "request id" } th { "updated" } @if holders.is_some() { th { "held by" } } }
             @for (row, why) in rows {
                 tr data-id=(row.id) {
                     td { a.file-link href={ "/files/" (row.id) } { (text::escape(&row.path)) } }
@@ -150,10 +156,25 @@ fn rows_table(rows: &[(FileRow, String)], show_folder: bool) -> Markup {
                     td { (text::escape_str(why)) }
                     td { code { (text::escape_str(row.last_request_id.as_deref().unwrap_or(""))) } }
                     td.t { (when(row.updated_at)) }
+                    @if let Some(holders) = holders {
+                        td.held { (text::escape_str(&holders.get(&row.id).map(holder_text).unwrap_or_default())) }
+                    }
                 }
             }
         }
     }
+}
+
+/// `INSTANCE on HOST until TIME` (`, expired` when its lease ran out); not
+/// escaped yet (names from the shared database: escape where shown).
+fn holder_text(h: &Holder) -> String {
+    let expired = if h.expired { ", expired" } else { "" };
+    format!(
+        "{} on {} until {}{expired}",
+        h.instance,
+        h.hostname,
+        when(h.until_ms)
+    )
 }
 
 /// What `/` shows (see [`read_overview`]).
@@ -217,7 +238,7 @@ pub async fn overview(AxumState(state): AxumState<AdminState>) -> Response {
         @if view.problems.is_empty() {
             p #no-problems { "None." }
         } @else {
-            (rows_table(&view.problems, true))
+            (rows_table(&view.problems, true, None))
             @if let Some(after) = view.more {
                 p { a.next href=(files_link(None, &PROBLEMS, Some(after))) { "More →" } }
             }
@@ -271,6 +292,15 @@ pub async fn files(
         Ok(read) => read,
         Err(e) => return internal(&format!("reading the state database: {e}")),
     };
+    let holders = if state.reader.is_shared() {
+        let ids = rows.iter().map(|(r, _)| r.id).collect();
+        match state.reader.holders(ids).await {
+            Ok(found) => Some(found),
+            Err(e) => return internal(&format!("reading who holds which file: {e}")),
+        }
+    } else {
+        None
+    };
     let title = format!(
         "Files: {}{}",
         states_param(&states),
@@ -280,7 +310,7 @@ pub async fn files(
             .unwrap_or_default()
     );
     let body = html! {
-        @if rows.is_empty() { p { "No files." } } @else { (rows_table(&rows, q.folder.is_none())) }
+        @if rows.is_empty() { p { "No files." } } @else { (rows_table(&rows, q.folder.is_none(), holders.as_ref())) }
         @if let Some(next) = more {
             p { a.next href=(files_link(q.folder.as_deref(), &states, Some(next))) { "Next page →" } }
         }
@@ -313,15 +343,7 @@ pub async fn file(AxumState(state): AxumState<AdminState>, Path(id): Path<i64>) 
     };
     let retryable = matches!(row.state, State::Failed | State::Invalid);
     // several daemons share the state: who works on the file, who made each change
-    let held_by = holder.map(|h| {
-        let expired = if h.expired { ", expired" } else { "" };
-        format!(
-            "{} on {} until {}{expired}",
-            h.instance,
-            h.hostname,
-            when(h.until_ms)
-        )
-    });
+    let held_by = holder.as_ref().map(holder_text);
     let by_whom = events.iter().any(|e| e.instance.is_some());
     let body = html! {
         table #file {
@@ -513,7 +535,23 @@ mod tests {
             },
             "bad & <b>worse</b>\nforged line \u{202e}".to_owned(),
         )];
-        let html = rows_table(&rows, true).into_string();
+        // a daemon's name from the shared database is text too
+        let holders = HashMap::from([(
+            rows[0].0.id,
+            Holder {
+                instance: "<b>host</b>\nforged".into(),
+                hostname: "h".into(),
+                pid: None,
+                until_ms: 0,
+                expired: true,
+            },
+        )]);
+        let html = rows_table(&rows, true, Some(&holders)).into_string();
+        assert!(
+            html.contains("&lt;b&gt;host&lt;/b&gt;\\nforged on h until"),
+            "{html}"
+        );
+        assert!(html.contains(", expired"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(

@@ -19,7 +19,7 @@
 //!   the same files again.
 //! - every other method: one call ([`SharedStore::call`]), synced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::composite::{
@@ -28,8 +28,8 @@ use super::composite::{
 };
 use super::pg::PgInstance;
 use super::{
-    ActivityBucket, Change, FileRow, FolderCounts, HookKind, Observed, OutboxEntry, OutboxFailure,
-    PendingAccount, SeenIds, SharedStore, State, UploadIntent,
+    ActivityBucket, Change, FileRow, FolderCounts, Holder, HookKind, Observed, OutboxEntry,
+    OutboxFailure, PendingAccount, SeenIds, SharedStore, State, UploadIntent,
 };
 use crate::error::{Error, Result};
 use crate::model::TargetKind;
@@ -597,6 +597,15 @@ impl StateStore {
                 .store()
                 .explained_page(&states, folder.as_deref(), after, limit)
                 .await?),
+        }
+    }
+
+    /// Who holds the rows `ids` (PostgreSQL: the daemons whose leases they
+    /// carry); always empty on SQLite, where one daemon holds everything.
+    pub async fn holders(&self, ids: Vec<i64>) -> Result<HashMap<i64, Holder>> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(HashMap::new()),
+            Backend::Postgres(pg) => Ok(pg.store().holders(&ids).await?),
         }
     }
 

@@ -640,6 +640,11 @@ fn the_status_page_reads_the_shared_state() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(r#"<td class="by">host-a</td>"#), "{page}");
     assert!(page.contains("Retry this file"), "{page}");
+    // a list says who holds each file (nobody, once decided)
+    let (status, _, page) = crate::admin::get(&format!("{url}/files?states=invalid"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<th>held by</th>"), "{page}");
+    assert!(page.contains(r#"<td class="held"></td>"#), "{page}");
 }
 
 /// Every daemon sharing a state must use the API its rows were synced
