@@ -1,0 +1,291 @@
+//! The one store interface, [`StateStore`], answers the same on both
+//! backends: each test here runs against SQLite (a database in a temporary
+//! directory) and against PostgreSQL (a database of `docsync-pgtest`'s
+//! throwaway cluster, as one daemon with its leases). Rows are set up through
+//! the interface itself, as the engine's stages make them.
+//!
+//! Without PostgreSQL the PostgreSQL half says so loudly and is skipped,
+//! unless `DOCSYNC_REQUIRE_POSTGRES=1` (CI), where it fails.
+
+// the helpers below are test code too: a failed step fails the test
+#![allow(clippy::expect_used)]
+
+use std::time::Duration;
+
+use docsync::error::Error;
+use docsync::model::{now_ms, State, TargetKey, TargetKind};
+use docsync::store::pg::{PgInstance, PgStore};
+use docsync::store::{
+    BeginUpload, Change, FileCheck, IntentStart, Observation, Observed, Promotion, RetryOne,
+    ScanVerdict, ServerAnswer, SharedStore, StateStore, Store, UploadIntent,
+};
+use docsync_pgtest::{database_or_skip, Database};
+
+/// One backend under test, and what keeps it alive.
+struct Backend {
+    name: &'static str,
+    store: StateStore,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<Database>,
+}
+
+/// SQLite, then PostgreSQL (when it can run here).
+async fn backends(test: &str) -> Vec<Backend> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = Store::open(&dir.path().join("docsync.db")).expect("a SQLite store");
+    let mut all = vec![Backend {
+        name: "SQLite",
+        store: StateStore::sqlite(SharedStore::new(sqlite)),
+        _dir: Some(dir),
+        _db: None,
+    }];
+    if let Some(db) = database_or_skip(test) {
+        let pg = PgStore::connect(&db.url, "host-a")
+            .await
+            .expect("a PostgreSQL store");
+        let instance = PgInstance::new(pg, Duration::from_secs(600), Duration::from_secs(2))
+            .await
+            .expect("the instance");
+        all.push(Backend {
+            name: "PostgreSQL",
+            store: StateStore::postgres(instance),
+            _dir: None,
+            _db: Some(db),
+        });
+    }
+    all
+}
+
+fn target() -> TargetKey {
+    TargetKey {
+        kind: TargetKind::MoovFiles,
+        account: "00000000-0000-4000-8000-00000000acc0".into(),
+        purpose: "business_verification".into(),
+    }
+}
+
+fn intent(sha256: &str) -> UploadIntent {
+    UploadIntent {
+        sha256: sha256.to_owned(),
+        remote_name: None,
+        quota: Some(50),
+        reason: "validated".into(),
+    }
+}
+
+/// A file at `path` seen by a scan and held still: its `stable` row's id.
+async fn stable_row(store: &StateStore, path: &str) -> i64 {
+    let observed = Observed {
+        path: path.as_bytes().to_vec(),
+        size: 10,
+        mtime_ns: 1,
+        target: target(),
+    };
+    let recorded = store
+        .reconcile(
+            "inbox".into(),
+            vec![observed],
+            false,
+            vec![ScanVerdict::default()],
+        )
+        .await
+        .expect("a scan");
+    let Observation::New { id } = recorded.reconciled.observations[0] else {
+        panic!("a new row: {recorded:?}")
+    };
+    let promoted = store
+        .promote_stable(vec![Promotion {
+            folder: "inbox".into(),
+            path: path.as_bytes().to_vec(),
+            size: 10,
+            mtime_ns: 1,
+            reason: "held still",
+        }])
+        .await
+        .expect("promoted");
+    assert_eq!(promoted.len(), 1);
+    id
+}
+
+/// Take row `id` from the upload queue (on PostgreSQL: claim it), as the
+/// upload stage does before hashing.
+async fn take(store: &StateStore, id: i64) {
+    let queue = store.upload_queue(now_ms(), 100).await.expect("the queue");
+    assert!(
+        queue.rows.iter().any(|r| r.id == id),
+        "row {id} in the queue"
+    );
+}
+
+/// The intent of row `id` (taken, content `sha256`), the file found as
+/// `file` just before.
+async fn begin(store: &StateStore, id: i64, sha256: &str, file: FileCheck) -> IntentStart {
+    store
+        .begin_upload(id, State::Stable, intent(sha256), move || Ok(file))
+        .await
+        .expect("the intent")
+}
+
+/// A row `uploading`, its intent committed.
+async fn uploading_row(store: &StateStore, path: &str, sha256: &str) -> i64 {
+    let id = stable_row(store, path).await;
+    take(store, id).await;
+    let start = begin(store, id, sha256, FileCheck::Unchanged).await;
+    let IntentStart::Recorded { outcome, .. } = start else {
+        panic!("an intent: {start:?}")
+    };
+    assert!(matches!(*outcome, BeginUpload::Started(_)), "{outcome:?}");
+    id
+}
+
+async fn events(store: &StateStore, id: i64) -> usize {
+    store
+        .file_detail(id)
+        .await
+        .expect("the file")
+        .expect("a row")
+        .events
+        .len()
+}
+
+/// A decision that cannot be recorded takes back the "on the server" half:
+/// the row stays `uploading` without the remote ID, so settle asks the server
+/// again instead of polling a half-recorded row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_recorded_halfway_is_undone_on_both_backends() {
+    for b in backends("both_halfway").await {
+        let store = &b.store;
+        let id = uploading_row(store, "a.pdf", "aa").await;
+        let before = events(store, id).await;
+        let answer = ServerAnswer {
+            on_server: Change {
+                remote_id: Some("r1".into()),
+                ..Change::because("uploaded")
+            },
+            // pending → stable is not a move the machine allows
+            decided: Some((State::Stable, Change::because("decided"))),
+        };
+        let err = store.record_on_server(id, answer).await.expect_err(b.name);
+        assert!(
+            matches!(err, Error::IllegalTransition { .. }),
+            "{}: {err:?}",
+            b.name
+        );
+        let row = store.get(id).await.expect(b.name).expect(b.name);
+        assert_eq!(row.state, State::Uploading, "{}", b.name);
+        assert_eq!(row.remote_id, None, "{}", b.name);
+        assert_eq!(events(store, id).await, before, "{}: no event", b.name);
+
+        // the same answer with an allowed decision: both halves
+        let answer = ServerAnswer {
+            on_server: Change {
+                remote_id: Some("r1".into()),
+                ..Change::because("uploaded")
+            },
+            decided: Some((State::Approved, Change::because("approved"))),
+        };
+        let row = store.record_on_server(id, answer).await.expect(b.name);
+        assert_eq!(row.state, State::Approved, "{}", b.name);
+        assert_eq!(row.remote_id.as_deref(), Some("r1"), "{}", b.name);
+    }
+}
+
+/// A file found changed just before its intent gets none: nothing is
+/// written, so nothing is sent; unchanged, it starts. The same content again
+/// on the same target is a duplicate, never a second upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intents_are_refused_for_changed_files_and_duplicates_on_both_backends() {
+    for b in backends("both_intents").await {
+        let store = &b.store;
+        let id = stable_row(store, "a.pdf").await;
+        let before = events(store, id).await;
+        take(store, id).await;
+        let start = begin(store, id, "aa", FileCheck::Replaced).await;
+        assert_eq!(
+            start,
+            IntentStart::FileChanged(FileCheck::Replaced),
+            "{}",
+            b.name
+        );
+        let row = store.get(id).await.expect(b.name).expect(b.name);
+        assert_eq!(row.state, State::Stable, "{}", b.name);
+        assert_eq!(events(store, id).await, before, "{}", b.name);
+        let start = begin(store, id, "aa", FileCheck::Unchanged).await;
+        let IntentStart::Recorded { outcome, .. } = start else {
+            panic!("{}: {start:?}", b.name)
+        };
+        assert!(
+            matches!(*outcome, BeginUpload::Started(ref row) if row.state == State::Uploading),
+            "{}: {outcome:?}",
+            b.name
+        );
+
+        let copy = stable_row(store, "copy-of-a.pdf").await;
+        take(store, copy).await;
+        let start = begin(store, copy, "aa", FileCheck::Unchanged).await;
+        let IntentStart::Recorded { outcome, .. } = start else {
+            panic!("{}: {start:?}", b.name)
+        };
+        match *outcome {
+            BeginUpload::Duplicate { row, original } => {
+                assert_eq!(row.state, State::Duplicate, "{}", b.name);
+                assert_eq!(original.id, id, "{}", b.name);
+            }
+            other => panic!("{}: not a duplicate: {other:?}", b.name),
+        }
+    }
+}
+
+/// What people see and do: an invalid file is listed with its reason, and a
+/// retry puts it back to be checked again; a file that is not failed or
+/// invalid is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_and_retrying_answer_the_same_on_both_backends() {
+    for b in backends("both_retry").await {
+        let store = &b.store;
+        let bad = stable_row(store, "bad.pdf").await;
+        let good = stable_row(store, "good.pdf").await;
+        store
+            .transition(
+                bad,
+                State::Stable,
+                State::Invalid,
+                Change::because("not a PDF"),
+            )
+            .await
+            .expect(b.name);
+        let (page, next) = store
+            .explained_page(vec![State::Invalid], None, None, 10)
+            .await
+            .expect(b.name);
+        let listed: Vec<(i64, &str)> = page.iter().map(|(r, why)| (r.id, why.as_str())).collect();
+        assert_eq!(listed, vec![(bad, "not a PDF")], "{}", b.name);
+        assert_eq!(next, None, "{}", b.name);
+        let counts = store.counts_by_folder().await.expect(b.name);
+        assert_eq!(counts.len(), 1, "{}", b.name);
+        assert_eq!(
+            counts[0].counts.get(&State::Invalid),
+            Some(&1),
+            "{}",
+            b.name
+        );
+        assert_eq!(counts[0].counts.get(&State::Stable), Some(&1), "{}", b.name);
+
+        match store.retry_one(good, "docsync retry").await.expect(b.name) {
+            RetryOne::NotRetryable(row) => assert_eq!(row.id, good, "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
+        }
+        match store.retry_one(bad, "docsync retry").await.expect(b.name) {
+            RetryOne::Retried { ids, .. } => assert_eq!(ids, vec![bad], "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
+        }
+        let row = store.get(bad).await.expect(b.name).expect(b.name);
+        assert_eq!(row.state, State::Stable, "{}", b.name);
+        assert_eq!(
+            store.retry_one(-1, "docsync retry").await.expect(b.name),
+            RetryOne::NoSuchFile,
+            "{}",
+            b.name
+        );
+    }
+}
