@@ -17,7 +17,8 @@ use docsync::model::{now_ms, State, TargetKey, TargetKind};
 use docsync::store::pg::{PgInstance, PgStore};
 use docsync::store::{
     BeginUpload, Change, FileCheck, IntentStart, Observation, Observed, Promotion, RetryOne,
-    ScanVerdict, ServerAnswer, SharedStore, StateStore, Store, UploadIntent,
+    ScanVerdict, ServerAnswer, SharedStore, StateStore, Store, UploadAnswer, UploadAnswered,
+    UploadIntent,
 };
 use docsync_pgtest::{database_or_skip, Database};
 
@@ -287,5 +288,103 @@ async fn listing_and_retrying_answer_the_same_on_both_backends() {
             "{}",
             b.name
         );
+    }
+}
+
+/// An upload's answer makes the row `pending` with its file ID, and the poll
+/// finds it by account; an ID the server gave before for other content is
+/// not trusted (the row `failed`), on either backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_and_the_poll_read_the_same_on_both_backends() {
+    for b in backends("both_answers").await {
+        let store = &b.store;
+        let id = uploading_row(store, "a.pdf", "aa").await;
+        let answer = |id: i64, remote_id: &str, sha256: &str| UploadAnswer {
+            id,
+            target: target(),
+            remote_id: remote_id.to_owned(),
+            request_id: Some("req-1".into()),
+            sha256: Some(sha256.to_owned()),
+            replaces: None,
+            answer: ServerAnswer {
+                on_server: Change {
+                    remote_id: Some(remote_id.to_owned()),
+                    remote_status: Some("pending".into()),
+                    ..Change::because("uploaded")
+                },
+                decided: None,
+            },
+        };
+        match store
+            .record_upload_answer(answer(id, "r1", "aa"))
+            .await
+            .expect(b.name)
+        {
+            UploadAnswered::OnServer(row) => {
+                assert_eq!(row.state, State::Pending, "{}", b.name);
+                assert_eq!(row.remote_id.as_deref(), Some("r1"), "{}", b.name);
+            }
+            other => panic!("{}: {other:?}", b.name),
+        }
+        let accounts = store.pending_accounts().await.expect(b.name);
+        assert_eq!(accounts.len(), 1, "{}", b.name);
+        assert_eq!(accounts[0].account, target().account, "{}", b.name);
+        assert_eq!(accounts[0].count, 1, "{}", b.name);
+        let (decided, listed) = store
+            .pending_listed(
+                TargetKind::MoovFiles,
+                target().account,
+                vec!["r1".into()],
+                vec!["r1".into(), "not-ours".into()],
+            )
+            .await
+            .expect(b.name);
+        assert_eq!(
+            decided.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![id],
+            "{}",
+            b.name
+        );
+        assert_eq!(listed, 1, "{}", b.name);
+
+        // the same file ID for other content: not trusted
+        let other = uploading_row(store, "b.pdf", "bb").await;
+        match store
+            .record_upload_answer(answer(other, "r1", "bb"))
+            .await
+            .expect(b.name)
+        {
+            UploadAnswered::IdHeldBy(row) => assert_eq!(row.id, id, "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
+        }
+        let row = store.get(other).await.expect(b.name).expect(b.name);
+        assert_eq!(row.state, State::Failed, "{}", b.name);
+        let counts = store.counts_by_state().await.expect(b.name);
+        assert_eq!(counts.get(&State::Pending), Some(&1), "{}", b.name);
+        assert_eq!(counts.get(&State::Failed), Some(&1), "{}", b.name);
+    }
+}
+
+/// A file gone from disk: its row `deleted`, once; a path never recorded is
+/// said to be so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_file_is_deleted_on_both_backends() {
+    for b in backends("both_gone").await {
+        let store = &b.store;
+        let id = stable_row(store, "a.pdf").await;
+        let never = store
+            .mark_gone("inbox".into(), b"never.pdf".to_vec(), "gone")
+            .await
+            .expect(b.name);
+        assert!(never, "{}: a path without a row", b.name);
+        let had = store
+            .mark_gone("inbox".into(), b"a.pdf".to_vec(), "gone")
+            .await
+            .expect(b.name);
+        assert!(!had, "{}", b.name);
+        let row = store.get(id).await.expect(b.name).expect(b.name);
+        assert_eq!(row.state, State::Deleted, "{}", b.name);
+        // nothing left to send
+        assert_eq!(store.bytes_to_send().await.expect(b.name), 0, "{}", b.name);
     }
 }
