@@ -86,20 +86,10 @@ impl Bench {
             .state_url
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the workdir has no state URL"))?;
-        let mut d = DaemonProcess::spawn(
-            &self.bins.docsync,
-            &w.dir,
-            sandbox,
-            &["run", "--config", "docsync.toml"],
-        )?;
+        let mut d = self.spawn_run(w, sandbox)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let store = loop {
-            if let Some(status) = d.child.try_wait()? {
-                anyhow::bail!(
-                    "docsync exited ({status}) before starting: see {}",
-                    w.dir.join("daemon.log").display()
-                );
-            }
+            not_exited(&mut d, w)?;
             if let Ok(Some(store)) = PgStore::connect_viewer(&url, "docsync-bench").await {
                 if store.counts_by_state().await.is_ok() {
                     break store;
@@ -115,27 +105,27 @@ impl Bench {
         Ok((d, store))
     }
 
-    /// `docsync run` in `w`, returned once its database exists and its first scan
-    /// has had time to finish (the database is created before the watchers start).
-    pub fn daemon(&self, w: &Workdir, sandbox: &SandboxProcess) -> Result<DaemonProcess> {
-        let mut d = DaemonProcess::spawn(
+    /// `docsync run` in `w`, started.
+    fn spawn_run(&self, w: &Workdir, sandbox: &SandboxProcess) -> Result<DaemonProcess> {
+        DaemonProcess::spawn(
             &self.bins.docsync,
             &w.dir,
             sandbox,
             &["run", "--config", "docsync.toml"],
-        )?;
+        )
+    }
+
+    /// `docsync run` in `w`, returned once its database exists and its first scan
+    /// has had time to finish (the database is created before the watchers start).
+    pub fn daemon(&self, w: &Workdir, sandbox: &SandboxProcess) -> Result<DaemonProcess> {
+        let mut d = self.spawn_run(w, sandbox)?;
         let db = w.db();
         wait_for(
             "the daemon's database",
             Duration::from_secs(30),
             Duration::from_millis(5),
             || {
-                if let Some(status) = d.child.try_wait()? {
-                    anyhow::bail!(
-                        "docsync exited ({status}) before starting: see {}",
-                        w.dir.join("daemon.log").display()
-                    );
-                }
+                not_exited(&mut d, w)?;
                 Ok(db.is_file()
                     && Store::open_read_only(&db)
                         .and_then(|s| s.count_in_state(State::Pending))
@@ -146,6 +136,17 @@ impl Bench {
         std::thread::sleep(Duration::from_millis(300));
         Ok(d)
     }
+}
+
+/// An error if the daemon `d` of `w` exited (it should be starting).
+fn not_exited(d: &mut DaemonProcess, w: &Workdir) -> Result<()> {
+    if let Some(status) = d.child.try_wait()? {
+        anyhow::bail!(
+            "docsync exited ({status}) before starting: see {}",
+            w.dir.join("daemon.log").display()
+        );
+    }
+    Ok(())
 }
 
 /// Wait until `n` rows of `w`'s database are `pending` (failing early, with the
