@@ -45,7 +45,7 @@ pub enum PgError {
     },
 
     /// A statement failed.
-    #[error("PostgreSQL {target}: {what} failed: {source}")]
+    #[error("PostgreSQL {target}: {what} failed: {}", db_message(source))]
     Db {
         target: String,
         what: &'static str,
@@ -152,5 +152,15 @@ impl From<PgError> for crate::error::Error {
             }
             other => Error::Pg(other),
         }
+    }
+}
+
+/// What the server said (`SQLSTATE code: message`, never the `DETAIL`, which
+/// may quote row values), or the client's own words when there is no server
+/// error (`db error` alone says nothing).
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }

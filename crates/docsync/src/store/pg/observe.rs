@@ -115,15 +115,17 @@ impl PgStore {
 
     /// Files that held still: each `discovered` → `stable` if its live row
     /// still has the promotion's size and mtime (else left alone: another
-    /// host promoted it, or it changed), all in one transaction, relaxed as
-    /// every intake write. The rows promoted.
+    /// host promoted it, or it changed), each in a transaction of its own,
+    /// relaxed as every intake write. One transaction for all would hold
+    /// several row locks at once: three daemons promoting the same files
+    /// deadlocked on them again and again. The rows promoted.
     pub async fn promote_stable(&self, promotions: &[Promotion]) -> PgResult<Vec<FileRow>> {
-        let what = "promoting files";
+        let what = "promoting a file";
         let mut client = self.client(what).await?;
-        let tx = client.transaction().await.map_err(self.db(what))?;
-        self.relaxed(&tx).await?;
         let mut promoted = Vec::with_capacity(promotions.len());
         for p in promotions {
+            let tx = client.transaction().await.map_err(self.db(what))?;
+            self.relaxed(&tx).await?;
             let Some(row) = self.live_row(&tx, &p.folder, &p.path).await? else {
                 continue;
             };
@@ -133,9 +135,9 @@ impl PgStore {
             let new = self
                 .apply_in(&tx, &row, State::Stable, &Change::because(p.reason))
                 .await?;
+            tx.commit().await.map_err(self.db(what))?;
             promoted.push(new);
         }
-        tx.commit().await.map_err(self.db(what))?;
         Ok(promoted)
     }
 
