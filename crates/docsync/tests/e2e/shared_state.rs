@@ -88,13 +88,30 @@ path = "inbox"
 
     /// [`Shared::spawn`] with `args` after `run`'s own.
     fn spawn_with(&self, name: &str, args: &[&str]) -> Daemon {
-        let mut cmd = self.w.cmd(["run", "--config", &format!("{name}.toml")]);
+        let mut cmd = self.cmd(name, &["run"]);
         cmd.args(args);
-        cmd.env(
+        self.w.spawn_command(cmd)
+    }
+
+    /// `docsync COMMAND…` as daemon `name` would run it: its configuration
+    /// and its own state directory.
+    fn cmd(&self, name: &str, command: &[&str]) -> std::process::Command {
+        let mut cmd = self.w.cmd(command);
+        cmd.args(["--config", &format!("{name}.toml")]).env(
             "DOCSYNC_STATE_DIR",
             self.w.path().join(format!("state-{name}")),
         );
-        self.w.spawn_command(cmd)
+        cmd
+    }
+
+    /// A shared folder holding `files`, and the configuration of daemon `name`.
+    fn with_files(db: Database, files: &[LocalFile], name: &str) -> Shared {
+        let shared = Shared::new(db);
+        for f in files {
+            shared.w.drop_file(&f.rel, &f.bytes);
+        }
+        shared.write_config(name);
+        shared
     }
 
     /// A daemon per name, each with its configuration written.
@@ -613,16 +630,12 @@ fn the_status_page_reads_the_shared_state() {
     let Some(db) = database_or_skip("status_page") else {
         return;
     };
-    let shared = Shared::new(db);
     let files = local_files("status_page", 1, 2);
-    for f in &files {
-        shared.w.drop_file(&f.rel, &f.bytes);
-    }
+    let shared = Shared::with_files(db, &files, "host-a");
     let account = &files[0].account;
     shared
         .w
         .drop_file(&format!("{account}/business_verification/empty.pdf"), b"");
-    shared.write_config("host-a");
     let daemon = shared.spawn_with("host-a", &["--admin", "127.0.0.1:0"]);
     let url = crate::admin::admin_url(&daemon);
     shared.wait_all_decided(files.len() + 1, &[&daemon]);
@@ -655,17 +668,12 @@ fn a_daemon_with_another_api_is_refused_by_the_shared_state() {
     let Some(db) = database_or_skip("other_api") else {
         return;
     };
-    let shared = Shared::new(db);
     let files = local_files("other_api", 1, 3);
-    for f in &files {
-        shared.w.drop_file(&f.rel, &f.bytes);
-    }
-    shared.write_config("host-a");
+    let shared = Shared::with_files(db, &files, "host-a");
     let a = shared.spawn("host-a");
     shared.wait_all_decided(files.len(), &[&a]);
     drop(a);
-    let mut cmd = shared.w.cmd(["status", "--config", "host-a.toml"]);
-    cmd.env("DOCSYNC_STATE_DIR", shared.w.path().join("state-host-a"));
+    let cmd = shared.cmd("host-a", &["status"]);
     let out = crate::harness::run_command(cmd, Duration::from_secs(60));
     assert_eq!(out.code(), Some(0), "{out}");
     let api_line = out.stdout.lines().next().unwrap_or_default().to_owned();
@@ -677,16 +685,8 @@ fn a_daemon_with_another_api_is_refused_by_the_shared_state() {
     // host-b points at another server
     let other = TestSandbox::start();
     shared.write_config("host-b");
-    let mut cmd = shared.w.cmd([
-        "sync",
-        "--once",
-        "--config",
-        "host-b.toml",
-        "--timeout",
-        "30s",
-    ]);
-    cmd.env("DOCSYNC_STATE_DIR", shared.w.path().join("state-host-b"))
-        .env("DOCSYNC_API_URL", other.url());
+    let mut cmd = shared.cmd("host-b", &["sync", "--once", "--timeout", "30s"]);
+    cmd.env("DOCSYNC_API_URL", other.url());
     let out = crate::harness::run_command(cmd, Duration::from_secs(60));
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(out.stderr.contains("synced against another API"), "{out}");

@@ -314,6 +314,7 @@ impl PgStore {
             .map_err(self.db("relaxing the intake's commit"))
     }
 
+    /// One file the bulk step left: its live row locked and compared.
     async fn observe_one(
         &self,
         tx: &Transaction<'_>,
@@ -323,40 +324,9 @@ impl PgStore {
     ) -> PgResult<Observation> {
         let what = "recording a scan";
         let size = i64::try_from(obs.size).unwrap_or(i64::MAX);
-        let unchanged = tx
-            .prepare_cached(
-                "SELECT id, state FROM files WHERE folder = $1 AND path = $2 \
-                 AND state NOT IN ('superseded', 'deleted') AND size = $3 AND mtime_ns = $4 \
-                 AND target = $5 AND account = $6 AND purpose = $7",
-            )
-            .await
-            .map_err(self.db(what))?;
-        let found = tx
-            .query_opt(
-                &unchanged,
-                &[
-                    &folder,
-                    &obs.path,
-                    &size,
-                    &obs.mtime_ns,
-                    &obs.target.kind.as_str(),
-                    &obs.target.account,
-                    &obs.target.purpose,
-                ],
-            )
-            .await
-            .map_err(self.db(what))?;
-        if let Some(r) = found {
-            let state: String = r.try_get(1).map_err(self.db(what))?;
-            return Ok(Observation::Unchanged {
-                id: r.try_get(0).map_err(self.db(what))?,
-                state: state.parse().map_err(|message| super::PgError::BadRow {
-                    target: self.target.clone(),
-                    id: 0,
-                    message,
-                })?,
-            });
-        }
+        // the files found as recorded were settled in bulk (`settle_in_bulk`):
+        // what comes here has changed, is new to a path another host just
+        // took, or was seen twice in one call
         let Some(mut row) = self.live_row(tx, folder, &obs.path).await? else {
             // no live row: a new one, unless another host inserted it meanwhile
             let inserted = self
