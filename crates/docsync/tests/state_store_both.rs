@@ -388,3 +388,38 @@ async fn a_vanished_file_is_deleted_on_both_backends() {
         assert_eq!(store.bytes_to_send().await.expect(b.name), 0, "{}", b.name);
     }
 }
+
+/// A new file older than its folder's `max_age` is `skipped` (never sent) and
+/// listed with its reason; a retry naming it puts it back to be sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_too_old_is_skipped_on_both_backends() {
+    for b in backends("both_too_old").await {
+        let store = &b.store;
+        let observed = Observed {
+            path: b"old.pdf".to_vec(),
+            size: 10,
+            mtime_ns: 1,
+            target: target(),
+        };
+        let verdict = ScanVerdict {
+            too_old: Some("older than max_age (30d)".into()),
+            problem: None,
+        };
+        let recorded = store
+            .reconcile("inbox".into(), vec![observed], false, vec![verdict])
+            .await
+            .expect(b.name);
+        assert_eq!(recorded.skipped.len(), 1, "{}: {recorded:?}", b.name);
+        let id = recorded.skipped[0];
+        let row = store.get(id).await.expect(b.name).expect(b.name);
+        assert_eq!(row.state, State::Skipped, "{}", b.name);
+        let queue = store.upload_queue(now_ms(), 100).await.expect(b.name);
+        assert!(queue.rows.is_empty(), "{}: nothing to send", b.name);
+        let (page, _) = store
+            .explained_page(vec![State::Skipped], None, None, 10)
+            .await
+            .expect(b.name);
+        let listed: Vec<(i64, &str)> = page.iter().map(|(r, why)| (r.id, why.as_str())).collect();
+        assert_eq!(listed, vec![(id, "older than max_age (30d)")], "{}", b.name);
+    }
+}

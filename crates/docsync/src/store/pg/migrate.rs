@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_api_identity",
         include_str!("../../../migrations/pg/0002_api_identity.sql"),
     ),
+    (
+        3,
+        "0003_skipped_state",
+        include_str!("../../../migrations/pg/0003_skipped_state.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -131,6 +136,23 @@ mod tests {
             assert_eq!(usize::try_from(*version).ok(), Some(i + 1));
             assert!(name.starts_with(&format!("{version:04}_")), "{name}");
             assert!(!sql.trim().is_empty());
+        }
+    }
+
+    /// The last migration that sets `files_state_check` lists every state the
+    /// daemon writes, so no state is refused by the database.
+    #[test]
+    fn the_state_check_admits_every_state() {
+        let (_, name, sql) = MIGRATIONS
+            .iter()
+            .rev()
+            .find(|(_, _, sql)| sql.contains("files_state_check CHECK"))
+            .expect("a migration sets the state check");
+        for state in crate::model::State::ALL {
+            assert!(
+                sql.contains(&format!("'{}'", state.as_str())),
+                "{name} refuses the state {state}"
+            );
         }
     }
 }
