@@ -10,9 +10,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use docsync::model::{ApiIdentity, State, TargetKey, TargetKind};
+use docsync::model::{ApiIdentity, HookKind, State, TargetKey, TargetKind};
 use docsync::store::pg::{ApiCheck, PgError, PgStore, PollClaim, PG_SCHEMA_VERSION};
-use docsync::store::{BeginUpload, Change, Observation, Observed, UploadIntent};
+use docsync::store::{BeginUpload, Change, Observation, Observed, OutboxFailure, UploadIntent};
 use docsync_pgtest::{database_or_skip, Database};
 use tokio_postgres::NoTls;
 
@@ -991,4 +991,104 @@ async fn the_api_is_recorded_once_and_another_one_is_refused() {
         ApiCheck::KeptHistory { recorded: more }
     );
     assert_eq!(a.api_identity().await.expect("read"), Some(other));
+}
+
+/// Daemons sharing a state share their hooks: a decision by a daemon without
+/// hooks still reaches the hooks another daemon subscribed; one daemon
+/// delivers it while its claim lasts, another after the claim expired; and
+/// once every daemon withdrew its hooks, decisions write no more events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_reaches_a_shared_hook_once_whichever_host_decides() {
+    let Some(db) = database_or_skip("outbox_hosts") else {
+        return;
+    };
+    let a = host(&db, "host-a").await;
+    let b = host(&db, "host-b").await;
+    let c = host(&db, "host-c").await;
+    let webhook = [HookKind::Webhook];
+    a.subscribe_hooks(&webhook).await.expect("a subscribes");
+    c.subscribe_hooks(&webhook).await.expect("c subscribes");
+    b.subscribe_hooks(&[]).await.expect("b has no hooks");
+
+    let ids = stable_rows(&b, "inbox", ACCOUNT, 2).await;
+    b.transition(
+        ids[0],
+        State::Stable,
+        State::Invalid,
+        &Change::because("not a PDF"),
+    )
+    .await
+    .expect("b decides");
+    assert_eq!(b.outbox_undelivered().await.expect("count"), 1);
+    assert!(
+        b.claim_outbox(&[HookKind::Command], 10, LONG)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "no command hook is subscribed"
+    );
+
+    let claimed = a.claim_outbox(&webhook, 10, GONE).await.expect("a claims");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].file_id, ids[0]);
+    assert_eq!(claimed[0].state, State::Invalid);
+    // a's claim is over by now: c takes the event over and delivers it
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let taken = loop {
+        let taken = c.claim_outbox(&webhook, 10, LONG).await.expect("c claims");
+        if !taken.is_empty() || Instant::now() > deadline {
+            break taken;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(taken.len(), 1, "c takes over the expired claim");
+    assert_eq!(taken[0].uid, claimed[0].uid, "the same event");
+    assert!(
+        a.claim_outbox(&webhook, 10, LONG)
+            .await
+            .expect("a claims")
+            .is_empty(),
+        "held by c"
+    );
+    let due_in = a
+        .outbox_next_due_in(&webhook)
+        .await
+        .expect("next")
+        .expect("one");
+    assert!(
+        due_in > 500_000,
+        "due for a when c's claim ends, not in {due_in} ms"
+    );
+    c.outbox_delivered(taken[0].id).await.expect("delivered");
+    assert_eq!(
+        a.outbox_failed(claimed[0].id, "timed out", None)
+            .await
+            .expect("failed"),
+        OutboxFailure::DeliveredElsewhere,
+        "a's late failure neither gives up nor undoes c's delivery"
+    );
+    assert_eq!(a.outbox_undelivered().await.expect("count"), 0);
+
+    a.subscribe_hooks(&[]).await.expect("a withdraws");
+    c.subscribe_hooks(&[]).await.expect("c withdraws");
+    b.transition(
+        ids[1],
+        State::Stable,
+        State::Invalid,
+        &Change::because("empty"),
+    )
+    .await
+    .expect("b decides");
+    assert_eq!(
+        a.outbox_undelivered().await.expect("count"),
+        0,
+        "nobody subscribed"
+    );
+    let events: i64 = raw(&db)
+        .await
+        .query_one("SELECT COUNT(*) FROM hook_outbox", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(events, 1);
 }

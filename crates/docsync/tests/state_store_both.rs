@@ -13,12 +13,12 @@
 use std::time::Duration;
 
 use docsync::error::Error;
-use docsync::model::{now_ms, State, TargetKey, TargetKind};
+use docsync::model::{now_ms, HookKind, State, TargetKey, TargetKind};
 use docsync::store::pg::{PgInstance, PgStore};
 use docsync::store::{
-    BeginUpload, Change, FileCheck, IntentStart, Observation, Observed, Promotion, RetryOne,
-    ScanVerdict, ServerAnswer, SharedStore, StateStore, Store, UploadAnswer, UploadAnswered,
-    UploadIntent,
+    BeginUpload, Change, FileCheck, IntentStart, Observation, Observed, OutboxEntry, OutboxFailure,
+    Promotion, RetryOne, ScanVerdict, ServerAnswer, SharedStore, StateStore, Store, UploadAnswer,
+    UploadAnswered, UploadIntent,
 };
 use docsync_pgtest::{database_or_skip, Database};
 
@@ -421,5 +421,188 @@ async fn a_file_too_old_is_skipped_on_both_backends() {
             .expect(b.name);
         let listed: Vec<(i64, &str)> = page.iter().map(|(r, why)| (r.id, why.as_str())).collect();
         assert_eq!(listed, vec![(id, "older than max_age (30d)")], "{}", b.name);
+    }
+}
+
+/// Every hook event due now, as the notify stage reads them (on PostgreSQL
+/// one claim at a time): each handed to `deliver`, which says how it went.
+async fn deliver_due(
+    store: &StateStore,
+    mut deliver: impl FnMut(&OutboxEntry) -> Result<(), Option<i64>>,
+) -> Vec<(OutboxEntry, OutboxFailure)> {
+    let hooks = vec![HookKind::Command, HookKind::Webhook];
+    let mut failed = Vec::new();
+    loop {
+        let due = store
+            .outbox_due(hooks.clone(), now_ms(), 100, Duration::from_secs(60))
+            .await
+            .expect("the due hook events");
+        if due.is_empty() {
+            return failed;
+        }
+        for entry in due {
+            match deliver(&entry) {
+                Ok(()) => store
+                    .outbox_delivered(entry.id, now_ms())
+                    .await
+                    .expect("delivered"),
+                Err(retry_at) => {
+                    let outcome = store
+                        .outbox_failed(entry.id, "exit status 3".into(), retry_at, now_ms())
+                        .await
+                        .expect("failed");
+                    failed.push((entry, outcome));
+                }
+            }
+        }
+    }
+}
+
+/// The hooks' outbox: a decision writes one event per hook (one uid for
+/// both), due at once; a failed delivery is due again after its wait, or
+/// after a restart; given up, it is in the file's history. A move that is
+/// not a decision writes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_reaches_each_hook_once_on_both_backends() {
+    for b in backends("both_outbox").await {
+        let store = &b.store;
+        let before_hooks = stable_row(store, "early.pdf").await;
+        store
+            .transition(
+                before_hooks,
+                State::Stable,
+                State::Invalid,
+                Change::because("early"),
+            )
+            .await
+            .expect(b.name);
+        assert_eq!(
+            store.outbox_undelivered().await.expect(b.name),
+            0,
+            "{}: no hooks yet",
+            b.name
+        );
+
+        store
+            .enable_outbox(vec![HookKind::Command, HookKind::Webhook])
+            .await
+            .expect(b.name);
+        let id = stable_row(store, "bad.pdf").await;
+        assert_eq!(
+            store.outbox_undelivered().await.expect(b.name),
+            0,
+            "{}: no decision yet",
+            b.name
+        );
+        store
+            .transition(
+                id,
+                State::Stable,
+                State::Invalid,
+                Change::because("not a PDF"),
+            )
+            .await
+            .expect(b.name);
+        assert_eq!(
+            store.outbox_undelivered().await.expect(b.name),
+            2,
+            "{}",
+            b.name
+        );
+
+        let in_an_hour = now_ms() + 3_600_000;
+        let mut seen = Vec::new();
+        let failed = deliver_due(store, |entry| {
+            seen.push(entry.clone());
+            match entry.hook {
+                HookKind::Command => Ok(()),
+                HookKind::Webhook => Err(Some(in_an_hour)),
+            }
+        })
+        .await;
+        assert_eq!(seen.len(), 2, "{}: {seen:?}", b.name);
+        assert_eq!(seen[0].uid, seen[1].uid, "{}: one uid per event", b.name);
+        for entry in &seen {
+            assert_eq!(entry.file_id, id, "{}", b.name);
+            assert_eq!(entry.path, b"bad.pdf", "{}", b.name);
+            assert_eq!(entry.from_state, Some(State::Stable), "{}", b.name);
+            assert_eq!(entry.state, State::Invalid, "{}", b.name);
+            assert_eq!(entry.reason, "not a PDF", "{}", b.name);
+        }
+        assert_eq!(failed.len(), 1, "{}", b.name);
+        assert!(
+            matches!(failed[0].1, OutboxFailure::RetryAt(_)),
+            "{}: {failed:?}",
+            b.name
+        );
+        assert_eq!(
+            store.outbox_undelivered().await.expect(b.name),
+            1,
+            "{}",
+            b.name
+        );
+        let next = store
+            .outbox_next_due(vec![HookKind::Webhook])
+            .await
+            .expect(b.name)
+            .expect("the webhook's event is still due");
+        assert!(
+            next > now_ms() + 3_000_000,
+            "{}: due in an hour, not {next}",
+            b.name
+        );
+        assert!(
+            deliver_due(store, |_| Ok(())).await.is_empty(),
+            "{}: nothing due now",
+            b.name
+        );
+
+        // a restart tries it at once; this time it is given up
+        assert_eq!(
+            store.outbox_due_now(now_ms()).await.expect(b.name),
+            1,
+            "{}",
+            b.name
+        );
+        let failed = deliver_due(store, |_| Err(None)).await;
+        assert_eq!(failed.len(), 1, "{}", b.name);
+        assert_eq!(failed[0].0.attempts, 1, "{}: the second attempt", b.name);
+        assert_eq!(failed[0].1, OutboxFailure::GaveUp, "{}", b.name);
+        assert_eq!(
+            store.outbox_undelivered().await.expect(b.name),
+            0,
+            "{}",
+            b.name
+        );
+        let detail = store.file_detail(id).await.expect(b.name).expect(b.name);
+        let last = detail.events.last().expect("events");
+        assert!(
+            last.reason
+                .contains("webhook hook gave up on this event after 2 attempts: exit status 3"),
+            "{}: {last:?}",
+            b.name
+        );
+        assert_eq!(
+            detail.row.state,
+            State::Invalid,
+            "{}: the state stays",
+            b.name
+        );
+
+        // retried: stable again is not a decision
+        assert!(
+            matches!(
+                store.retry_one(id, "docsync retry").await.expect(b.name),
+                RetryOne::Retried { .. }
+            ),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            store.outbox_undelivered().await.expect(b.name),
+            0,
+            "{}",
+            b.name
+        );
     }
 }

@@ -33,6 +33,8 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HOOK_ATTEMPTS: u32 = 8;
 /// Default first wait after a failed delivery.
 pub const DEFAULT_HOOK_RETRY_INITIAL: Duration = Duration::from_secs(5);
+/// How long one webhook request may take (connecting included).
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest wait between two deliveries of one event.
 pub const MAX_HOOK_RETRY: Duration = Duration::from_secs(600);
 
@@ -61,6 +63,13 @@ impl Default for HooksConfig {
 }
 
 impl HooksConfig {
+    /// The longest one delivery may take (the command's timeout or the
+    /// webhook's, and a margin): how long a daemon sharing its state holds a
+    /// hook event it delivers.
+    pub fn longest_delivery(&self) -> Duration {
+        self.command_timeout.max(WEBHOOK_TIMEOUT) + Duration::from_secs(10)
+    }
+
     /// The configured hooks.
     pub fn kinds(&self) -> Vec<HookKind> {
         let mut kinds = Vec::new();

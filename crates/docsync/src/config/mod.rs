@@ -104,7 +104,7 @@ pub use credentials::{read_credentials_file, CredentialSource, Credentials, Secr
 pub use env::{default_state_dir, env_vars, Env, PROXY_VARS};
 pub use hooks::{
     CommandHook, HooksConfig, WebhookHook, DEFAULT_COMMAND_TIMEOUT, DEFAULT_HOOK_ATTEMPTS,
-    DEFAULT_HOOK_RETRY_INITIAL, MAX_HOOK_RETRY,
+    DEFAULT_HOOK_RETRY_INITIAL, MAX_HOOK_RETRY, WEBHOOK_TIMEOUT,
 };
 pub use http::{
     ca_file_problem, load_pem_bundle, EnvProxies, HttpConfig, ProxySetting, ProxyUrl,

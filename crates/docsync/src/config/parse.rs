@@ -84,7 +84,6 @@ pub fn parse_all(text: &str, origin: Option<&Path>, env: &Env) -> (Option<Config
     };
     api_choice(&config, &api_sources, &mut p);
     missing_credentials(&config, &mut p);
-    super::state::not_yet_shared(&config, &mut p);
     oauth_on_the_sandbox(&config, &mut p);
 
     let ok = p.only_warnings();

@@ -158,20 +158,3 @@ pub(super) fn state(raw: Option<RawState>, env: &Env, p: &mut Problems<'_>) -> S
         lease,
     }
 }
-
-/// What the PostgreSQL state does not carry yet: a setup that needs it is
-/// refused with the reason, never run half-way.
-pub(super) fn not_yet_shared(config: &super::Config, p: &mut Problems<'_>) {
-    if config.state.url.is_none() {
-        return;
-    }
-    if !config.hooks.kinds().is_empty() {
-        p.error(
-            None,
-            "hooks",
-            "[hooks] are not supported with the state in PostgreSQL yet (their outbox is in \
-             SQLite only)",
-            "remove [hooks] or state.url",
-        );
-    }
-}

@@ -1178,20 +1178,12 @@ fn state_section() {
         );
     }
 
-    // the hooks' outbox is not in PostgreSQL yet: refused, not half-run
+    // hooks are: their outbox is in the shared state too
     let text = format!(
         "[state]\nurl = \"postgres://docsync@db.example/docsync\"\n\
          [hooks]\non_decision = [\"/bin/sh\"]\n{folder}"
     );
-    let problems = errors(parse(&text, None, &env()).unwrap_err());
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.location.key.as_deref() == Some("hooks")
-                && p.message
-                    .contains("not supported with the state in PostgreSQL")),
-        "{problems:#?}"
-    );
+    assert!(parse(&text, None, &env()).is_ok(), "{text}");
     // the status page is: it reads the shared state
     let text = format!(
         "[state]\nurl = \"postgres://docsync@db.example/docsync\"\n\

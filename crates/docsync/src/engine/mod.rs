@@ -535,8 +535,8 @@ async fn hooks_due(ctx: &Ctx, kinds: &[HookKind]) -> bool {
         return false;
     }
     let kinds = kinds.to_vec();
-    match ctx.store.outbox_due(kinds, now_ms(), 1).await {
-        Ok(due) => !due.is_empty(),
+    match ctx.store.outbox_next_due(kinds).await {
+        Ok(next) => next.is_some_and(|at| at <= now_ms()),
         Err(e) => {
             warn!(error = %e, "reading the hooks' outbox failed");
             false

@@ -66,7 +66,8 @@ pub async fn deliver_due(ctx: &Ctx, hooks: &Hooks, stop: &CancellationToken) -> 
     let mut round = Round::default();
     loop {
         let wanted = kinds.clone();
-        let due = ctx.store.outbox_due(wanted, now_ms(), BATCH).await?;
+        let hold = hooks.config().longest_delivery();
+        let due = ctx.store.outbox_due(wanted, now_ms(), BATCH, hold).await?;
         if due.is_empty() {
             return Ok(round);
         }
@@ -137,6 +138,9 @@ async fn deliver_one(
                             "hook gave up on this event (see `docsync history`)"
                         );
                         round.gave_up += 1;
+                    }
+                    OutboxFailure::DeliveredElsewhere => {
+                        debug!(error = %error, "hook failed here; another daemon delivered this event meanwhile");
                     }
                 }
             }

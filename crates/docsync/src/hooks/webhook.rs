@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use super::{signature, HookEvent};
-use crate::config::WebhookHook;
+use crate::config::{WebhookHook, WEBHOOK_TIMEOUT};
 
 /// `sha256=<hex>`: HMAC-SHA256 of `"{timestamp}.{body}"`.
 pub const SIGNATURE_HEADER: &str = "X-Docsync-Signature";
@@ -20,7 +20,7 @@ pub const EVENT_ID_HEADER: &str = "X-Docsync-Event-Id";
 pub(super) fn client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
+        .timeout(WEBHOOK_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }

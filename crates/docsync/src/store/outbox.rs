@@ -58,6 +58,9 @@ pub enum OutboxFailure {
     RetryAt(i64),
     /// No more tries: recorded as given up (and in the file's history).
     GaveUp,
+    /// Nothing recorded: another daemon delivered it meanwhile (PostgreSQL,
+    /// after this daemon's claim on it expired).
+    DeliveredElsewhere,
 }
 
 const ENTRY_COLUMNS: &str = "o.id, o.uid, o.hook, o.attempts, e.id, e.at, e.from_state, \

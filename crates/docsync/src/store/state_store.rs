@@ -6,8 +6,7 @@
 //! Two backends: SQLite, a [`SharedStore`] (one writer connection, calls on
 //! tokio's blocking pool), one daemon's own; and PostgreSQL, a
 //! [`PgInstance`] (the shared state under leases, issue 16). Every method is
-//! one `match` over them; the hooks' outbox is SQLite's only yet (the
-//! configuration refuses `[hooks]` with `state.url`).
+//! one `match` over them.
 //!
 //! How each method commits on SQLite is part of its contract:
 //! - *grouped* ([`SharedStore::call_grouped`]): the upload intent and the
@@ -31,8 +30,12 @@ use super::{
     ActivityBucket, Change, FileRow, FolderCounts, Holder, HookKind, Observed, OutboxEntry,
     OutboxFailure, PendingAccount, SeenIds, SharedStore, State, UploadIntent,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::TargetKind;
+
+/// Hook events a daemon claims at once on PostgreSQL: one, right before its
+/// delivery, so a claim never waits behind other deliveries.
+const PG_OUTBOX_CLAIM: u32 = 1;
 
 /// The daemon's state store, whichever database holds it. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -127,7 +130,7 @@ impl StateStore {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.call(f).await,
-            Backend::Postgres(_) => Err(Error::NotOnPostgres {
+            Backend::Postgres(_) => Err(crate::error::Error::NotOnPostgres {
                 what: "a test's direct access",
             }),
         }
@@ -482,13 +485,13 @@ impl StateStore {
 
     // ---- hooks' outbox
 
-    /// The hooks whose outbox rows the decisions write from now on.
+    /// The hooks whose outbox rows the decisions write from now on (on
+    /// PostgreSQL: this daemon's subscription; every daemon's decisions write
+    /// rows for the hooks any daemon subscribed to).
     pub async fn enable_outbox(&self, hooks: Vec<HookKind>) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.enable_outbox(&hooks)).await,
-            // refused by the configuration check before this is reached
-            Backend::Postgres(_) if hooks.is_empty() => Ok(()),
-            Backend::Postgres(_) => Err(Error::NotOnPostgres { what: "[hooks]" }),
+            Backend::Postgres(pg) => Ok(pg.store().subscribe_hooks(&hooks).await?),
         }
     }
 
@@ -496,7 +499,7 @@ impl StateStore {
     pub async fn outbox_undelivered(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(|s| s.outbox_undelivered()).await,
-            Backend::Postgres(_) => Ok(0),
+            Backend::Postgres(pg) => Ok(pg.store().outbox_undelivered().await?),
         }
     }
 
@@ -505,28 +508,39 @@ impl StateStore {
     pub async fn outbox_due_now(&self, now: i64) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_due_now(now)).await,
-            Backend::Postgres(_) => Ok(0),
+            Backend::Postgres(pg) => Ok(pg.store().outbox_due_now().await?),
         }
     }
 
-    /// Up to `limit` undelivered outbox rows of `hooks` due at `now`.
+    /// Up to `limit` undelivered outbox rows of `hooks` due at `now`, to be
+    /// delivered within `hold` (on PostgreSQL: claimed one at a time for
+    /// that long, so no other daemon delivers it meanwhile).
     pub async fn outbox_due(
         &self,
         hooks: Vec<HookKind>,
         now: i64,
         limit: u32,
+        hold: std::time::Duration,
     ) -> Result<Vec<OutboxEntry>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_due(&hooks, now, limit)).await,
-            Backend::Postgres(_) => Ok(Vec::new()),
+            Backend::Postgres(pg) => Ok(pg
+                .store()
+                .claim_outbox(&hooks, limit.min(PG_OUTBOX_CLAIM), hold)
+                .await?),
         }
     }
 
-    /// When the next undelivered outbox row of `hooks` is due.
+    /// When the next undelivered outbox row of `hooks` is due (unix ms, this
+    /// host's clock; on PostgreSQL a row another daemon holds is due when its
+    /// claim ends).
     pub async fn outbox_next_due(&self, hooks: Vec<HookKind>) -> Result<Option<i64>> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_next_due(&hooks)).await,
-            Backend::Postgres(_) => Ok(None),
+            Backend::Postgres(pg) => {
+                let due_in = pg.store().outbox_next_due_in(&hooks).await?;
+                Ok(due_in.map(|ms| crate::model::now_ms().saturating_add(ms)))
+            }
         }
     }
 
@@ -534,7 +548,7 @@ impl StateStore {
     pub async fn outbox_delivered(&self, id: i64, now: i64) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(db) => db.call(move |s| s.outbox_delivered(id, now)).await,
-            Backend::Postgres(_) => Err(Error::NotOnPostgres { what: "[hooks]" }),
+            Backend::Postgres(pg) => Ok(pg.store().outbox_delivered(id).await?),
         }
     }
 
@@ -552,7 +566,13 @@ impl StateStore {
                 db.call(move |s| s.outbox_failed(id, &error, retry_at, now))
                     .await
             }
-            Backend::Postgres(_) => Err(Error::NotOnPostgres { what: "[hooks]" }),
+            Backend::Postgres(pg) => {
+                // the database keeps its own clock: the wait is what carries over
+                let retry_in = retry_at.map(|at| {
+                    std::time::Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
+                });
+                Ok(pg.store().outbox_failed(id, &error, retry_in).await?)
+            }
         }
     }
 

@@ -696,3 +696,97 @@ fn a_daemon_with_another_api_is_refused_by_the_shared_state() {
         "nothing sent to the other API"
     );
 }
+
+/// Two daemons sharing a state, each with the same decision hook: every
+/// decision (whichever daemon made it) runs the hook exactly once, on one of
+/// them, with the state the shared rows hold.
+#[test]
+fn two_daemons_run_each_decisions_hook_once() {
+    let Some(db) = database_or_skip("shared_hooks") else {
+        return;
+    };
+    let files = local_files("shared_hooks", 4, 30);
+    let shared = Shared::with_files(db, &files, "host-a");
+    let account = &files[0].account;
+    shared
+        .w
+        .drop_file(&format!("{account}/business_verification/empty.pdf"), b"");
+    let script = shared.w.write_file(
+        "hooks/heard.sh",
+        "#!/bin/sh\nprintf '%s %s %s\\n' \"$DOCSYNC_EVENT_ID\" \"$DOCSYNC_STATE\" \"$DOCSYNC_PATH\" >> \"$1\"\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let names = ["host-a", "host-b"];
+    let logs: Vec<PathBuf> = names
+        .iter()
+        .map(|name| shared.w.path().join(format!("heard-{name}.log")))
+        .collect();
+    let daemons: Vec<Daemon> = names
+        .iter()
+        .zip(&logs)
+        .map(|(name, log)| {
+            let config = shared.write_config(name);
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(&format!(
+                "\n[hooks]\non_decision = [{:?}, {:?}]\n",
+                script.display().to_string(),
+                log.display().to_string()
+            ));
+            std::fs::write(&config, text).unwrap();
+            shared.spawn(name)
+        })
+        .collect();
+    let refs: Vec<&Daemon> = daemons.iter().collect();
+    let total = files.len() + 1;
+    shared.wait_all_decided(total, &refs);
+    let heard = || -> Vec<String> {
+        logs.iter()
+            .flat_map(|log| {
+                std::fs::read_to_string(log)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    wait_until(Duration::from_secs(60), "every decision heard", || {
+        let lines = heard();
+        if lines.len() >= total {
+            Ok(())
+        } else {
+            Err(format!("{} of {total} heard", lines.len()))
+        }
+    });
+    for d in daemons {
+        let status = d.stop(Duration::from_secs(20));
+        assert!(status.success(), "{status}");
+    }
+
+    let lines = heard();
+    let mut by_path: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for line in &lines {
+        let mut parts = line.splitn(3, ' ');
+        let (uid, state, path) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        assert_eq!(uid.len(), 32, "{line}");
+        let before = by_path.insert(path.to_owned(), (uid.to_owned(), state.to_owned()));
+        assert!(before.is_none(), "{path} heard twice: {lines:#?}");
+    }
+    assert_eq!(by_path.len(), total, "{lines:#?}");
+    let rows = shared.query(
+        "SELECT convert_from(path, 'UTF8'), state FROM files \
+         WHERE state NOT IN ('superseded', 'deleted')",
+    );
+    for r in rows {
+        let (path, state): (String, String) = (r.get(0), r.get(1));
+        let heard_state = by_path.get(&path).map(|(_, s)| s.as_str());
+        assert_eq!(heard_state, Some(state.as_str()), "{path}");
+    }
+    let undelivered: i64 =
+        shared.query("SELECT COUNT(*) FROM hook_outbox WHERE delivered_at IS NULL")[0].get(0);
+    assert_eq!(undelivered, 0);
+}

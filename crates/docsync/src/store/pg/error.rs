@@ -129,6 +129,10 @@ pub enum PgError {
     /// No row with this id.
     #[error("file {id}: no such row in the database")]
     NoSuchFile { id: i64 },
+
+    /// No hook outbox row with this id.
+    #[error("hook event {id}: no such row in the outbox")]
+    NoSuchHookEvent { id: i64 },
 }
 
 impl From<PgError> for crate::error::Error {
@@ -147,6 +151,7 @@ impl From<PgError> for crate::error::Error {
                 actual,
             },
             PgError::NoSuchFile { id } => Error::NoSuchFile { id },
+            PgError::NoSuchHookEvent { id } => Error::NoSuchHookEvent { id },
             PgError::IllegalTransition { id, path, from, to } => {
                 Error::IllegalTransition { id, path, from, to }
             }

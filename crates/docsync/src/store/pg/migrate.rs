@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_skipped_state",
         include_str!("../../../migrations/pg/0003_skipped_state.sql"),
     ),
+    (
+        4,
+        "0004_hook_outbox",
+        include_str!("../../../migrations/pg/0004_hook_outbox.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -154,5 +159,29 @@ mod tests {
                 "{name} refuses the state {state}"
             );
         }
+    }
+
+    /// The outbox trigger fires for exactly the states hooks hear about.
+    #[test]
+    fn the_outbox_trigger_fires_for_the_decision_states() {
+        let (_, name, sql) = MIGRATIONS
+            .iter()
+            .rev()
+            .find(|(_, _, sql)| sql.contains("CREATE TRIGGER docsync_hook_outbox"))
+            .expect("a migration creates the outbox trigger");
+        let states = sql
+            .split("NEW.to_state IN (")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .expect("the trigger's states");
+        let listed: Vec<&str> = states
+            .split(',')
+            .map(|s| s.trim().trim_matches('\''))
+            .collect();
+        let decisions: Vec<&str> = crate::model::DECISION_STATES
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(listed, decisions, "{name}");
     }
 }

@@ -1,8 +1,7 @@
 //! The state store in PostgreSQL, for several daemons (any hosts) sharing one
-//! state (issue 16). **In progress:** this is the core (schema, migrations,
-//! leases, the upload intent); the daemon does not use it yet. Step 2 puts it
-//! and [`super::Store`] behind one interface (see ARCHITECTURE.md, "PostgreSQL
-//! state").
+//! state (issue 16), selected by `state.url`. The engine reaches it through
+//! [`PgInstance`] behind [`super::StateStore`], the interface SQLite's store
+//! sits behind too (see ARCHITECTURE.md, "PostgreSQL state").
 //!
 //! # Driver
 //!
@@ -14,8 +13,7 @@
 //! deadpool gives the pool: a bounded number of connections, a wait and a
 //! connect timeout so a database that went away is an error to retry, not a
 //! hang; each connection keeps its prepared statements (`prepare_cached`).
-//! TLS is not set up yet (`NoTls`: a Unix socket or a trusted network); step 2
-//! adds it with the `state.url` setting.
+//! TLS is not set up yet (`NoTls`: a Unix socket or a trusted network).
 //!
 //! # Leases
 //!
@@ -43,6 +41,7 @@
 //! - `instance`: [`PgInstance`], the store as one daemon's engine uses it
 //!   (leases renewed, requests fenced by their lease).
 //! - `upload`: the intent, under the lease and the account's lock.
+//! - `outbox`: the decision hooks' outbox: subscriptions, claims, deliveries.
 //! - `outcome`: the server's answer, a failed attempt, a poll's news, a move.
 //! - `identity`: which API the shared rows were synced against, checked at
 //!   start.
@@ -65,6 +64,7 @@ mod instance;
 mod lease;
 mod migrate;
 mod observe;
+mod outbox;
 mod outcome;
 mod overview;
 mod reads;
