@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             Command::Status(a) => cli::status::status(a).await,
             Command::History(a) => cli::status::history(a).await,
             Command::Retry(a) => cli::status::retry(a).await,
-            Command::Baseline(a) => cli::baseline::baseline(a),
+            Command::Baseline(a) => cli::baseline::baseline(a).await,
             #[cfg(feature = "sandbox")]
             Command::Sandbox(a) => cli::sandbox::sandbox(a).await,
             Command::Config(ConfigCommand::Check(a)) => cli::check::check(a),

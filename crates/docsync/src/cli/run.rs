@@ -26,7 +26,7 @@ pub async fn run(args: RunArgs, logs: &Logs) -> anyhow::Result<u8> {
             folder: args.folder.as_deref(),
             only_newer_than: args.age.only_newer_than.as_ref(),
         };
-        return super::dry_run::dry_run(&start, args.dry.json);
+        return super::dry_run::dry_run(&start, args.dry.json).await;
     }
     let admin = args.admin.map(|address| AdminConfig {
         address,
@@ -54,7 +54,7 @@ pub async fn sync(args: SyncArgs, logs: &Logs) -> anyhow::Result<u8> {
             folder: args.folder.as_deref(),
             only_newer_than: args.age.only_newer_than.as_ref(),
         };
-        return super::dry_run::dry_run(&start, args.dry.json);
+        return super::dry_run::dry_run(&start, args.dry.json).await;
     }
     let mode = Mode::Once {
         timeout: args.timeout,

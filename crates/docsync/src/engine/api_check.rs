@@ -110,7 +110,7 @@ pub(super) async fn check_shared_api(
             Ok(())
         }
         ApiCheck::Changed { .. } if choice == ApiChange::StartOver => Err(Error::NotOnPostgres {
-            what: "--start-over (it would forget every daemon's rows; use a new database, or --keep-history)",
+            what: START_OVER_SHARED,
         }),
         ApiCheck::Changed { recorded } => Err(Error::SharedApiChanged {
             target: pg.target().to_owned(),
@@ -119,6 +119,10 @@ pub(super) async fn check_shared_api(
         }),
     }
 }
+
+/// Why `--start-over` is refused with a shared state.
+pub const START_OVER_SHARED: &str =
+    "--start-over (it would forget every daemon's rows; use a new database, or --keep-history)";
 
 /// `--start-over` or `--keep-history` given while the API did not change.
 fn nothing_to_do(choice: ApiChange, current: &ApiIdentity) -> Result<()> {

@@ -2,7 +2,9 @@
 //! Every file present that has no row yet is recorded `skipped` (never read,
 //! never sent, no request made); files with a row are left as they are, so a
 //! second baseline adds nothing. Files that appear afterwards are new: the
-//! daemon uploads them as usual. The caller holds the state directory's lock.
+//! daemon uploads them as usual. On SQLite the caller holds the state
+//! directory's lock; on PostgreSQL daemons may run meanwhile (a path one of
+//! them recorded first keeps its row: the live-path index decides).
 
 use crate::error::Result;
 use crate::local::ignore::IgnoreSet;
@@ -31,38 +33,47 @@ pub struct BaselineCount {
 }
 
 /// Record every file of `folders` without a row as `skipped`, one transaction
-/// per folder.
+/// per folder (SQLite; on PostgreSQL the caller records each folder's
+/// [`folder_files`] with `PgStore::record_skipped`).
 pub fn baseline(store: &mut Store, folders: &[Folder]) -> Result<Vec<BaselineCount>> {
     let mut out = Vec::with_capacity(folders.len());
     for folder in folders {
-        let mut count = BaselineCount {
-            folder: folder.key(),
-            exists: folder.path.is_dir(),
-            ..BaselineCount::default()
-        };
-        if !count.exists {
-            out.push(count);
-            continue;
+        let (mut count, observed) = folder_files(folder)?;
+        if count.exists {
+            count.skipped = store.record_skipped(&count.folder, &observed, BASELINE_REASON)?;
         }
-        let scan = scan_folder(&folder.path, &IgnoreSet::for_folder(folder)?)?;
-        let observed: Vec<Observed> = scan
-            .files
-            .iter()
-            .map(|f| Observed {
-                path: f.rel_bytes(),
-                size: f.stat.size,
-                mtime_ns: f.stat.mtime_ns,
-                target: folder
-                    .target_for(&f.rel)
-                    .map_or_else(|_| unmapped_target(), |t| t.key()),
-            })
-            .collect();
-        count.found = observed.len();
-        count.skipped = store.record_skipped(&count.folder, &observed, BASELINE_REASON)?;
-        count.errors = scan.errors;
         out.push(count);
     }
     Ok(out)
+}
+
+/// What `folder` holds now, as a baseline records it (its count with nothing
+/// recorded yet): every file not ignored, from one scan; nothing is read.
+pub fn folder_files(folder: &Folder) -> Result<(BaselineCount, Vec<Observed>)> {
+    let mut count = BaselineCount {
+        folder: folder.key(),
+        exists: folder.path.is_dir(),
+        ..BaselineCount::default()
+    };
+    if !count.exists {
+        return Ok((count, Vec::new()));
+    }
+    let scan = scan_folder(&folder.path, &IgnoreSet::for_folder(folder)?)?;
+    let observed: Vec<Observed> = scan
+        .files
+        .iter()
+        .map(|f| Observed {
+            path: f.rel_bytes(),
+            size: f.stat.size,
+            mtime_ns: f.stat.mtime_ns,
+            target: folder
+                .target_for(&f.rel)
+                .map_or_else(|_| unmapped_target(), |t| t.key()),
+        })
+        .collect();
+    count.found = observed.len();
+    count.errors = scan.errors;
+    Ok((count, observed))
 }
 
 #[cfg(test)]

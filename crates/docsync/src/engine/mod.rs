@@ -65,7 +65,7 @@ pub mod upload;
 #[cfg(test)]
 mod testkit;
 
-pub use api_check::ApiChange;
+pub use api_check::{ApiChange, START_OVER_SHARED};
 pub use ctx::Ctx;
 pub use heartbeat::Heartbeats;
 use intake::{Hints, Intake};

@@ -84,6 +84,7 @@ mod seed;
 mod seen;
 mod shared;
 mod snapshot;
+pub use snapshot::StateCopy;
 mod state_store;
 mod upload;
 mod view;

@@ -790,3 +790,152 @@ fn two_daemons_run_each_decisions_hook_once() {
         shared.query("SELECT COUNT(*) FROM hook_outbox WHERE delivered_at IS NULL")[0].get(0);
     assert_eq!(undelivered, 0);
 }
+
+/// `docsync baseline` on the shared state: the files present are recorded
+/// `skipped` (the API not contacted; `history` says the baseline did it), a
+/// second baseline adds nothing, and a daemon then uploads only the files
+/// added afterwards.
+#[test]
+fn a_baseline_in_the_shared_state_leaves_only_new_files_to_upload() {
+    let Some(db) = database_or_skip("shared_baseline") else {
+        return;
+    };
+    let present = local_files("shared_baseline", 1, 4);
+    let shared = Shared::with_files(db, &present, "host-a");
+    let out =
+        crate::harness::run_command(shared.cmd("host-a", &["baseline"]), Duration::from_secs(60));
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains("4 files, 4 recorded skipped, 0 already known"),
+        "{out}"
+    );
+    assert!(
+        shared.sandbox.request_log().is_empty(),
+        "the API is not contacted"
+    );
+    let again =
+        crate::harness::run_command(shared.cmd("host-a", &["baseline"]), Duration::from_secs(60));
+    assert_eq!(again.code(), Some(0), "{again}");
+    assert!(
+        again
+            .stdout
+            .contains("4 files, 0 recorded skipped, 4 already known"),
+        "{again}"
+    );
+    let by: Vec<String> = shared
+        .query("SELECT DISTINCT instance FROM events WHERE to_state = 'skipped'")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(by.len(), 1, "{by:?}");
+    assert!(by[0].ends_with(": docsync baseline"), "{by:?}");
+
+    let added = local_files("shared_baseline_added", 1, 2);
+    for f in &added {
+        shared.w.drop_file(&f.rel, &f.bytes);
+    }
+    let daemon = shared.spawn("host-a");
+    wait_until(
+        Duration::from_secs(120),
+        "the added files pending or decided",
+        || {
+            let states = shared.try_states()?;
+            let sent: i64 = ["pending", "approved", "rejected"]
+                .iter()
+                .map(|s| states.get(*s).copied().unwrap_or(0))
+                .sum();
+            if sent == added.len() as i64 {
+                Ok(())
+            } else {
+                Err(format!("{states:?}"))
+            }
+        },
+    );
+    let status = daemon.stop(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    assert_exactly_once(&added, &shared.sandbox.server_files());
+    assert_eq!(
+        shared.states().get("skipped"),
+        Some(&4),
+        "the baseline's files stay skipped"
+    );
+}
+
+/// `--dry-run` on the shared state: its verdicts read every daemon's rows
+/// (a file already sent is skipped, one more file for a full account is
+/// refused by the quota, a new file for another account would upload), and
+/// nothing is written to the database, not even the command as an instance.
+#[test]
+fn a_dry_run_on_the_shared_state_decides_from_it_and_writes_nothing() {
+    let Some(db) = database_or_skip("shared_dry_run") else {
+        return;
+    };
+    let full = local_files("shared_dry_run", 1, QUOTA);
+    let shared = Shared::with_files(db, &full, "host-a");
+    let a = shared.spawn("host-a");
+    shared.wait_all_decided(full.len(), &[&a]);
+    let status = a.stop(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+
+    let one_more = local_files("shared_dry_run", 1, QUOTA + 1).pop().unwrap();
+    shared.w.drop_file(&one_more.rel, &one_more.bytes);
+    let elsewhere = local_files("shared_dry_run_other", 1, 1).pop().unwrap();
+    shared.w.drop_file(&elsewhere.rel, &elsewhere.bytes);
+    let snapshot = |s: &Shared| -> Vec<i64> {
+        [
+            "SELECT COUNT(*) FROM files",
+            "SELECT COUNT(*) FROM events",
+            "SELECT COUNT(*) FROM instances",
+            "SELECT COALESCE(MAX(updated_at), 0) FROM files",
+        ]
+        .iter()
+        .map(|sql| s.query(sql)[0].get(0))
+        .collect()
+    };
+    shared.write_config("host-b");
+    let before = snapshot(&shared);
+    let requests = shared.sandbox.request_log().len();
+
+    let rows = wait_until(
+        Duration::from_secs(30),
+        "no file still being written",
+        || {
+            let out = crate::harness::run_command(
+                shared.cmd("host-b", &["sync", "--once", "--dry-run", "--json"]),
+                Duration::from_secs(60),
+            );
+            let rows: Vec<serde_json::Value> = match serde_json::from_str(&out.stdout) {
+                Ok(serde_json::Value::Array(rows)) => rows,
+                other => panic!("--json did not print an array: {other:?}\n{out}"),
+            };
+            if rows.iter().any(|r| r["verdict"] == "wait") {
+                Err(format!("{out}"))
+            } else {
+                Ok(rows)
+            }
+        },
+    );
+    let verdict = |rel: &str| -> (String, String) {
+        let row = rows
+            .iter()
+            .find(|r| r["path"] == rel)
+            .unwrap_or_else(|| panic!("{rel} not planned: {rows:#?}"));
+        (
+            row["verdict"].as_str().unwrap_or_default().to_owned(),
+            row["reason"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(rows.len(), full.len() + 2, "{rows:#?}");
+    assert_eq!(verdict(&full[0].rel).0, "skip", "already sent by host-a");
+    let (refused, why) = verdict(&one_more.rel);
+    assert_eq!(refused, "refuse", "{why}");
+    assert!(why.contains(QUOTA_REASON), "{why}");
+    assert_eq!(verdict(&elsewhere.rel).0, "upload");
+    assert_eq!(
+        snapshot(&shared),
+        before,
+        "the shared state was not written"
+    );
+    assert_eq!(shared.sandbox.request_log().len(), requests, "nothing sent");
+}

@@ -248,26 +248,57 @@ impl PgStore {
         // in the scan's order: row ids follow it, as one by one
         let mut new: Vec<usize> = absent.into_values().collect();
         new.sort_unstable();
-        let new_paths = at(&paths, &new);
-        let new_kinds = at(&kinds, &new);
-        let new_accounts = at(&accounts, &new);
-        let new_purposes = at(&purposes, &new);
-        let new_sizes = at(&sizes, &new);
-        let new_mtimes = at(&mtimes, &new);
+        let fresh: Vec<&Observed> = new.iter().filter_map(|&i| observed.get(i)).collect();
+        let ids = self
+            .insert_new(tx, folder, &fresh, State::Discovered, "seen on disk", now)
+            .await?;
+        // a path another host inserted meanwhile is left to the one-by-one path
+        for i in new {
+            let Some(obs) = observed.get(i) else { continue };
+            if let Some(&id) = ids.get(&obs.path) {
+                out.insert(i, Observation::New { id });
+            }
+        }
+        Ok(out)
+    }
+
+    /// New rows in state `to` for `new` (paths without a live row, in the
+    /// order given), each with its creation event, in one statement; the ids
+    /// of the rows inserted by path. A path another host inserted meanwhile
+    /// is left out (the live-path index).
+    async fn insert_new(
+        &self,
+        tx: &Transaction<'_>,
+        folder: &str,
+        new: &[&Observed],
+        to: State,
+        reason: &str,
+        now: i64,
+    ) -> PgResult<HashMap<Vec<u8>, i64>> {
+        let what = "recording new files";
+        let paths: Vec<&[u8]> = new.iter().map(|o| o.path.as_slice()).collect();
+        let sizes: Vec<i64> = new
+            .iter()
+            .map(|o| i64::try_from(o.size).unwrap_or(i64::MAX))
+            .collect();
+        let mtimes: Vec<i64> = new.iter().map(|o| o.mtime_ns).collect();
+        let kinds: Vec<&str> = new.iter().map(|o| o.target.kind.as_str()).collect();
+        let accounts: Vec<&str> = new.iter().map(|o| o.target.account.as_str()).collect();
+        let purposes: Vec<&str> = new.iter().map(|o| o.target.purpose.as_str()).collect();
         let insert = tx
             .prepare_cached(
                 "WITH ins AS ( \
                      INSERT INTO files (folder, path, target, account, purpose, size, mtime_ns, \
                          state, created_at, updated_at) \
                      SELECT $1, n.path, n.target, n.account, n.purpose, n.size, n.mtime_ns, \
-                         'discovered', $8, $8 \
+                         $10, $8, $8 \
                      FROM unnest($2::bytea[], $3::text[], $4::text[], $5::text[], $6::int8[], \
                          $7::int8[]) AS n(path, target, account, purpose, size, mtime_ns) \
                      ON CONFLICT (folder, path) WHERE state NOT IN ('superseded', 'deleted') \
                      DO NOTHING RETURNING id, path), \
                  ev AS ( \
                      INSERT INTO events (file_id, at, from_state, to_state, reason, instance) \
-                     SELECT id, $8, NULL, 'discovered', 'seen on disk', $9 FROM ins) \
+                     SELECT id, $8, NULL, $10, $11, $9 FROM ins) \
                  SELECT id, path FROM ins",
             )
             .await
@@ -277,32 +308,49 @@ impl PgStore {
                 &insert,
                 &[
                     &folder,
-                    &new_paths,
-                    &new_kinds,
-                    &new_accounts,
-                    &new_purposes,
-                    &new_sizes,
-                    &new_mtimes,
+                    &paths,
+                    &kinds,
+                    &accounts,
+                    &purposes,
+                    &sizes,
+                    &mtimes,
                     &now,
                     &self.instance,
+                    &to.as_str(),
+                    &reason,
                 ],
             )
             .await
-            .map_err(self.db("recording new files"))?;
+            .map_err(self.db(what))?;
         let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(inserted.len());
         for r in inserted {
             let id: i64 = r.try_get(0).map_err(self.db(what))?;
             let path: Vec<u8> = r.try_get(1).map_err(self.db(what))?;
             ids.insert(path, id);
         }
-        // a path another host inserted meanwhile is left to the one-by-one path
-        for i in new {
-            let Some(obs) = observed.get(i) else { continue };
-            if let Some(&id) = ids.get(&obs.path) {
-                out.insert(i, Observation::New { id });
-            }
-        }
-        Ok(out)
+        Ok(ids)
+    }
+
+    /// `docsync baseline`: every file of `observed` without a live row in
+    /// `folder` recorded `skipped` with `reason` (never read, never sent);
+    /// rows that exist, whoever made them, are left as they are. One
+    /// transaction; how many rows it made.
+    pub async fn record_skipped(
+        &self,
+        folder: &str,
+        observed: &[Observed],
+        reason: &str,
+    ) -> PgResult<usize> {
+        let what = "recording a baseline";
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(self.db(what))?;
+        let now = rows::db_now_ms(&tx, &self.target).await?;
+        let all: Vec<&Observed> = observed.iter().collect();
+        let ids = self
+            .insert_new(&tx, folder, &all, State::Skipped, reason, now)
+            .await?;
+        tx.commit().await.map_err(self.db(what))?;
+        Ok(ids.len())
     }
 
     /// The intake's writes commit without waiting for their WAL flush (as
@@ -559,12 +607,4 @@ impl PgStore {
     ) -> PgResult<FileRow> {
         rows::apply(tx, &self.target, &self.instance, row, to, change).await
     }
-}
-
-/// The values of `all` at `indexes`, in that order.
-fn at<T: Copy>(all: &[T], indexes: &[usize]) -> Vec<T> {
-    indexes
-        .iter()
-        .filter_map(|&i| all.get(i).copied())
-        .collect()
 }

@@ -17,7 +17,7 @@ use super::{PgResult, PgStore};
 use crate::model::State;
 use crate::store::{
     ActivityBucket, Attempts, Change, Event, FileDetail, FileRow, FolderCounts, History, Holder,
-    ListFilter, Page, RetryOne,
+    ListFilter, Page, RetryOne, StateCopy,
 };
 
 const EVENT_COLUMNS: &str = "id, file_id, at, from_state, to_state, reason, request_id, instance";
@@ -344,4 +344,70 @@ fn reason_from(row: &FileRow, events: &[Event]) -> String {
     recorded_reason(row)
         .or_else(|| events.last().map(|e| e.reason.clone()))
         .unwrap_or_default()
+}
+
+impl PgStore {
+    /// What a dry run decides against ([`StateCopy`]): the live rows, the rows
+    /// holding content on the server, each one's last event, and the API;
+    /// read in one snapshot (`REPEATABLE READ`, read only), so daemons
+    /// working meanwhile leave it consistent.
+    pub async fn copy_for_dry_run(&self) -> PgResult<StateCopy> {
+        let what = "copying the state for a dry run";
+        let mut client = self.client(what).await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(self.db(what))?;
+        // the rows of `files` (as `p`) a pass's decisions read
+        let wanted = |p: &str| {
+            format!(
+                "{p}state NOT IN ('superseded', 'deleted') \
+                 OR ({p}remote_id IS NOT NULL AND {p}state <> 'duplicate')"
+            )
+        };
+        let found = tx
+            .query(
+                &format!(
+                    "SELECT {} FROM files WHERE {} ORDER BY id",
+                    rows::columns(""),
+                    wanted("")
+                ),
+                &[],
+            )
+            .await
+            .map_err(self.db(what))?;
+        let rows = found
+            .iter()
+            .map(|r| rows::read(&self.target, r).map(|leased| leased.row))
+            .collect::<PgResult<Vec<_>>>()?;
+        let events = tx
+            .query(
+                &format!(
+                    "SELECT DISTINCT ON (e.file_id) {} FROM events e JOIN files f \
+                     ON f.id = e.file_id WHERE {} ORDER BY e.file_id, e.id DESC",
+                    EVENT_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("e.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    wanted("f.")
+                ),
+                &[],
+            )
+            .await
+            .map_err(self.db(what))?;
+        let last_events = events
+            .iter()
+            .map(|r| self.read_event(r))
+            .collect::<PgResult<Vec<_>>>()?;
+        tx.commit().await.map_err(self.db(what))?;
+        Ok(StateCopy {
+            rows,
+            last_events,
+            api: self.api_identity().await?,
+        })
+    }
 }
