@@ -2,7 +2,12 @@
 //! backends: each test here runs against SQLite (a database in a temporary
 //! directory) and against PostgreSQL (a database of `docsync-pgtest`'s
 //! throwaway cluster, as one daemon with its leases). Rows are set up through
-//! the interface itself, as the engine's stages make them.
+//! the interface itself, as the engine's stages make them; where a test must
+//! start from a given state, a connection of its own puts the row there, as
+//! the SQLite store's unit tests (`store/tests.rs`) do, whose backend-neutral
+//! cases are here: every move of the state machine, stale moves, a scan's
+//! reconciliation, names that are not UTF-8, the quota and duplicates per
+//! account, counts and pages, retries coming due.
 //!
 //! Without PostgreSQL the PostgreSQL half says so loudly and is skipped,
 //! unless `DOCSYNC_REQUIRE_POSTGRES=1` (CI), where it fails.
@@ -17,8 +22,8 @@ use docsync::model::{now_ms, HookKind, State, TargetKey, TargetKind};
 use docsync::store::pg::{PgInstance, PgStore};
 use docsync::store::{
     BeginUpload, Change, FileCheck, IntentStart, Observation, Observed, OutboxEntry, OutboxFailure,
-    Promotion, RetryOne, ScanVerdict, ServerAnswer, SharedStore, StateStore, Store, UploadAnswer,
-    UploadAnswered, UploadIntent,
+    Promotion, RetryOne, ScanRecorded, ScanVerdict, ServerAnswer, SharedStore, StateStore, Store,
+    UploadAnswer, UploadAnswered, UploadIntent,
 };
 use docsync_pgtest::{database_or_skip, Database};
 
@@ -26,17 +31,80 @@ use docsync_pgtest::{database_or_skip, Database};
 struct Backend {
     name: &'static str,
     store: StateStore,
+    /// A connection of the test's own, to put a row in any state.
+    raw: Raw,
     _dir: Option<tempfile::TempDir>,
     _db: Option<Database>,
+}
+
+enum Raw {
+    Sqlite(std::path::PathBuf),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Backend {
+    /// Put row `id` straight into `state`, as the SQLite store's unit tests
+    /// do, to start from any state (an `uploading` row held by this daemon,
+    /// as PostgreSQL requires).
+    async fn force_state(&self, id: i64, state: State) {
+        match &self.raw {
+            Raw::Sqlite(db) => {
+                sqlite(db)
+                    .execute(
+                        "UPDATE files SET state = ?1 WHERE id = ?2",
+                        rusqlite::params![state.as_str(), id],
+                    )
+                    .expect("the row's state forced");
+            }
+            Raw::Postgres(client) => {
+                client
+                    .execute(
+                        "UPDATE files SET state = $1::text, \
+                         lease_owner = CASE WHEN $1::text = 'uploading' THEN 'host-a' END, \
+                         lease_expires_at = CASE WHEN $1::text = 'uploading' \
+                             THEN now() + interval '10 minutes' END \
+                         WHERE id = $2",
+                        &[&state.as_str(), &id],
+                    )
+                    .await
+                    .expect("the row's state forced");
+            }
+        }
+    }
+
+    /// Every row made an hour earlier: on PostgreSQL a complete scan sweeps
+    /// only rows older than the scan less a minute (another host may have
+    /// recorded a file this host's walk passed by).
+    async fn age_rows(&self) {
+        let sql = "UPDATE files SET created_at = created_at - 3600000";
+        match &self.raw {
+            Raw::Sqlite(db) => {
+                sqlite(db).execute(sql, []).expect("rows aged");
+            }
+            Raw::Postgres(client) => {
+                client.execute(sql, &[]).await.expect("rows aged");
+            }
+        }
+    }
+}
+
+/// A connection of the test's own to the SQLite database `db`.
+fn sqlite(db: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).expect("a connection of the test's own");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("a busy timeout");
+    conn
 }
 
 /// SQLite, then PostgreSQL (when it can run here).
 async fn backends(test: &str) -> Vec<Backend> {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let sqlite = Store::open(&dir.path().join("docsync.db")).expect("a SQLite store");
+    let file = dir.path().join("docsync.db");
+    let sqlite = Store::open(&file).expect("a SQLite store");
     let mut all = vec![Backend {
         name: "SQLite",
         store: StateStore::sqlite(SharedStore::new(sqlite)),
+        raw: Raw::Sqlite(file),
         _dir: Some(dir),
         _db: None,
     }];
@@ -47,9 +115,14 @@ async fn backends(test: &str) -> Vec<Backend> {
         let instance = PgInstance::new(pg, Duration::from_secs(600), Duration::from_secs(2))
             .await
             .expect("the instance");
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .expect("a connection of the test's own");
+        tokio::spawn(conn);
         all.push(Backend {
             name: "PostgreSQL",
             store: StateStore::postgres(instance),
+            raw: Raw::Postgres(client),
             _dir: None,
             _db: Some(db),
         });
@@ -604,5 +677,519 @@ async fn a_decision_reaches_each_hook_once_on_both_backends() {
             "{}",
             b.name
         );
+    }
+}
+
+// ---- the SQLite store's own tests (store/tests.rs), through the interface
+
+fn seen(path: &[u8], size: u64, mtime_ns: i64) -> Observed {
+    Observed {
+        path: path.to_vec(),
+        size,
+        mtime_ns,
+        target: target(),
+    }
+}
+
+/// One scan of `inbox` (`complete`: every file of the folder is in it).
+async fn scan(store: &StateStore, observed: Vec<Observed>, complete: bool) -> ScanRecorded {
+    let verdicts = vec![ScanVerdict::default(); observed.len()];
+    store
+        .reconcile("inbox".into(), observed, complete, verdicts)
+        .await
+        .expect("a scan")
+}
+
+/// A new `discovered` row at `path`.
+async fn new_row(store: &StateStore, path: &[u8]) -> i64 {
+    let recorded = scan(store, vec![seen(path, 10, 1)], false).await;
+    match recorded.reconciled.observations[0] {
+        Observation::New { id } => id,
+        ref other => panic!("a new row: {other:?}"),
+    }
+}
+
+/// Every move the state machine allows is recorded with its event; every
+/// other is refused, leaving the row and its history untouched. (Into
+/// `uploading` only an intent moves a row: see the intent tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_allowed_move_and_no_other_on_both_backends() {
+    for b in backends("both_moves").await {
+        let store = &b.store;
+        for (i, from) in State::ALL.into_iter().enumerate() {
+            for (j, to) in State::ALL.into_iter().enumerate() {
+                if to == State::Uploading {
+                    continue;
+                }
+                let id = new_row(store, format!("f-{i}-{j}").as_bytes()).await;
+                b.force_state(id, from).await;
+                let before = events(store, id).await;
+                let change = Change {
+                    next_attempt_at: Some(5),
+                    ..Change::because("test")
+                };
+                let result = store.transition(id, from, to, change).await;
+                let detail = store.file_detail(id).await.expect(b.name).expect(b.name);
+                if from.can_transition_to(to) {
+                    let new = result.unwrap_or_else(|e| panic!("{}: {from} -> {to}: {e}", b.name));
+                    assert_eq!(new.state, to, "{}: {from} -> {to}", b.name);
+                    assert_eq!(detail.row.state, to, "{}: {from} -> {to}", b.name);
+                    assert_eq!(
+                        detail.events.len(),
+                        before + 1,
+                        "{}: {from} -> {to}",
+                        b.name
+                    );
+                    let last = detail.events.last().expect("an event");
+                    assert_eq!(
+                        (last.from_state, last.to_state, last.reason.as_str()),
+                        (Some(from), to, "test"),
+                        "{}",
+                        b.name
+                    );
+                    assert_eq!(
+                        detail.row.next_attempt_at.is_some(),
+                        to == State::Retrying,
+                        "{}: {from} -> {to}",
+                        b.name
+                    );
+                } else {
+                    let err = result.expect_err(b.name);
+                    assert!(
+                        matches!(err, Error::IllegalTransition { .. }),
+                        "{}: {from} -> {to}: {err}",
+                        b.name
+                    );
+                    assert_eq!(detail.row.state, from, "{}: row untouched", b.name);
+                    assert_eq!(detail.events.len(), before, "{}: no event", b.name);
+                }
+            }
+        }
+    }
+}
+
+/// A move from a state the row is no longer in, or of a row that does not
+/// exist, is refused as such; a move records the server's ids and keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_moves_are_refused_and_moves_keep_the_servers_ids_on_both_backends() {
+    for b in backends("both_stale").await {
+        let store = &b.store;
+        let id = new_row(store, b"a.pdf").await;
+        let err = store
+            .transition(id, State::Stable, State::Invalid, Change::because("x"))
+            .await
+            .expect_err(b.name);
+        assert!(
+            matches!(
+                err,
+                Error::StaleState {
+                    expected: State::Stable,
+                    actual: State::Discovered,
+                    ..
+                }
+            ),
+            "{}: {err}",
+            b.name
+        );
+        let err = store
+            .transition(999_999, State::Stable, State::Invalid, Change::because("x"))
+            .await
+            .expect_err(b.name);
+        assert!(
+            matches!(err, Error::NoSuchFile { id: 999_999 }),
+            "{}: {err}",
+            b.name
+        );
+
+        b.force_state(id, State::Uploading).await;
+        let row = store
+            .transition(
+                id,
+                State::Uploading,
+                State::Pending,
+                Change {
+                    remote_id: Some("file-1".into()),
+                    remote_status: Some("pending".into()),
+                    request_id: Some("req-1".into()),
+                    ..Change::because("uploaded")
+                },
+            )
+            .await
+            .expect(b.name);
+        assert_eq!(row.remote_id.as_deref(), Some("file-1"), "{}", b.name);
+        assert_eq!(row.last_request_id.as_deref(), Some("req-1"), "{}", b.name);
+        let row = store
+            .transition(
+                id,
+                State::Pending,
+                State::Rejected,
+                Change {
+                    remote_status: Some("rejected".into()),
+                    decision_reason: Some("blurry".into()),
+                    ..Change::because("decided")
+                },
+            )
+            .await
+            .expect(b.name);
+        assert_eq!(row.decision_reason.as_deref(), Some("blurry"), "{}", b.name);
+        assert_eq!(row.remote_id.as_deref(), Some("file-1"), "{}: kept", b.name);
+        let detail = store.file_detail(id).await.expect(b.name).expect(b.name);
+        let n = detail.events.len();
+        assert_eq!(
+            detail.events[n - 2].request_id.as_deref(),
+            Some("req-1"),
+            "{}",
+            b.name
+        );
+        // a poll's news without a move: the same state, an event
+        let row = store
+            .update_remote(
+                id,
+                State::Rejected,
+                Change {
+                    remote_status: Some("rejected (final)".into()),
+                    ..Change::because("polled")
+                },
+            )
+            .await
+            .expect(b.name);
+        assert_eq!(
+            (row.state, row.remote_status.as_deref()),
+            (State::Rejected, Some("rejected (final)")),
+            "{}",
+            b.name
+        );
+        assert!(
+            store
+                .update_remote(id, State::Approved, Change::because("x"))
+                .await
+                .is_err(),
+            "{}: not in that state",
+            b.name
+        );
+    }
+}
+
+/// A scan: an unchanged file is left alone, a file changed before it was
+/// sent is looked at again (same row), a file changed after it was sent
+/// gets a new row superseding the old, an `uploading` row is left to its
+/// sender, a complete scan deletes the rows of files gone (an incomplete one
+/// none), and a path back after its deletion is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_reconciles_rows_the_same_on_both_backends() {
+    for b in backends("both_scan").await {
+        let store = &b.store;
+        let first = scan(
+            store,
+            vec![seen(b"a", 1, 1), seen(b"b", 2, 2), seen(b"c", 3, 3)],
+            true,
+        )
+        .await;
+        let ids: Vec<i64> = first
+            .reconciled
+            .observations
+            .iter()
+            .map(|o| o.id())
+            .collect();
+        assert!(
+            first
+                .reconciled
+                .observations
+                .iter()
+                .all(|o| matches!(o, Observation::New { .. })),
+            "{}: {first:?}",
+            b.name
+        );
+        let (a, bb, c) = (ids[0], ids[1], ids[2]);
+        b.force_state(c, State::Stable).await;
+        let second = scan(
+            store,
+            vec![seen(b"a", 1, 1), seen(b"b", 5, 2), seen(b"c", 4, 3)],
+            true,
+        )
+        .await;
+        assert_eq!(
+            second.reconciled.observations,
+            vec![
+                Observation::Unchanged {
+                    id: a,
+                    state: State::Discovered
+                },
+                Observation::Changed { id: bb },
+                Observation::Changed { id: c },
+            ],
+            "{}",
+            b.name
+        );
+        let c_row = store.get(c).await.expect(b.name).expect(b.name);
+        assert_eq!(
+            (c_row.state, c_row.size),
+            (State::Discovered, 4),
+            "{}",
+            b.name
+        );
+
+        b.force_state(a, State::Pending).await;
+        let third = scan(store, vec![seen(b"a", 9, 9)], false).await;
+        let Observation::Superseded { old, new } = third.reconciled.observations[0] else {
+            panic!("{}: {third:?}", b.name)
+        };
+        assert_eq!(old, a, "{}", b.name);
+        assert_eq!(
+            store.get(a).await.expect(b.name).expect(b.name).state,
+            State::Superseded
+        );
+        let new_row = store.get(new).await.expect(b.name).expect(b.name);
+        assert_eq!(
+            (new_row.state, new_row.supersedes),
+            (State::Discovered, Some(a)),
+            "{}",
+            b.name
+        );
+        // an incomplete scan deletes nothing
+        assert!(scan(store, Vec::new(), false)
+            .await
+            .reconciled
+            .deleted
+            .is_empty());
+
+        b.force_state(bb, State::Uploading).await;
+        b.age_rows().await;
+        let fourth = scan(store, vec![seen(b"b", 6, 6)], true).await;
+        assert_eq!(
+            fourth.reconciled.observations,
+            vec![Observation::Busy { id: bb }],
+            "{}",
+            b.name
+        );
+        let mut deleted = fourth.reconciled.deleted.clone();
+        deleted.sort_unstable();
+        assert_eq!(deleted, vec![c, new], "{}", b.name);
+        assert_eq!(
+            store.get(bb).await.expect(b.name).expect(b.name).state,
+            State::Uploading
+        );
+        let fifth = scan(store, vec![seen(b"c", 4, 3)], false).await;
+        assert!(
+            matches!(fifth.reconciled.observations[0], Observation::New { id } if id != c),
+            "{}: {fifth:?}",
+            b.name
+        );
+    }
+}
+
+/// A file name that is not UTF-8 is kept byte for byte and found again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_is_not_utf8_survives_on_both_backends() {
+    for b in backends("both_bytes").await {
+        let store = &b.store;
+        let path = b"caf\xe9/\xff\xfe.pdf";
+        let id = new_row(store, path).await;
+        assert_eq!(
+            store.get(id).await.expect(b.name).expect(b.name).path,
+            path.to_vec()
+        );
+        let again = scan(store, vec![seen(path, 10, 1)], false).await;
+        assert_eq!(
+            again.reconciled.observations,
+            vec![Observation::Unchanged {
+                id,
+                state: State::Discovered
+            }],
+            "{}",
+            b.name
+        );
+    }
+}
+
+/// The quota counts the account's files on the server or on their way: the
+/// intent past it makes the row `invalid`, naming the account; the same
+/// content for another account is no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_and_duplicates_count_per_account_on_both_backends() {
+    for b in backends("both_quota").await {
+        let store = &b.store;
+        let with_quota = |sha: &str| UploadIntent {
+            quota: Some(3),
+            ..intent(sha)
+        };
+        for i in 0..3 {
+            let id = stable_row(store, &format!("{i}.pdf")).await;
+            take(store, id).await;
+            let out = store
+                .begin_upload(id, State::Stable, with_quota(&format!("h{i}")), || {
+                    Ok(FileCheck::Unchanged)
+                })
+                .await
+                .expect(b.name);
+            let IntentStart::Recorded { outcome, .. } = out else {
+                panic!("{}: {out:?}", b.name)
+            };
+            assert!(
+                matches!(*outcome, BeginUpload::Started(_)),
+                "{}: {outcome:?}",
+                b.name
+            );
+        }
+        let id = stable_row(store, "4.pdf").await;
+        take(store, id).await;
+        let out = store
+            .begin_upload(id, State::Stable, with_quota("h4"), || {
+                Ok(FileCheck::Unchanged)
+            })
+            .await
+            .expect(b.name);
+        let IntentStart::Recorded { outcome, .. } = out else {
+            panic!("{}: {out:?}", b.name)
+        };
+        match *outcome {
+            BeginUpload::QuotaExceeded { row, used, limit } => {
+                assert_eq!(
+                    (row.state, used, limit),
+                    (State::Invalid, 3, 3),
+                    "{}",
+                    b.name
+                );
+            }
+            other => panic!("{}: {other:?}", b.name),
+        }
+        let detail = store.file_detail(id).await.expect(b.name).expect(b.name);
+        assert!(
+            detail
+                .events
+                .last()
+                .is_some_and(|e| e.reason.contains(&target().account)),
+            "{}: {:?}",
+            b.name,
+            detail.events
+        );
+
+        // the same content as 0.pdf, for another account: sent
+        let other = TargetKey {
+            account: "00000000-0000-4000-8000-00000000acc1".into(),
+            ..target()
+        };
+        let recorded = store
+            .reconcile(
+                "inbox".into(),
+                vec![Observed {
+                    target: other,
+                    ..seen(b"elsewhere.pdf", 10, 1)
+                }],
+                false,
+                vec![ScanVerdict::default()],
+            )
+            .await
+            .expect(b.name);
+        let elsewhere = recorded.reconciled.observations[0].id();
+        b.force_state(elsewhere, State::Stable).await;
+        take(store, elsewhere).await;
+        let out = store
+            .begin_upload(elsewhere, State::Stable, intent("h0"), || {
+                Ok(FileCheck::Unchanged)
+            })
+            .await
+            .expect(b.name);
+        let IntentStart::Recorded { outcome, .. } = out else {
+            panic!("{}: {out:?}", b.name)
+        };
+        assert!(
+            matches!(*outcome, BeginUpload::Started(_)),
+            "{}: {outcome:?}",
+            b.name
+        );
+    }
+}
+
+/// Counts per folder, pages that list every row once (the last one says it
+/// is the last), and a retry that is due only once its time has come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_pages_and_due_retries_on_both_backends() {
+    for b in backends("both_pages").await {
+        let store = &b.store;
+        let mut ids = Vec::new();
+        for n in 0..7 {
+            ids.push(new_row(store, format!("f{n}.pdf").as_bytes()).await);
+        }
+        let other = store
+            .reconcile(
+                "other".into(),
+                vec![seen(b"x.pdf", 1, 1)],
+                false,
+                vec![ScanVerdict::default()],
+            )
+            .await
+            .expect(b.name)
+            .reconciled
+            .observations[0]
+            .id();
+        for &id in &ids[..3] {
+            b.force_state(id, State::Failed).await;
+        }
+        b.force_state(ids[3], State::Rejected).await;
+        b.force_state(other, State::Failed).await;
+
+        let folders = store.counts_by_folder().await.expect(b.name);
+        let counts: Vec<(&str, [Option<u64>; 3])> = folders
+            .iter()
+            .map(|f| {
+                let n = |s: State| f.counts.get(&s).copied();
+                (
+                    f.folder.as_str(),
+                    [n(State::Failed), n(State::Rejected), n(State::Discovered)],
+                )
+            })
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("inbox", [Some(3), Some(1), Some(3)]),
+                ("other", [Some(1), None, None])
+            ],
+            "{}",
+            b.name
+        );
+
+        let states = vec![State::Failed, State::Rejected];
+        let (first, after) = store
+            .explained_page(states.clone(), Some("inbox".into()), None, 2)
+            .await
+            .expect(b.name);
+        let first: Vec<i64> = first.iter().map(|(r, _)| r.id).collect();
+        assert_eq!(first, ids[..2], "{}", b.name);
+        let (second, after) = store
+            .explained_page(states, Some("inbox".into()), after, 2)
+            .await
+            .expect(b.name);
+        let second: Vec<i64> = second.iter().map(|(r, _)| r.id).collect();
+        assert_eq!(second, ids[2..4], "{}", b.name);
+        assert_eq!(after, None, "{}: the last page says so", b.name);
+        let (everywhere, _) = store
+            .explained_page(vec![State::Failed], None, None, 10)
+            .await
+            .expect(b.name);
+        assert_eq!(everywhere.len(), 4, "{}", b.name);
+
+        // a retry a second ago is due; one in an hour is not
+        for (id, at) in [(ids[4], now_ms() - 1_000), (ids[5], now_ms() + 3_600_000)] {
+            b.force_state(id, State::Uploading).await;
+            store
+                .transition(
+                    id,
+                    State::Uploading,
+                    State::Retrying,
+                    Change {
+                        next_attempt_at: Some(at),
+                        last_error: Some("503".into()),
+                        ..Change::because("server busy")
+                    },
+                )
+                .await
+                .expect(b.name);
+        }
+        let queue = store.upload_queue(now_ms(), 100).await.expect(b.name);
+        let queued: Vec<i64> = queue.rows.iter().map(|r| r.id).collect();
+        assert!(queued.contains(&ids[4]), "{}: {queued:?}", b.name);
+        assert!(!queued.contains(&ids[5]), "{}: {queued:?}", b.name);
     }
 }
