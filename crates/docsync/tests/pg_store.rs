@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use docsync::model::{ApiIdentity, HookKind, State, TargetKey, TargetKind};
 use docsync::store::pg::{ApiCheck, PgError, PgStore, PollClaim, PG_SCHEMA_VERSION};
-use docsync::store::{BeginUpload, Change, Observation, Observed, OutboxFailure, UploadIntent};
+use docsync::store::{
+    BeginUpload, Change, Observation, Observed, OutboxFailure, Promotion, UploadIntent,
+};
 use docsync_pgtest::{database_or_skip, Database};
 use tokio_postgres::NoTls;
 
@@ -1091,4 +1093,82 @@ async fn a_decision_reaches_a_shared_hook_once_whichever_host_decides() {
         .expect("count")
         .get(0);
     assert_eq!(events, 1);
+}
+
+/// Three hosts promoting the same 1,500 files at once, each in its own
+/// order: no deadlock, no error, each row promoted once (one event), and
+/// every row promoted by one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_promoting_the_same_files_at_once_promote_each_once() {
+    let Some(db) = database_or_skip("pg_promote_race") else {
+        return;
+    };
+    let hosts = [
+        host(&db, "host-a").await,
+        host(&db, "host-b").await,
+        host(&db, "host-c").await,
+    ];
+    let observed: Vec<Observed> = (0..1500)
+        .map(|i| Observed {
+            path: format!("quiet-{i:04}.pdf").into_bytes(),
+            size: 10,
+            mtime_ns: i,
+            target: target(ACCOUNT),
+        })
+        .collect();
+    hosts[0]
+        .observe_batch("shared", &observed)
+        .await
+        .expect("observe");
+    let promotions: Vec<Promotion> = observed
+        .iter()
+        .map(|o| Promotion {
+            folder: "shared".into(),
+            path: o.path.clone(),
+            size: o.size,
+            mtime_ns: o.mtime_ns,
+            reason: "held still",
+        })
+        .collect();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(hosts.len()));
+    let runs: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(n, store)| {
+            let (barrier, store) = (barrier.clone(), store.clone());
+            let mut mine = promotions.clone();
+            // a, b: forwards and backwards; c: interleaved, in chunks
+            match n {
+                1 => mine.reverse(),
+                2 => mine.sort_by_key(|p| (p.mtime_ns % 7, p.mtime_ns)),
+                _ => {}
+            }
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut promoted = 0;
+                for part in mine.chunks(500) {
+                    promoted += store.promote_stable(part).await.expect("promoted").len();
+                }
+                promoted
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for run in runs {
+        total += run.await.expect("a host");
+    }
+    assert_eq!(total, 1500, "each file promoted by one host");
+    let client = raw(&db).await;
+    let (stable, events): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM files WHERE state = 'stable'), \
+                 (SELECT COUNT(*) FROM events WHERE to_state = 'stable')",
+                &[],
+            )
+            .await
+            .expect("counts");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((stable, events), (1500, 1500));
 }

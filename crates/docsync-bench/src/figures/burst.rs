@@ -392,11 +392,13 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
              `[state] url` on a throwaway cluster run durable (fsync on, the defaults; Unix \
              socket), its own accounts, in the same run as the bare uploader it is compared \
              with. Time per file before each transition, from the events of the last run: {}. \
-             The wait before `uploading` is the queue: each intent is its own transaction \
-             and WAL flush, taken under its account's advisory lock (the quota and duplicate \
-             checks count every host's rows), so one account's intents are committed one \
-             after another; SQLite commits the intents of a batch with one sync. A group \
-             commit of intents on PostgreSQL is what would close the gap.",
+             The wait before `uploading` is the upload stage's queue. Per file, the intent \
+             is a transaction of about ten statements under its account's advisory lock (the \
+             quota and duplicate checks count every host's rows, so one account's intents are \
+             decided one after another; the WAL flush is waited for after the lock, shared by \
+             concurrent intents), and the answer one more synced commit; SQLite does a \
+             batch's intents in one commit of its one writer. Fewer round trips under the \
+             account's lock is what would narrow the gap.",
             pg_stages.as_deref().unwrap_or("not read")
         ));
     }

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_hook_outbox",
         include_str!("../../../migrations/pg/0004_hook_outbox.sql"),
     ),
+    (
+        5,
+        "0005_durability_marks",
+        include_str!("../../../migrations/pg/0005_durability_marks.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -115,15 +115,43 @@ impl PgStore {
 
     /// Files that held still: each `discovered` → `stable` if its live row
     /// still has the promotion's size and mtime (else left alone: another
-    /// host promoted it, or it changed), each in a transaction of its own,
-    /// relaxed as every intake write. One transaction for all would hold
-    /// several row locks at once: three daemons promoting the same files
-    /// deadlocked on them again and again. The rows promoted.
+    /// host promoted it, or it changed), relaxed as every intake write. The
+    /// rows no other transaction holds are locked at once without waiting and
+    /// promoted in one transaction; the others one at a time, each in a
+    /// transaction of its own. (Waiting for row after row in one transaction
+    /// deadlocked three daemons promoting the same files, again and again.)
+    /// The rows promoted.
     pub async fn promote_stable(&self, promotions: &[Promotion]) -> PgResult<Vec<FileRow>> {
         let what = "promoting a file";
         let mut client = self.client(what).await?;
         let mut promoted = Vec::with_capacity(promotions.len());
-        for p in promotions {
+        // first, in one transaction, every row no other transaction holds:
+        // locked at once without waiting for any (SKIP LOCKED), so this
+        // transaction never waits while holding row locks
+        let mut left = Vec::new();
+        {
+            let tx = client.transaction().await.map_err(self.db(what))?;
+            self.relaxed(&tx).await?;
+            let mut locked = self.lock_live_rows(&tx, promotions).await?;
+            let mut done = std::collections::HashSet::new();
+            for (i, p) in promotions.iter().enumerate() {
+                let Some(row) = locked.remove(&i) else {
+                    left.push(p);
+                    continue;
+                };
+                let still = row.state == State::Discovered
+                    && row.size == p.size
+                    && row.mtime_ns == p.mtime_ns;
+                if still && done.insert(row.id) {
+                    let change = Change::because(p.reason);
+                    promoted.push(self.apply_in(&tx, &row, State::Stable, &change).await?);
+                }
+            }
+            tx.commit().await.map_err(self.db(what))?;
+        }
+        // the rest one at a time, each waiting for its row in a transaction
+        // of its own
+        for p in left {
             let tx = client.transaction().await.map_err(self.db(what))?;
             self.relaxed(&tx).await?;
             let Some(row) = self.live_row(&tx, &p.folder, &p.path).await? else {
@@ -139,6 +167,45 @@ impl PgStore {
             promoted.push(new);
         }
         Ok(promoted)
+    }
+
+    /// The live rows of `promotions`' paths that no other transaction holds,
+    /// locked for the rest of `tx` (`FOR UPDATE SKIP LOCKED`: never waiting),
+    /// by index in `promotions`. A path missing here has no live row or is
+    /// held by another transaction.
+    async fn lock_live_rows(
+        &self,
+        tx: &Transaction<'_>,
+        promotions: &[Promotion],
+    ) -> PgResult<HashMap<usize, FileRow>> {
+        let what = "finding files";
+        let folders: Vec<&str> = promotions.iter().map(|p| p.folder.as_str()).collect();
+        let paths: Vec<&[u8]> = promotions.iter().map(|p| p.path.as_slice()).collect();
+        let stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {}, p.i FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY \
+                     AS p(folder, path, i) \
+                 CROSS JOIN LATERAL (SELECT * FROM files WHERE folder = p.folder \
+                     AND path = p.path AND state NOT IN ('superseded', 'deleted') \
+                     LIMIT 1 FOR UPDATE SKIP LOCKED) f",
+                columns("f.")
+            ))
+            .await
+            .map_err(self.db(what))?;
+        let found = tx
+            .query(&stmt, &[&folders, &paths])
+            .await
+            .map_err(self.db(what))?;
+        let mut rows = HashMap::with_capacity(found.len());
+        for r in found {
+            // WITH ORDINALITY counts from 1; the row's own columns come first
+            let ordinal: i64 = r.try_get(24).map_err(self.db(what))?;
+            let Ok(i) = usize::try_from(ordinal - 1) else {
+                continue;
+            };
+            rows.insert(i, rows::read(&self.target, &r)?.row);
+        }
+        Ok(rows)
     }
 
     /// A file gone from disk: its live row `deleted` (not an `uploading` one).

@@ -5,8 +5,12 @@
 //! instance still holds its lease, takes the account's advisory lock (so two
 //! hosts' intents for one account are decided one after the other), then
 //! checks duplicates and the quota over every host's rows and commits
-//! `uploading`. When it returns `Started`, the intent is committed: only then
-//! may the request be sent.
+//! `uploading`. When it returns `Started`, the intent is committed and on
+//! disk: only then may the request be sent. The commit itself does not wait
+//! for its WAL flush (the account's lock would be held across an fsync, and
+//! one account's intents would go one fsync at a time); the flush is waited
+//! for after the lock is released ([`PgStore::wait_durable`]), where the
+//! intents of concurrent uploads share it.
 
 use deadpool_postgres::Transaction;
 
@@ -33,6 +37,9 @@ impl PgStore {
         let what = "committing an upload intent";
         let mut client = self.client(what).await?;
         let tx = client.transaction().await.map_err(self.db(what))?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(self.db(what))?;
         let leased = rows::lock_row(&tx, &self.target, id).await?;
         let holds = leased
             .lease
@@ -88,7 +95,30 @@ impl PgStore {
             }
         };
         tx.commit().await.map_err(self.db(what))?;
+        if matches!(outcome, BeginUpload::Started(_)) {
+            // nothing is sent for a duplicate or a full account: only an
+            // intent must be on disk before this returns
+            self.wait_durable(&client).await?;
+        }
         Ok(outcome)
+    }
+
+    /// Wait until everything `client` committed is on disk: one synced
+    /// commit of this connection's own `durability_marks` row, which waits
+    /// for the WAL flush up to its record, after every earlier commit's. (A
+    /// transaction that writes nothing commits without a flush.)
+    async fn wait_durable(&self, client: &deadpool_postgres::Object) -> PgResult<()> {
+        let what = "syncing an upload intent to disk";
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO durability_marks (backend, marked_at) \
+                 VALUES (pg_backend_pid(), now()) \
+                 ON CONFLICT (backend) DO UPDATE SET marked_at = EXCLUDED.marked_at",
+            )
+            .await
+            .map_err(self.db(what))?;
+        client.execute(&stmt, &[]).await.map_err(self.db(what))?;
+        Ok(())
     }
 
     /// The server answered row `id`'s upload with `remote_id`: `uploading` →
