@@ -199,14 +199,19 @@ pub(super) async fn apply(
             to,
         }
     })?;
+    // the row and its event in one statement: one round trip (a transition
+    // under an account's lock holds it for each)
     let stmt = tx
         .prepare_cached(
-            "UPDATE files SET size = $2, mtime_ns = $3, sha256 = $4, state = $5, remote_id = $6, \
-             remote_status = $7, decision_reason = $8, attempts = $9, next_attempt_at = $10, \
-             last_error = $11, last_request_id = $12, remote_name = $13, updated_at = $14, \
+            "WITH u AS (UPDATE files SET size = $2, mtime_ns = $3, sha256 = $4, state = $5, \
+             remote_id = $6, remote_status = $7, decision_reason = $8, attempts = $9, \
+             next_attempt_at = $10, last_error = $11, last_request_id = $12, \
+             remote_name = $13, updated_at = $14, \
              lease_owner = CASE WHEN $5 = 'uploading' THEN lease_owner END, \
              lease_expires_at = CASE WHEN $5 = 'uploading' THEN lease_expires_at END \
-             WHERE id = $1",
+             WHERE id = $1 RETURNING id) \
+             INSERT INTO events (file_id, at, from_state, to_state, reason, request_id, instance) \
+             SELECT id, $14, $15, $5, $16, $17, $18 FROM u",
         )
         .await
         .map_err(bad(target, what))?;
@@ -229,24 +234,14 @@ pub(super) async fn apply(
             &new.last_request_id,
             &new.remote_name,
             &now,
+            &row.state.as_str(),
+            &change.reason,
+            &change.request_id,
+            &instance,
         ],
     )
     .await
     .map_err(bad(target, what))?;
-    insert_event(
-        tx,
-        target,
-        &Event {
-            file_id: new.id,
-            at: now,
-            from: Some(row.state),
-            to,
-            reason: &change.reason,
-            request_id: change.request_id.as_deref(),
-            instance,
-        },
-    )
-    .await?;
     Ok(new)
 }
 

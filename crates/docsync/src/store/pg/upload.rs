@@ -52,8 +52,8 @@ impl PgStore {
         rows::expect_state(&leased.row, expected)?;
         let row = leased.row;
         self.lock_account(&tx, &row.target).await?;
-        let original = self
-            .find_uploaded_in(&tx, &row.target, &intent.sha256, Some(id))
+        let (original, used) = self
+            .duplicate_and_quota_in(&tx, &row.target, &intent.sha256, id)
             .await?;
         let outcome = if let Some(original) = original {
             let change = Change {
@@ -66,10 +66,6 @@ impl PgStore {
                 original: Box::new(original),
             }
         } else {
-            let used = match intent.quota {
-                Some(_) => self.quota_used_in(&tx, &row.target, Some(id)).await?,
-                None => 0,
-            };
             match intent.quota {
                 Some(limit) if used >= limit => {
                     let change = Change {
@@ -178,36 +174,46 @@ impl PgStore {
         Ok(())
     }
 
-    async fn find_uploaded_in(
+    /// Under the account's lock, in one statement: the row on the server (or
+    /// on its way) with this content on this target, if any, and how many
+    /// files count against the account's quota, row `id` left out of both.
+    async fn duplicate_and_quota_in(
         &self,
         tx: &Transaction<'_>,
         target: &TargetKey,
         sha256: &str,
-        exclude: Option<i64>,
-    ) -> PgResult<Option<FileRow>> {
-        let what = "looking for duplicates";
+        id: i64,
+    ) -> PgResult<(Option<FileRow>, u64)> {
+        let what = "looking for duplicates and counting the quota";
         let sql = format!(
-            "SELECT {} FROM files WHERE target = $1 AND account = $2 AND purpose = $3 \
-             AND sha256 = $4 AND id IS DISTINCT FROM $5 AND {ON_SERVER} ORDER BY id LIMIT 1",
-            columns("")
+            "SELECT {}, q.n FROM (SELECT COUNT(*) AS n FROM files WHERE target = $1 \
+               AND account = $2 AND id <> $5 AND {ON_SERVER}) q \
+             LEFT JOIN LATERAL (SELECT * FROM files WHERE target = $1 AND account = $2 \
+               AND purpose = $3 AND sha256 = $4 AND id <> $5 AND {ON_SERVER} \
+               ORDER BY id LIMIT 1) d ON true",
+            columns("d.")
         );
         let stmt = tx.prepare_cached(&sql).await.map_err(self.db(what))?;
         let found = tx
-            .query_opt(
+            .query_one(
                 &stmt,
                 &[
                     &target.kind.as_str(),
                     &target.account,
                     &target.purpose,
                     &sha256,
-                    &exclude,
+                    &id,
                 ],
             )
             .await
             .map_err(self.db(what))?;
-        found
-            .map(|r| rows::read(&self.target, &r).map(|l| l.row))
-            .transpose()
+        let n: i64 = found.try_get(24).map_err(self.db(what))?;
+        let original_id: Option<i64> = found.try_get(0).map_err(self.db(what))?;
+        let original = match original_id {
+            Some(_) => Some(rows::read(&self.target, &found)?.row),
+            None => None,
+        };
+        Ok((original, u64::try_from(n).unwrap_or(0)))
     }
 
     async fn quota_used_in(
