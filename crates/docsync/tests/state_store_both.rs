@@ -200,15 +200,25 @@ async fn begin(store: &StateStore, id: i64, sha256: &str, file: FileCheck) -> In
         .expect("the intent")
 }
 
-/// A row `uploading`, its intent committed.
-async fn uploading_row(store: &StateStore, path: &str, sha256: &str) -> i64 {
-    let id = stable_row(store, path).await;
+/// Take `stable` row `id` and commit `intent` for its file, found
+/// unchanged: what the intent decided.
+async fn decide(store: &StateStore, id: i64, intent: UploadIntent) -> BeginUpload {
     take(store, id).await;
-    let start = begin(store, id, sha256, FileCheck::Unchanged).await;
+    let start = store
+        .begin_upload(id, State::Stable, intent, || Ok(FileCheck::Unchanged))
+        .await
+        .expect("the intent");
     let IntentStart::Recorded { outcome, .. } = start else {
         panic!("an intent: {start:?}")
     };
-    assert!(matches!(*outcome, BeginUpload::Started(_)), "{outcome:?}");
+    *outcome
+}
+
+/// A row `uploading`, its intent committed.
+async fn uploading_row(store: &StateStore, path: &str, sha256: &str) -> i64 {
+    let id = stable_row(store, path).await;
+    let outcome = decide(store, id, intent(sha256)).await;
+    assert!(matches!(outcome, BeginUpload::Started(_)), "{outcome:?}");
     id
 }
 
@@ -1015,34 +1025,15 @@ async fn the_quota_and_duplicates_count_per_account_on_both_backends() {
         };
         for i in 0..3 {
             let id = stable_row(store, &format!("{i}.pdf")).await;
-            take(store, id).await;
-            let out = store
-                .begin_upload(id, State::Stable, with_quota(&format!("h{i}")), || {
-                    Ok(FileCheck::Unchanged)
-                })
-                .await
-                .expect(b.name);
-            let IntentStart::Recorded { outcome, .. } = out else {
-                panic!("{}: {out:?}", b.name)
-            };
+            let outcome = decide(store, id, with_quota(&format!("h{i}"))).await;
             assert!(
-                matches!(*outcome, BeginUpload::Started(_)),
+                matches!(outcome, BeginUpload::Started(_)),
                 "{}: {outcome:?}",
                 b.name
             );
         }
         let id = stable_row(store, "4.pdf").await;
-        take(store, id).await;
-        let out = store
-            .begin_upload(id, State::Stable, with_quota("h4"), || {
-                Ok(FileCheck::Unchanged)
-            })
-            .await
-            .expect(b.name);
-        let IntentStart::Recorded { outcome, .. } = out else {
-            panic!("{}: {out:?}", b.name)
-        };
-        match *outcome {
+        match decide(store, id, with_quota("h4")).await {
             BeginUpload::QuotaExceeded { row, used, limit } => {
                 assert_eq!(
                     (row.state, used, limit),
@@ -1083,18 +1074,9 @@ async fn the_quota_and_duplicates_count_per_account_on_both_backends() {
             .expect(b.name);
         let elsewhere = recorded.reconciled.observations[0].id();
         b.force_state(elsewhere, State::Stable).await;
-        take(store, elsewhere).await;
-        let out = store
-            .begin_upload(elsewhere, State::Stable, intent("h0"), || {
-                Ok(FileCheck::Unchanged)
-            })
-            .await
-            .expect(b.name);
-        let IntentStart::Recorded { outcome, .. } = out else {
-            panic!("{}: {out:?}", b.name)
-        };
+        let outcome = decide(store, elsewhere, intent("h0")).await;
         assert!(
-            matches!(*outcome, BeginUpload::Started(_)),
+            matches!(outcome, BeginUpload::Started(_)),
             "{}: {outcome:?}",
             b.name
         );

@@ -257,8 +257,7 @@ impl PgStore {
     /// A row selected with [`ENTRY_COLUMNS`].
     fn read_entry(&self, row: &Row) -> PgResult<OutboxEntry> {
         let what = "reading a hook event";
-        let get_err = self.db(what);
-        let file_id: i64 = row.try_get(10).map_err(get_err)?;
+        let file_id: i64 = row.try_get(10).map_err(self.db(what))?;
         let bad = |message: String| PgError::BadRow {
             target: self.target.clone(),
             id: file_id,

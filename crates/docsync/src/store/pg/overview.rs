@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::super::composite::recorded_reason;
 use super::super::overview;
+use super::super::upload::ON_SERVER;
 use super::rows;
 use super::{PgResult, PgStore};
 use crate::model::State;
@@ -361,19 +362,14 @@ impl PgStore {
             .start()
             .await
             .map_err(self.db(what))?;
-        // the rows of `files` (as `p`) a pass's decisions read
-        let wanted = |p: &str| {
-            format!(
-                "{p}state NOT IN ('superseded', 'deleted') \
-                 OR ({p}remote_id IS NOT NULL AND {p}state <> 'duplicate')"
-            )
-        };
+        // the rows a pass's decisions read: the live ones, and those the
+        // duplicate and quota checks count
+        let wanted = format!("state NOT IN ('superseded', 'deleted') OR {ON_SERVER}");
         let found = tx
             .query(
                 &format!(
-                    "SELECT {} FROM files WHERE {} ORDER BY id",
-                    rows::columns(""),
-                    wanted("")
+                    "SELECT {} FROM files WHERE {wanted} ORDER BY id",
+                    rows::columns("")
                 ),
                 &[],
             )
@@ -386,14 +382,9 @@ impl PgStore {
         let events = tx
             .query(
                 &format!(
-                    "SELECT DISTINCT ON (e.file_id) {} FROM events e JOIN files f \
-                     ON f.id = e.file_id WHERE {} ORDER BY e.file_id, e.id DESC",
-                    EVENT_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("e.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    wanted("f.")
+                    "SELECT DISTINCT ON (file_id) {EVENT_COLUMNS} FROM events \
+                     WHERE file_id IN (SELECT id FROM files WHERE {wanted}) \
+                     ORDER BY file_id, id DESC"
                 ),
                 &[],
             )
