@@ -96,6 +96,9 @@ pub struct Intake {
     folders: Vec<Watched>,
     tracker: StabilityTracker<FileKey>,
     quiet: std::time::Duration,
+    /// The wall clock a file's mtime and ctime are read against (how long
+    /// it has been unchanged); the instants passed in drive the windows.
+    wall_clock: fn() -> std::time::SystemTime,
 }
 
 impl Intake {
@@ -117,7 +120,22 @@ impl Intake {
             folders,
             tracker: StabilityTracker::new(quiet),
             quiet,
+            wall_clock: std::time::SystemTime::now,
         })
+    }
+
+    /// The wall clock's time at `now` (an instant already past, or now).
+    fn wall_at(&self, now: Instant) -> std::time::SystemTime {
+        let wall = (self.wall_clock)();
+        let ago = Instant::now().saturating_duration_since(now);
+        wall.checked_sub(ago).unwrap_or(wall)
+    }
+
+    /// Read files' ages against `clock` instead of the system's.
+    #[cfg(test)]
+    fn with_wall_clock(mut self, clock: fn() -> std::time::SystemTime) -> Intake {
+        self.wall_clock = clock;
+        self
     }
 
     /// Folder `n` and its compiled ignore set (for walking it).
@@ -172,6 +190,7 @@ impl Intake {
         seen: &mut SeenIds,
         now: Instant,
     ) -> Result<ReconcileSummary> {
+        let wall = self.wall_at(now);
         let Some(w) = self.folders.get_mut(n) else {
             return Ok(ReconcileSummary::default());
         };
@@ -184,7 +203,14 @@ impl Intake {
             seen.insert(obs.id());
             if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
-                track(&mut self.tracker, self.quiet, key, &file.stat, false, now);
+                track(
+                    &mut self.tracker,
+                    self.quiet,
+                    key,
+                    &file.stat,
+                    false,
+                    (now, wall),
+                );
             }
         }
         Ok(summary)
@@ -346,6 +372,7 @@ impl Intake {
         seen: Vec<(ScannedFile, bool)>,
         now: Instant,
     ) -> Result<()> {
+        let wall = self.wall_at(now);
         let Some(w) = self.folders.get_mut(n) else {
             return Ok(());
         };
@@ -356,7 +383,14 @@ impl Intake {
         for ((file, closed), obs) in files.iter().zip(closed).zip(observed) {
             if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
-                track(&mut self.tracker, self.quiet, key, &file.stat, closed, now);
+                track(
+                    &mut self.tracker,
+                    self.quiet,
+                    key,
+                    &file.stat,
+                    closed,
+                    (now, wall),
+                );
             }
         }
         Ok(())
@@ -452,18 +486,24 @@ impl Intake {
 /// it, or whose mtime and ctime are already older than the window when it is
 /// seen (it was written before the daemon looked), is complete at once: it
 /// is hashed and re-stat'ed next, and the re-stat still catches a writer.
+/// Any other file's window starts when it last changed (its mtime or ctime),
+/// not when it was first seen: a file found a while after its last write
+/// (in a directory walked when it appeared, whose events were missed) waits
+/// only the rest of its window.
 fn track(
     tracker: &mut StabilityTracker<FileKey>,
     quiet: std::time::Duration,
     key: FileKey,
     stat: &FileStat,
     closed: bool,
-    now: Instant,
+    (now, wall): (Instant, std::time::SystemTime),
 ) {
-    if closed || stat.quiet_for(quiet, std::time::SystemTime::now()) {
+    let unchanged = stat.unchanged_for(wall);
+    if closed || unchanged >= quiet {
         tracker.close_write(key, stat.size, stat.mtime_ns, now);
     } else {
-        tracker.observe(key, stat.size, stat.mtime_ns, now);
+        let since = now.checked_sub(unchanged).unwrap_or(now);
+        tracker.observe(key, stat.size, stat.mtime_ns, since);
     }
 }
 

@@ -60,16 +60,22 @@ impl FileStat {
             == (other.size, other.mtime_ns, other.dev, other.ino)
     }
 
+    /// How long before `now` the file last changed: its content (mtime) or
+    /// its inode (ctime), whichever is later; zero for a time in the future.
+    pub fn unchanged_for(&self, now: std::time::SystemTime) -> std::time::Duration {
+        let Ok(since_epoch) = now.duration_since(std::time::UNIX_EPOCH) else {
+            return std::time::Duration::ZERO;
+        };
+        let now_ns = i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX);
+        let last_change = self.mtime_ns.max(self.ctime_ns);
+        let age = u64::try_from(now_ns.saturating_sub(last_change)).unwrap_or(0);
+        std::time::Duration::from_nanos(age)
+    }
+
     /// Whether neither the content (mtime) nor the inode (ctime) changed for
     /// `quiet` before `now`: such a file was complete before it was seen.
     pub fn quiet_for(&self, quiet: std::time::Duration, now: std::time::SystemTime) -> bool {
-        let Ok(since_epoch) = now.duration_since(std::time::UNIX_EPOCH) else {
-            return false;
-        };
-        let now_ns = i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX);
-        let quiet_ns = i64::try_from(quiet.as_nanos()).unwrap_or(i64::MAX);
-        let last_change = self.mtime_ns.max(self.ctime_ns);
-        now_ns.saturating_sub(last_change) >= quiet_ns
+        self.unchanged_for(now) >= quiet
     }
 }
 

@@ -38,15 +38,17 @@ impl<K: Hash + Eq + Clone> StabilityTracker<K> {
         }
     }
 
-    /// A stat of the file at `now`: a change restarts its quiet window.
-    pub fn observe(&mut self, key: K, size: u64, mtime_ns: i64, now: Instant) {
+    /// A stat of the file, unchanged since `since` (when it was seen, or its
+    /// last change if that is known and earlier): a change restarts its quiet
+    /// window from `since`.
+    pub fn observe(&mut self, key: K, size: u64, mtime_ns: i64, since: Instant) {
         match self.entries.get_mut(&key) {
             Some(t) if t.size == size && t.mtime_ns == mtime_ns => {}
             Some(t) => {
                 *t = Tracked {
                     size,
                     mtime_ns,
-                    since: now,
+                    since,
                     closed: false,
                 };
             }
@@ -56,7 +58,7 @@ impl<K: Hash + Eq + Clone> StabilityTracker<K> {
                     Tracked {
                         size,
                         mtime_ns,
-                        since: now,
+                        since,
                         closed: false,
                     },
                 );

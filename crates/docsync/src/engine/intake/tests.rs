@@ -70,7 +70,11 @@ fn fx() -> Fx {
     let config = Config::zero_config(&root, &Env::default()).unwrap();
     Fx {
         _dir: dir,
-        intake: Intake::new(&config.folders, QUIET).unwrap(),
+        // a wall clock before every file: each window starts when its file
+        // is first seen, at the instants the tests pass
+        intake: Intake::new(&config.folders, QUIET)
+            .unwrap()
+            .with_wall_clock(|| std::time::UNIX_EPOCH),
         root,
         store: Store::open_in_memory().unwrap(),
         t0: Instant::now(),
@@ -119,6 +123,31 @@ fn a_changed_file_becomes_stable_after_the_quiet_window() {
     assert_eq!(fx.promote(1000), vec![A.to_owned()]);
     assert_eq!(fx.state(A), Some(State::Stable));
     assert_eq!(fx.intake.waiting(), 0);
+}
+
+/// A file first seen a while after its last change (found by the walk of a
+/// directory that appeared, whose events were missed) waits only the rest of
+/// its window: the window runs from its ctime, not from first sight.
+#[test]
+fn a_window_runs_from_the_files_last_change() {
+    let mut fx = fx();
+    let path = fx.root.join(A);
+    std::fs::write(&path, b"%PDF-1.4 written a moment ago").unwrap();
+    let ctime_ns = FileStat::of_path(&path).unwrap().ctime_ns;
+    // the wall clock reads 600 ms after that change when the file is seen
+    static SEEN_AT: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+    SEEN_AT
+        .set(std::time::UNIX_EPOCH + Duration::from_nanos(ctime_ns as u64 + 600_000_000))
+        .unwrap();
+    fx.intake = Intake::new(&[fx.intake.folder(0).unwrap().0.clone()], QUIET)
+        .unwrap()
+        .with_wall_clock(|| *SEEN_AT.get().unwrap());
+    // instants ahead of the real one: the wall clock above is read as theirs
+    fx.t0 = Instant::now() + Duration::from_secs(3600);
+    assert_eq!(fx.hint(Hint::Changed(path), 0), Followup::Nothing);
+    assert_eq!(fx.intake.next_deadline(), Some(fx.at(400)));
+    assert!(fx.promote(399).is_empty());
+    assert_eq!(fx.promote(400), vec![A.to_owned()]);
 }
 
 /// A file written before the daemon looked (mtime and ctime older than the

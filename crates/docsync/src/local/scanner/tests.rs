@@ -158,3 +158,27 @@ fn quiet_for_looks_at_mtime_and_ctime() {
     // a clock before the file (or before 1970) never calls it quiet
     assert!(!stat(200, 200).quiet_for(quiet, now));
 }
+
+#[test]
+fn unchanged_for_counts_from_the_later_of_mtime_and_ctime() {
+    use std::time::Duration;
+    let stat = |mtime_ms: i64, ctime_ms: i64| FileStat {
+        size: 1,
+        mtime_ns: mtime_ms * 1_000_000,
+        ctime_ns: ctime_ms * 1_000_000,
+        dev: 1,
+        ino: 1,
+    };
+    let now = std::time::UNIX_EPOCH + Duration::from_millis(100_000);
+    assert_eq!(
+        stat(99_400, 99_000).unchanged_for(now),
+        Duration::from_millis(600)
+    );
+    // a backdated mtime: the inode changed 200 ms ago
+    assert_eq!(
+        stat(10_000, 99_800).unchanged_for(now),
+        Duration::from_millis(200)
+    );
+    // a file from the future (another clock) changed just now
+    assert_eq!(stat(200_000, 200_000).unchanged_for(now), Duration::ZERO);
+}
