@@ -49,6 +49,58 @@ const BATCH: u32 = 256;
 /// Rows in hand (being hashed, committed, sent or recorded) per request slot.
 const IN_HAND_PER_SLOT: usize = 2;
 
+/// The stage's first pause after rows failed to be recorded (the store
+/// refused a write: a full disk, a locked or broken database); it doubles
+/// with each round that fails again, up to [`MAX_STORE_PAUSE`].
+const STORE_PAUSE: Duration = Duration::from_secs(1);
+const MAX_STORE_PAUSE: Duration = Duration::from_secs(60);
+
+/// What the rows in hand met in the store since the stage last looked: a
+/// store that refuses every write (a full disk) must not have the stage read
+/// the same rows, hash them and fail again at once, warning once per row,
+/// round after round. The stage pauses instead, and warns once per round.
+#[derive(Debug, Default)]
+struct StoreTrouble {
+    /// Rows whose step could not be recorded, and the last error.
+    failed: Option<(usize, String)>,
+    /// Whether a row was recorded since (the store works again).
+    recorded: bool,
+}
+
+impl StoreTrouble {
+    fn note(trouble: &Mutex<StoreTrouble>, outcome: std::result::Result<(), &Error>) {
+        let Ok(mut t) = trouble.lock() else {
+            return;
+        };
+        match outcome {
+            Ok(()) => t.recorded = true,
+            Err(e) => {
+                let rows = t.failed.as_ref().map_or(0, |(n, _)| *n);
+                t.failed = Some((rows + 1, e.to_string()));
+            }
+        }
+    }
+
+    /// What happened since the last call: the failures, and whether any row
+    /// was recorded.
+    fn take(trouble: &Mutex<StoreTrouble>) -> (Option<(usize, String)>, bool) {
+        trouble
+            .lock()
+            .map(|mut t| {
+                let t = std::mem::take(&mut *t);
+                (t.failed, t.recorded)
+            })
+            .unwrap_or((None, false))
+    }
+}
+
+/// The pause after `rounds` rounds in a row that failed to record rows.
+fn store_pause(rounds: u32) -> Duration {
+    STORE_PAUSE
+        .saturating_mul(1u32 << rounds.saturating_sub(1).min(6))
+        .min(MAX_STORE_PAUSE)
+}
+
 /// What became of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processed {
@@ -123,9 +175,30 @@ pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(ctx.upload_concurrency() * IN_HAND_PER_SLOT));
     // rows whose processing ended since the current batch was read
     let finished: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let trouble: Arc<Mutex<StoreTrouble>> = Arc::default();
+    // rounds in a row whose rows could not be recorded
+    let mut failing_rounds = 0u32;
     let beat = ctx.beats.register("upload");
     loop {
         beat.beat();
+        match StoreTrouble::take(&trouble) {
+            (Some((rows, error)), _) => {
+                failing_rounds += 1;
+                let pause = store_pause(failing_rounds);
+                warn!(
+                    rows,
+                    error = %error,
+                    "recording upload steps failed; the upload stage pauses {}s, then tries those rows again",
+                    pause.as_secs()
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = beat.idle_while(tokio::time::sleep(pause)) => {}
+                }
+            }
+            (None, true) => failing_rounds = 0,
+            (None, false) => {}
+        }
         let now = now_ms();
         // rows finished from here on may still be in this batch (read before
         // they finished): they are skipped, not hashed again
@@ -158,17 +231,20 @@ pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
                     Err(_) => return,
                 },
             };
-            let (ctx, finished) = (ctx.clone(), finished.clone());
+            let (ctx, finished, trouble) = (ctx.clone(), finished.clone(), trouble.clone());
             let span = tracing::info_span!("file", path = %row.path_display(), id = row.id);
             tracker.spawn(
                 async move {
                     let id = row.id;
-                    match process(&ctx, row).await {
+                    let processed = process(&ctx, row).await;
+                    StoreTrouble::note(&trouble, processed.as_ref().map(|_| ()));
+                    match processed {
                         Ok(Processed::Restarted) => ctx.wake.discovered.notify_one(),
                         // invalid or failed: maybe an event for the hooks
                         Ok(_) => ctx.wake.decided.notify_one(),
+                        // counted above: the stage warns once per round and pauses
                         Err(e) => {
-                            warn!(error = %e, "recording an upload step failed; the row is picked up again");
+                            tracing::debug!(error = %e, "recording an upload step failed; the row is picked up again");
                         }
                     }
                     if let Ok(mut set) = finished.lock() {

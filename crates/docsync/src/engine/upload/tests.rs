@@ -533,3 +533,163 @@ async fn a_file_deleted_while_waiting_for_a_request_slot_is_not_sent() {
         "nothing reached the server"
     );
 }
+
+/// What the upload stage logs, for a test on the current thread: the rows
+/// it takes in hand (its `file` spans) and its warnings.
+#[derive(Clone, Default)]
+struct StageLog {
+    taken: Arc<std::sync::atomic::AtomicUsize>,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StageLog {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() == "file" {
+            self.taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.warnings.lock().unwrap().push(text.0);
+        }
+    }
+}
+
+impl StageLog {
+    fn taken(&self) -> usize {
+        self.taken.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn pauses(&self) -> Vec<String> {
+        let warnings = self.warnings.lock().unwrap();
+        warnings
+            .iter()
+            .filter(|w| w.contains("upload stage pauses"))
+            .cloned()
+            .collect()
+    }
+    async fn wait_for_pauses(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.pauses().len() < n {
+            if tokio::time::Instant::now() >= deadline {
+                let warnings = self.warnings.lock().unwrap();
+                let first: Vec<&String> = warnings.iter().take(3).collect();
+                panic!(
+                    "no pause {n} after 30 s; {} warnings, the first: {first:?}",
+                    warnings.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A store that refuses every intent (a full disk) must not have the stage
+/// spin through the same rows, hashing them and warning once per row, round
+/// after round: it warns once per round, pauses (longer each time), and once
+/// the store works again it sends every row, once.
+#[tokio::test]
+async fn a_store_refusing_every_intent_pauses_the_stage_instead_of_spinning() {
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+    use tracing_subscriber::layer::SubscriberExt;
+    // more than a batch: a full batch used to send the stage straight back
+    // to the queue
+    const ROWS: usize = BATCH as usize + 44;
+    let st = stage(Duration::from_secs(3600)).await;
+    for n in 0..ROWS {
+        std::fs::write(
+            st.folder.path.join(format!("f{n:03}.pdf")),
+            format!("%PDF-1.4 {n}"),
+        )
+        .unwrap();
+    }
+    st.stable_file("f000.pdf", b"%PDF-1.4 0").await;
+    let folder = st.folder.clone();
+    st.ctx
+        .store
+        .call(move |s| {
+            for n in 1..ROWS {
+                let row = s
+                    .find_live(&folder.key(), format!("f{n:03}.pdf").as_bytes())?
+                    .unwrap();
+                s.promote_stable(&folder.key(), &row.path, row.size, row.mtime_ns, "test")?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let db = rusqlite::Connection::open(&st.db).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full_disk BEFORE UPDATE OF state ON files \
+         WHEN NEW.state = 'uploading' \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
+    )
+    .unwrap();
+
+    let log = StageLog::default();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(log.clone()));
+    let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+    let stage = tokio::spawn(run(st.ctx.clone(), tracker.clone(), stop.clone()));
+
+    log.wait_for_pauses(1).await;
+    let first = log.pauses()[0].clone();
+    assert!(first.contains("disk is full"), "{first}");
+    let before = log.taken();
+    assert!(before <= ROWS, "{before} rows taken before the first pause");
+    log.wait_for_pauses(2).await;
+    let round = log.taken() - before;
+    assert!(round <= ROWS, "{round} rows taken in one round");
+    assert!(
+        log.pauses()[1].contains("pauses 2s"),
+        "the second pause is longer: {:?}",
+        log.pauses()
+    );
+    assert_eq!(
+        log.warnings.lock().unwrap().len(),
+        2,
+        "one warning per round, none per row: {:?}",
+        log.warnings.lock().unwrap()
+    );
+
+    // the disk has room again: every row is decided (sent, or refused by
+    // the account's quota of 50 files), and nothing is sent twice
+    db.execute_batch("DROP TRIGGER full_disk").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let counts = loop {
+        let counts = st.ctx.store.counts_by_state().await.unwrap();
+        let waiting = [State::Stable, State::Uploading, State::Retrying]
+            .iter()
+            .any(|s| counts.get(s).is_some_and(|n| *n > 0));
+        if !waiting {
+            break counts;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.cancel();
+    stage.await.unwrap();
+    tracker.close();
+    tracker.wait().await;
+    let uploads = st
+        .sandbox
+        .request_log()
+        .iter()
+        .filter(|e| e.operation_id.as_deref() == Some("uploadFile"))
+        .count() as u64;
+    assert_eq!(counts.get(&State::Pending), Some(&uploads), "{counts:?}");
+    assert_eq!(counts.values().sum::<u64>(), ROWS as u64, "{counts:?}");
+}
