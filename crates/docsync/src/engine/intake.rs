@@ -48,6 +48,11 @@ pub use task::{run, scan, Hints};
 /// about this size, so a restart over a large folder holds one part at a time.
 pub const SCAN_PART: usize = 4096;
 
+/// The size of a walk's first part: parts start this small and double up to
+/// [`SCAN_PART`], so the first files of a large walk are recorded (and, when
+/// they held still, promoted) soon after it begins.
+pub const FIRST_SCAN_PART: usize = 256;
+
 /// A stability-tracker key: folder index and relative path bytes.
 pub type FileKey = (usize, Vec<u8>);
 

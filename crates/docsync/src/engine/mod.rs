@@ -276,8 +276,19 @@ impl Engine {
             Mode::Once { .. } => Vec::new(),
         };
         drop(tx);
+        // The upload stage first: the initial scan promotes the files that held
+        // still part by part, and they are sent while the walk goes on.
+        tracker.spawn(
+            upload::run(ctx.clone(), tracker.clone(), stop.clone())
+                .instrument(tracing::info_span!("upload")),
+        );
         for n in 0..config.folders.len() {
-            intake::scan(&ctx, &intake, n).await?;
+            if let Err(e) = intake::scan(&ctx, &intake, n).await {
+                stop.cancel();
+                tracker.close();
+                tracker.wait().await;
+                return Err(e);
+            }
         }
 
         let intake_run = intake::run(
@@ -296,10 +307,6 @@ impl Engine {
             .instrument(tracing::info_span!("intake")),
         );
         liveness.set_watching(true);
-        tracker.spawn(
-            upload::run(ctx.clone(), tracker.clone(), stop.clone())
-                .instrument(tracing::info_span!("upload")),
-        );
         tracker.spawn(
             poll::run(ctx.clone(), config.poll_interval, stop.clone())
                 .instrument(tracing::info_span!("poll")),

@@ -121,19 +121,25 @@ pub fn scan_folder(root: &Path, ignore: &IgnoreSet) -> Result<Scan> {
     })
 }
 
-/// Walk `root` completely, handing the files over in parts of about `chunk`
-/// (after each directory that brings the files not yet handed over to
-/// `chunk` or more, and at the end) to `on_part`, so that a walk over a
-/// million files never holds them all. `on_part` returns `false` to stop the
+/// Walk `root` completely, handing the files over in parts (after each
+/// directory that brings the files not yet handed over to the part's size or
+/// more, and at the end) to `on_part`, so that a walk over a million files
+/// never holds them all. Parts start at about `first` files and double up to
+/// `chunk`: the first files are handed over soon after the walk begins (a
+/// restart over a large backlog starts sending early), later ones in parts
+/// large enough to record cheaply. `on_part` returns `false` to stop the
 /// walk (the scan is then not `complete`). The returned [`Scan`] has no
 /// `files`: only what was skipped, the errors, and whether it is complete.
 /// Files come in walk order, not sorted.
 pub fn scan_folder_in_parts(
     root: &Path,
     ignore: &IgnoreSet,
+    first: usize,
     chunk: usize,
     on_part: &mut dyn FnMut(Vec<ScannedFile>) -> bool,
 ) -> Result<Scan> {
+    let chunk = chunk.max(1);
+    let mut part = first.clamp(1, chunk);
     let mut stopped = false;
     let mut hand_over = |files: &mut Vec<ScannedFile>, at_least: usize| {
         if !stopped && !files.is_empty() && files.len() >= at_least {
@@ -142,7 +148,12 @@ pub fn scan_folder_in_parts(
         !stopped
     };
     let mut scan = walk(root, Path::new(""), ignore, &mut |files| {
-        hand_over(files, chunk.max(1))
+        let before = files.len();
+        let went_on = hand_over(files, part);
+        if files.len() < before {
+            part = part.saturating_mul(2).min(chunk);
+        }
+        went_on
     })?;
     let went_on = hand_over(&mut scan.files, 0);
     scan.files.clear();

@@ -523,3 +523,69 @@ target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000e
         }
     });
 }
+
+/// A start over a large backlog of files that held still before the daemon
+/// looked sends its first upload while the walk is still being recorded: the
+/// walk is recorded in parts (small first), each part's files promoted at
+/// once, and the upload stage runs during the initial scan, not after it.
+#[test]
+fn a_large_backlog_starts_uploading_before_its_walk_is_recorded() {
+    const DIRS: usize = 20;
+    const PER_DIR: usize = 100;
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    w.write_config("");
+    let mut newest = std::path::PathBuf::new();
+    for d in 0..DIRS {
+        let dir = w.inbox.join(format!("batch-{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..PER_DIR {
+            newest = dir.join(format!("doc-{f:03}.pdf"));
+            std::fs::write(&newest, pdf(&format!("{d}-{f}"))).unwrap();
+        }
+    }
+    // every file older than the quiet window (200 ms) before the start
+    wait_until(Duration::from_secs(10), "the files to be quiet", || {
+        let age = std::fs::metadata(&newest)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed()
+            .unwrap_or_default();
+        if age > Duration::from_millis(300) {
+            Ok(())
+        } else {
+            Err(format!("{age:?}"))
+        }
+    });
+    // the account takes 50 files: the others are refused by its quota
+    // (decided at once, never sent)
+    let out = w.run(["sync", "--once", "--timeout", "50s"]);
+    let log = &out.stderr;
+
+    let first_upload = sandbox
+        .request_log()
+        .iter()
+        .filter(|e| e.operation_id.as_deref() == Some("uploadFile"))
+        .map(|e| e.received_at.timestamp_millis())
+        .min()
+        .unwrap_or_else(|| panic!("nothing was uploaded: {log}"));
+    let store = w.store();
+    let rows = store
+        .list(&docsync::store::ListFilter {
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), DIRS * PER_DIR);
+    let last_recorded = rows
+        .iter()
+        .map(|r| store.events(r.id).unwrap()[0].at)
+        .max()
+        .unwrap();
+    assert!(
+        first_upload < last_recorded,
+        "the first upload ({first_upload}) came after the last file was recorded \
+         ({last_recorded}): the walk was recorded whole before anything was sent"
+    );
+}

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Intake, SCAN_PART};
+use super::{Intake, FIRST_SCAN_PART, SCAN_PART};
 use crate::engine::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::local::scanner::{scan_folder_in_parts, ScannedFile};
@@ -26,10 +26,12 @@ pub struct Hints {
 }
 
 /// Walk folder `n` off the store lock and record it as the walk goes: the
-/// walk hands its files over in parts of about [`SCAN_PART`], each recorded
-/// (one transaction) and dropped while the walk goes on; once the walk is
-/// done, the vanished files. A restart over a large folder holds one or two
-/// parts, never the whole walk.
+/// walk hands its files over in parts growing from [`FIRST_SCAN_PART`] to
+/// [`SCAN_PART`], each recorded (one transaction), its files that held still
+/// promoted (the upload stage woken) and dropped while the walk goes on; once
+/// the walk is done, the vanished files. A restart over a large folder holds
+/// one or two parts, never the whole walk, and starts sending after its
+/// first part.
 pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()> {
     let Some((root, ignore)) = intake
         .lock()
@@ -41,7 +43,7 @@ pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()
     };
     let (parts_tx, mut parts) = mpsc::channel::<Vec<ScannedFile>>(1);
     let walker = tokio::task::spawn_blocking(move || {
-        scan_folder_in_parts(&root, &ignore, SCAN_PART, &mut |files| {
+        scan_folder_in_parts(&root, &ignore, FIRST_SCAN_PART, SCAN_PART, &mut |files| {
             parts_tx.blocking_send(files).is_ok()
         })
     });
@@ -54,7 +56,8 @@ pub async fn scan(ctx: &Ctx, intake: &Arc<Mutex<Intake>>, n: usize) -> Result<()
             .await
             .apply_scan_part(&mut store, n, &files, &mut seen, Instant::now())
             .await;
-        if let Err(e) = part {
+        // files that held still before the walk saw them go on at once
+        if let Err(e) = part.and(promote(ctx, intake).await) {
             recorded = Err(e);
             break;
         }

@@ -422,11 +422,12 @@ fn scan_in_parts(fx: &mut Fx, part: usize, stop_after: usize, ms: u64) -> Vec<i6
     let (folder, ignore) = fx.intake.folder(0).unwrap();
     let (root, ignore) = (folder.path.clone(), ignore.clone());
     let mut parts = Vec::new();
-    let walked = crate::local::scanner::scan_folder_in_parts(&root, &ignore, part, &mut |files| {
-        parts.push(files);
-        parts.len() < stop_after
-    })
-    .unwrap();
+    let walked =
+        crate::local::scanner::scan_folder_in_parts(&root, &ignore, part, part, &mut |files| {
+            parts.push(files);
+            parts.len() < stop_after
+        })
+        .unwrap();
     assert!(walked.files.is_empty(), "the files were handed over");
     let mut seen = SeenIds::new();
     for files in &parts {

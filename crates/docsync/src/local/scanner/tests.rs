@@ -182,3 +182,31 @@ fn unchanged_for_counts_from_the_later_of_mtime_and_ctime() {
     // a file from the future (another clock) changed just now
     assert_eq!(stat(200_000, 200_000).unchanged_for(now), Duration::ZERO);
 }
+
+/// Parts start small and double up to the largest size, each ending with a
+/// directory: the first files of a large walk are handed over early.
+#[test]
+fn parts_start_small_and_double() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in 0..30 {
+        let sub = dir.path().join(format!("d{d:02}"));
+        std::fs::create_dir(&sub).unwrap();
+        for f in 0..100 {
+            std::fs::write(sub.join(format!("{f:03}.pdf")), b"%PDF").unwrap();
+        }
+    }
+    let mut sizes = Vec::new();
+    let scan = scan_folder_in_parts(
+        dir.path(),
+        &IgnoreSet::defaults(),
+        256,
+        1024,
+        &mut |files| {
+            sizes.push(files.len());
+            true
+        },
+    )
+    .unwrap();
+    assert!(scan.complete);
+    assert_eq!(sizes, vec![300, 600, 1100, 1000]);
+}
