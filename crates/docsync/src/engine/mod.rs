@@ -70,6 +70,10 @@ pub use ctx::Ctx;
 pub use heartbeat::Heartbeats;
 use intake::{Hints, Intake};
 
+/// How soon a folder whose first scan failed (the store unreachable) is
+/// walked again.
+const FIRST_SCAN_RETRY: Duration = Duration::from_secs(3);
+
 /// How long in-flight uploads may take to finish after a stop is asked.
 pub const GRACE: Duration = Duration::from_secs(10);
 
@@ -282,12 +286,29 @@ impl Engine {
             upload::run(ctx.clone(), tracker.clone(), stop.clone())
                 .instrument(tracing::info_span!("upload")),
         );
-        for n in 0..config.folders.len() {
-            if let Err(e) = intake::scan(&ctx, &intake, n).await {
-                stop.cancel();
-                tracker.close();
-                tracker.wait().await;
-                return Err(e);
+        for (n, folder) in config.folders.iter().enumerate() {
+            let Err(e) = intake::scan(&ctx, &intake, n).await else {
+                continue;
+            };
+            match mode {
+                // Uploads run during the first scan: a store outage may
+                // interrupt it, as it may any later scan. The daemon goes on
+                // and the folder is walked again soon.
+                Mode::Watch => {
+                    warn!(
+                        folder = %text::lossless_path(&folder.path),
+                        error = %e,
+                        "the first scan of the folder failed; it is scanned again in a few seconds"
+                    );
+                    rescans.book(n, std::time::Instant::now() + FIRST_SCAN_RETRY);
+                }
+                // A single pass that could not look at a folder fails.
+                Mode::Once { .. } => {
+                    stop.cancel();
+                    tracker.close();
+                    tracker.wait().await;
+                    return Err(e);
+                }
             }
         }
 

@@ -589,3 +589,57 @@ fn a_large_backlog_starts_uploading_before_its_walk_is_recorded() {
          ({last_recorded}): the walk was recorded whole before anything was sent"
     );
 }
+
+/// The first scan of a daemon may fail on the store (uploads run during it,
+/// and a store outage can come at any moment): the daemon goes on and walks
+/// the folder again a few seconds later, instead of exiting. Here the store
+/// refuses new rows while the daemon starts, then takes them again.
+#[test]
+fn a_daemon_whose_first_scan_fails_goes_on_and_scans_again() {
+    let sandbox = TestSandbox::start();
+    let w = Workspace::with_sandbox(&sandbox);
+    w.write_config("");
+    // a first run creates the state
+    w.drop_file("before.pdf", &pdf("before"));
+    let first = w.spawn(["run"]);
+    wait_until(DECIDED, "before.pdf decided", || {
+        let rows = rows(&w);
+        match rows.get("before.pdf") {
+            Some(r) if r["state"] == "approved" => Ok(()),
+            _ => Err(show(&rows)),
+        }
+    });
+    assert!(first.stop(Duration::from_secs(20)).success());
+
+    // the store refuses new rows: the next start's first scan fails
+    let db = rusqlite::Connection::open(w.db_path()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON files \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
+    )
+    .unwrap();
+    w.drop_file("after.pdf", &pdf("after"));
+    let daemon = w.spawn(["run"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the failed first scan to be logged",
+        || {
+            let log = daemon.log();
+            if log.contains("first scan of the folder failed") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    );
+    db.execute_batch("DROP TRIGGER refuse").unwrap();
+    wait_until(DECIDED, "after.pdf decided", || {
+        let rows = rows(&w);
+        match rows.get("after.pdf") {
+            Some(r) if r["state"] == "approved" => Ok(()),
+            _ => Err(format!("{}\n--- log\n{}", show(&rows), daemon.log())),
+        }
+    });
+    assert!(daemon.stop(Duration::from_secs(20)).success());
+    assert_eq!(sandbox.count("uploadFile"), 2);
+}
