@@ -58,7 +58,8 @@ const MAX_STORE_PAUSE: Duration = Duration::from_secs(60);
 /// What the rows in hand met in the store since the stage last looked: a
 /// store that refuses every write (a full disk) must not have the stage read
 /// the same rows, hash them and fail again at once, warning once per row,
-/// round after round. The stage pauses instead, and warns once per round.
+/// round after round. The stage pauses instead when nothing at all was
+/// recorded, and warns once per round either way.
 #[derive(Debug, Default)]
 struct StoreTrouble {
     /// Rows whose step could not be recorded, and the last error.
@@ -182,7 +183,10 @@ pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
     loop {
         beat.beat();
         match StoreTrouble::take(&trouble) {
-            (Some((rows, error)), _) => {
+            // nothing recorded since, only failures: the store refuses
+            // writes (a full disk, the database down), so wait before the
+            // same rows are taken again
+            (Some((rows, error)), false) => {
                 failing_rounds += 1;
                 let pause = store_pause(failing_rounds);
                 warn!(
@@ -195,6 +199,16 @@ pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
                     _ = stop.cancelled() => return,
                     _ = beat.idle_while(tokio::time::sleep(pause)) => {}
                 }
+            }
+            // the store works (other rows were recorded): those rows are
+            // taken again like any others
+            (Some((rows, error)), true) => {
+                failing_rounds = 0;
+                warn!(
+                    rows,
+                    error = %error,
+                    "recording upload steps failed for some rows; they are taken again"
+                );
             }
             (None, true) => failing_rounds = 0,
             (None, false) => {}
