@@ -13,7 +13,7 @@ mod figures;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use docsync_bench::machine::Machine;
 use docsync_bench::process::Binaries;
 use docsync_bench::report::Report;
@@ -30,47 +30,25 @@ const FIGURES: [&str; 7] = [
     "codegen",
 ];
 
+/// The figures of `cargo xtask bench`, run against release binaries.
+#[derive(clap::Parser)]
+#[command(name = "docsync-bench")]
 struct Args {
+    /// One run per figure instead of five (a smoke test, under 2 minutes)
+    #[arg(long)]
     quick: bool,
+    /// Where the release binaries are (docsync, docsync-sandbox, bare-uploader)
+    #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+    /// Where to write the results (markdown)
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// The built xtask, for the codegen figure
+    #[arg(long)]
     xtask: Option<PathBuf>,
+    /// Only these figures, comma-separated
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(FIGURES), default_values_t = FIGURES.map(String::from))]
     only: Vec<String>,
-}
-
-fn args() -> Result<Args> {
-    let mut a = Args {
-        quick: false,
-        bin_dir: PathBuf::from("target/release"),
-        out: None,
-        xtask: None,
-        only: FIGURES.iter().map(|s| s.to_string()).collect(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--bin-dir" => a.bin_dir = value("--bin-dir")?.into(),
-            "--out" => a.out = Some(value("--out")?.into()),
-            "--xtask" => a.xtask = Some(value("--xtask")?.into()),
-            "--only" => {
-                a.only = value("--only")?.split(',').map(str::to_owned).collect();
-                if let Some(bad) = a.only.iter().find(|f| !FIGURES.contains(&f.as_str())) {
-                    bail!(
-                        "unknown figure `{bad}`; the figures are {}",
-                        FIGURES.join(", ")
-                    );
-                }
-            }
-            other => bail!(
-                "unknown argument `{other}`\nusage: docsync-bench [--quick] [--bin-dir DIR] \
-                 [--out PATH] [--xtask PATH] [--only {}]",
-                FIGURES.join(",")
-            ),
-        }
-    }
-    Ok(a)
 }
 
 fn load_average() -> String {
@@ -82,7 +60,7 @@ fn load_average() -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
-    let args = args()?;
+    let args = <Args as clap::Parser>::parse();
     let tmp = tempfile::Builder::new()
         .prefix("docsync-bench-")
         .tempdir()
