@@ -286,6 +286,13 @@ impl Engine {
             upload::run(ctx.clone(), tracker.clone(), stop.clone())
                 .instrument(tracing::info_span!("upload")),
         );
+        // the rows it claims keep their leases from the start
+        if let Some(every) = ctx.store.renew_every() {
+            tracker.spawn(
+                renew_leases(ctx.clone(), every, stop.clone())
+                    .instrument(tracing::info_span!("leases")),
+            );
+        }
         for (n, folder) in config.folders.iter().enumerate() {
             let Err(e) = intake::scan(&ctx, &intake, n).await else {
                 continue;
@@ -335,12 +342,6 @@ impl Engine {
         tracker.spawn(
             settle::run(ctx.clone(), stop.clone()).instrument(tracing::info_span!("settle")),
         );
-        if let Some(every) = ctx.store.renew_every() {
-            tracker.spawn(
-                renew_leases(ctx.clone(), every, stop.clone())
-                    .instrument(tracing::info_span!("leases")),
-            );
-        }
         if let Some(hooks) = hooks {
             tracker.spawn(
                 notify::run(ctx.clone(), hooks, stop.clone())
