@@ -530,7 +530,7 @@ target = { kind = "moov-files", account_id = "00000000-0000-4000-8000-000000000e
 /// once, and the upload stage runs during the initial scan, not after it.
 #[test]
 fn a_large_backlog_starts_uploading_before_its_walk_is_recorded() {
-    const DIRS: usize = 20;
+    const DIRS: usize = 40;
     const PER_DIR: usize = 100;
     let sandbox = TestSandbox::start();
     let w = Workspace::with_sandbox(&sandbox);
@@ -583,6 +583,10 @@ fn a_large_backlog_starts_uploading_before_its_walk_is_recorded() {
         .map(|r| store.events(r.id).unwrap()[0].at)
         .max()
         .unwrap();
+    eprintln!(
+        "first upload {} ms before the last file was recorded",
+        last_recorded - first_upload
+    );
     assert!(
         first_upload < last_recorded,
         "the first upload ({first_upload}) came after the last file was recorded \
