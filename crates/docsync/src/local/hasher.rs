@@ -1,11 +1,12 @@
 //! Streaming sha256 of a file, with type sniffing from its bytes (never its name).
 //!
-//! The file is read in [`CHUNK`]-sized pieces, so memory does not grow with its size.
-//! After hashing, the path is stat'ed again: if size, mtime or inode changed (the file
-//! was still being written, or replaced by an atomic save), the result is
-//! [`HashOutcome::Changed`] and the caller starts over. A file of at most one chunk
-//! comes back with its bytes ([`Hashed::content`]), so the uploader sends exactly
-//! what was hashed without opening it again. This is blocking I/O: run it on
+//! The file is read in [`CHUNK`]-sized pieces. After hashing, the path is stat'ed
+//! again: if size, mtime or inode changed (the file was still being written, or
+//! replaced by an atomic save), the result is [`HashOutcome::Changed`] and the
+//! caller starts over. A file of at most [`KEEP_BYTES`] comes back with its bytes
+//! ([`Hashed::content`]): it is read once, and the uploader sends exactly what was
+//! hashed without opening it again. A larger one is streamed from disk when sent,
+//! so memory does not grow with its size. This is blocking I/O: run it on
 //! `tokio::task::spawn_blocking`.
 
 use std::fs::File;
@@ -19,6 +20,12 @@ use crate::error::{Error, Result};
 
 /// Bytes read per call.
 pub const CHUNK: usize = 64 * 1024;
+
+/// The largest file whose bytes are kept from hashing to sending. Reading such
+/// a file once instead of twice (and sending it without the blocking-pool trip
+/// per chunk a streamed file costs) is worth holding its bytes: at most
+/// `2 x concurrency` rows are in hand, so at most that many MiB.
+pub const KEEP_BYTES: u64 = 1024 * 1024;
 
 /// The content type, decided from the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,7 +107,7 @@ pub struct Hashed {
     pub size: u64,
     pub mtime_ns: i64,
     pub kind: FileKind,
-    /// The whole content of a file of at most [`CHUNK`] bytes: the bytes just
+    /// The whole content of a file of at most [`KEEP_BYTES`]: the bytes just
     /// hashed, which the uploader sends instead of reading the file again.
     pub content: Option<Content>,
     /// The path's stat right after hashing (inode included): what the path must
@@ -108,9 +115,10 @@ pub struct Hashed {
     pub stat: FileStat,
 }
 
-/// The bytes of a small file, exactly as hashed (at most [`CHUNK`] of them).
+/// The bytes of a small file, exactly as hashed (at most [`KEEP_BYTES`] of
+/// them); cloned without a copy.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Content(pub Vec<u8>);
+pub struct Content(pub bytes::Bytes);
 
 impl std::fmt::Debug for Content {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,7 +205,16 @@ fn hash_file_with(
     let mut file = file.take(before.size.saturating_add(1));
     let mut hasher = Sha256::new();
     let mut text = TextCheck::new();
-    let mut head: Vec<u8> = Vec::new();
+    // a file kept whole is read straight into its bytes; of another, only
+    // the head is kept (for sniffing its type)
+    let keep = before.size <= KEEP_BYTES;
+    let mut head: Vec<u8> = Vec::with_capacity(if keep {
+        usize::try_from(before.size)
+            .unwrap_or(CHUNK)
+            .saturating_add(1)
+    } else {
+        CHUNK
+    });
     let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
     loop {
@@ -210,7 +227,9 @@ fn hash_file_with(
         let chunk = &buf[..n];
         hasher.update(chunk);
         text.feed(chunk);
-        if head.len() < CHUNK {
+        if keep {
+            head.extend_from_slice(chunk);
+        } else if head.len() < CHUNK {
             let take = (CHUNK - head.len()).min(n);
             head.extend_from_slice(&chunk[..take]);
         }
@@ -226,9 +245,11 @@ fn hash_file_with(
         Some(a) if a.same_content_as(&before) && total == before.size => a,
         after => return Ok(HashOutcome::Changed { before, after }),
     };
-    let kind = FileKind::sniff(&head, total > 0 && text.finish());
-    // the head is the whole file when it fits in one chunk
-    let content = (total <= CHUNK as u64).then_some(Content(head));
+    let kind = FileKind::sniff(
+        head.get(..CHUNK).unwrap_or(&head),
+        total > 0 && text.finish(),
+    );
+    let content = keep.then(|| Content(head.into()));
     Ok(HashOutcome::Done(Hashed {
         sha256: hex::encode(hasher.finalize()),
         size: total,
@@ -272,16 +293,21 @@ mod tests {
         let h = hash_bytes(&data);
         assert_eq!(h.sha256, hex::encode(Sha256::digest(&data)));
         assert_eq!(h.size, data.len() as u64);
-        assert_eq!(h.content, None, "only files of one chunk are kept");
+        assert_eq!(h.content.map(|c| c.0.to_vec()), Some(data));
     }
 
     #[test]
-    fn a_small_file_comes_back_with_the_bytes_hashed() {
-        let data: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    fn a_file_up_to_the_limit_comes_back_with_the_bytes_hashed() {
+        let data: Vec<u8> = (0..KEEP_BYTES).map(|i| (i % 251) as u8).collect();
         let h = hash_bytes(&data);
-        assert_eq!(h.content, Some(Content(data.clone())));
+        assert_eq!(h.content, Some(Content(data.clone().into())));
         assert_eq!(h.sha256, hex::encode(Sha256::digest(&data)));
-        assert_eq!(hash_bytes(b"").content, Some(Content(Vec::new())));
+        assert_eq!(hash_bytes(b"").content, Some(Content(Vec::new().into())));
+        // one byte more: streamed from disk when sent, its bytes not held
+        let larger: Vec<u8> = (0..=KEEP_BYTES).map(|i| (i % 251) as u8).collect();
+        let h = hash_bytes(&larger);
+        assert_eq!(h.content, None);
+        assert_eq!(h.sha256, hex::encode(Sha256::digest(&larger)));
     }
 
     #[test]

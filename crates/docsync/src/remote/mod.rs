@@ -34,7 +34,7 @@ pub struct Upload<'a> {
     pub path: &'a Path,
     /// The file's bytes when the hasher kept them (a small file): sent as they
     /// are, exactly what was hashed. `None`: streamed from `path`.
-    pub content: Option<&'a [u8]>,
+    pub content: Option<&'a bytes::Bytes>,
     /// The name the server records (shortened when the local one is too long).
     pub remote_name: &'a str,
     /// The size hashed: what the server must say it received.
@@ -140,7 +140,7 @@ pub(super) fn request_id<T>(value: &ResponseValue<T>) -> Option<String> {
 
 async fn open(upload: &Upload<'_>) -> Result<FilePart, RemoteError> {
     let part = match upload.content {
-        Some(bytes) => FilePart::from_bytes(bytes.to_vec(), upload.remote_name),
+        Some(bytes) => FilePart::from_bytes(bytes.clone(), upload.remote_name),
         None => FilePart::open(upload.path)
             .await
             .map_err(|source| RemoteError::Read {

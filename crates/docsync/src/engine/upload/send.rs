@@ -48,7 +48,7 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
     let remote_name = row.remote_name.clone().unwrap_or(plan.file_name);
     let upload = Upload {
         path: &path,
-        content: content.as_ref().map(|c| c.0.as_slice()),
+        content: content.as_ref().map(|c| &c.0),
         remote_name: &remote_name,
         size: row.size,
         sha256: &sha256,
