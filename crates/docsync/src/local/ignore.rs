@@ -120,6 +120,30 @@ impl IgnoreSet {
         is_dir && self.skip_decision_dirs && DECISION_DIRS.iter().any(|d| name == *d)
     }
 
+    /// Whether an entry the walk found in a directory it walks (a directory
+    /// that is not ignored, nor in one that is) is ignored: its own name, and
+    /// its whole path against the path patterns. The walk never enters an
+    /// ignored directory, so the parents' names need no second look.
+    pub fn is_ignored_entry(&self, name: &OsStr, rel: &Path, is_dir: bool) -> bool {
+        self.is_ignored_name(name, is_dir) || self.is_ignored_path(rel)
+    }
+
+    /// Whether the directory `rel` (relative to the folder root), or one it
+    /// lies in, is ignored: what a walk that starts at `rel` checks first.
+    pub fn is_ignored_dir(&self, rel: &Path) -> bool {
+        rel.ancestors()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .any(|dir| {
+                dir.file_name()
+                    .is_some_and(|name| self.is_ignored_name(name, true))
+                    || self.is_ignored_path(dir)
+            })
+    }
+
+    fn is_ignored_path(&self, rel: &Path) -> bool {
+        !self.paths.is_empty() && self.paths.is_match(rel)
+    }
+
     /// Whether a path relative to the folder root is ignored: any component matches
     /// a name pattern, or the whole path matches a path pattern.
     pub fn is_ignored(&self, rel: &Path) -> bool {
@@ -136,7 +160,7 @@ impl IgnoreSet {
                 return true;
             }
         }
-        self.paths.is_match(rel)
+        self.is_ignored_path(rel)
     }
 }
 
@@ -192,6 +216,32 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(set.is_ignored(Path::new(path)), *want, "{path}");
         }
+    }
+
+    #[test]
+    fn a_directory_is_ignored_by_its_own_name_a_parent_or_a_path_pattern() {
+        let set = IgnoreSet::new(&["drafts/old"], true).unwrap();
+        for (dir, want) in [
+            ("a/b", false),
+            ("a/.cache/b", true),
+            ("approved", true),
+            ("x/rejected/y", true),
+            ("drafts", false),
+            ("drafts/old", true),
+            ("drafts/old/2024", true),
+        ] {
+            assert_eq!(set.is_ignored_dir(Path::new(dir)), want, "{dir}");
+        }
+        // what the walk checks of an entry in a directory it walks
+        let entry = |rel: &str, is_dir| {
+            let rel = Path::new(rel);
+            set.is_ignored_entry(rel.file_name().unwrap(), rel, is_dir)
+        };
+        assert!(entry("drafts/old", true));
+        assert!(entry("a/approved", true));
+        assert!(!entry("a/approved", false));
+        assert!(entry("a/x.tmp", false));
+        assert!(!entry("a/x.pdf", false));
     }
 
     #[test]

@@ -190,6 +190,11 @@ fn walk(
             std::io::Error::other("not a directory"),
         ));
     }
+    // below, each entry's own name is checked: the directories it is in were
+    // checked as the walk entered them, and `sub`'s are checked here
+    if ignore.is_ignored_dir(sub) {
+        return Ok(scan);
+    }
     visited.insert((meta.dev(), meta.ino()));
     let mut stack: Vec<PathBuf> = vec![sub.to_owned()];
     // symlinks wait until every real directory has been walked, so that a file or
@@ -239,7 +244,12 @@ fn walk_dir(
     scan: &mut Scan,
 ) {
     let abs_dir = root.join(rel_dir);
-    let read = std::fs::read_dir(&abs_dir).and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>());
+    // each name read once: sorting by `DirEntry::file_name` would copy it at
+    // every comparison
+    let read = std::fs::read_dir(&abs_dir).and_then(|rd| {
+        rd.map(|entry| entry.map(|e| (e.file_name(), e)))
+            .collect::<std::io::Result<Vec<_>>>()
+    });
     let mut entries = match read {
         Ok(entries) => entries,
         Err(e) => {
@@ -250,9 +260,9 @@ fn walk_dir(
             return;
         }
     };
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
+    // the names in one directory are unique
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, entry) in entries {
         let rel = rel_dir.join(&name);
         let abs = entry.path();
         let file_type = match entry.file_type() {
@@ -264,7 +274,7 @@ fn walk_dir(
             }
         };
         if file_type.is_symlink() {
-            if !ignore.is_ignored_name(&name, false) && !ignore.is_ignored(&rel) {
+            if !ignore.is_ignored_entry(&name, &rel, false) {
                 links.push((rel, abs));
             }
             continue;
@@ -279,7 +289,7 @@ fn walk_dir(
                 continue;
             }
         };
-        if ignore.is_ignored_name(&name, meta.is_dir()) || ignore.is_ignored(&rel) {
+        if ignore.is_ignored_entry(&name, &rel, meta.is_dir()) {
             continue;
         }
         add_entry(

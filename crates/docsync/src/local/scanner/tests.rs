@@ -138,6 +138,25 @@ fn subtree_scan_is_never_complete() {
 }
 
 #[test]
+fn a_subtree_in_an_ignored_directory_yields_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    touch(&dir.path().join(".cache/new/a.pdf"), b"x");
+    touch(&dir.path().join("drafts/new/a.pdf"), b"x");
+    touch(&dir.path().join("kept/new/a.pdf"), b"x");
+    let ignore = IgnoreSet::new(&["drafts/new"], false).unwrap();
+    for sub in [".cache/new", "drafts/new"] {
+        let scan = scan_subtree(dir.path(), Path::new(sub), &ignore).unwrap();
+        assert!(scan.files.is_empty(), "{sub}: {:?}", names(&scan));
+    }
+    let scan = scan_subtree(dir.path(), Path::new("kept/new"), &ignore).unwrap();
+    assert_eq!(names(&scan), vec!["kept/new/a.pdf"]);
+    assert_eq!(
+        names(&scan_folder(dir.path(), &ignore).unwrap()),
+        vec!["kept/new/a.pdf"]
+    );
+}
+
+#[test]
 fn quiet_for_looks_at_mtime_and_ctime() {
     let at = |s: i64| s * 1_000_000_000;
     let stat = |mtime: i64, ctime: i64| FileStat {
