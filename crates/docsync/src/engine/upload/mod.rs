@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
@@ -120,8 +120,14 @@ pub enum Processed {
 }
 
 /// Hash, validate and upload one `stable` or `retrying` row. Errors are
-/// recorded on the row; what comes back is only a store failure.
-pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
+/// recorded on the row; what comes back is only a store failure. `in_hand`
+/// is the row's place among the rows in hand: given up (with the bytes kept
+/// for sending) once its request is done, before the outcome is recorded.
+pub async fn process(
+    ctx: &Ctx,
+    row: FileRow,
+    in_hand: OwnedSemaphorePermit,
+) -> Result<Processed> {
     let Some(folder) = ctx.folder(&row.folder).cloned() else {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
         return Ok(Processed::Skipped);
@@ -149,7 +155,7 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
     let path = folder.file_path(&row.path);
     let prepared = record_intent(&ctx.store, &row, checked, &path).await?;
     match prepared {
-        Prepared::Upload(ready) => send::send(ctx, &folder, ready)
+        Prepared::Upload(ready) => send::send(ctx, &folder, ready, in_hand)
             .await
             .map(|()| Processed::Sent),
         Prepared::Invalid { row } => {
@@ -169,9 +175,12 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> Result<Processed> {
 /// `tracker`, so the caller can give them a grace period to finish.
 ///
 /// At most [`Ctx::upload_concurrency`] requests are in flight (the slot is
-/// taken in [`send`]), and twice as many rows are in hand: while a request is
-/// out, the next rows are hashed and their intents committed, so a slot that
-/// frees finds a row ready instead of waiting for the disk and the store.
+/// taken in [`send`]), and twice as many rows are in hand until their request
+/// is done: while a request is out, the next rows are hashed and their
+/// intents committed, so a slot that frees finds a row ready instead of
+/// waiting for the disk and the store. A row whose request is done gives its
+/// place up before its outcome is committed, so the next row does not wait
+/// for that commit either.
 pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(ctx.upload_concurrency() * IN_HAND_PER_SLOT));
     // rows whose processing ended since the current batch was read
@@ -250,7 +259,7 @@ pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
             tracker.spawn(
                 async move {
                     let id = row.id;
-                    let processed = process(&ctx, row).await;
+                    let processed = process(&ctx, row, permit).await;
                     StoreTrouble::note(&trouble, processed.as_ref().map(|_| ()));
                     match processed {
                         Ok(Processed::Restarted) => ctx.wake.discovered.notify_one(),
@@ -265,7 +274,6 @@ pub async fn run(ctx: Ctx, tracker: TaskTracker, stop: CancellationToken) {
                         set.insert(id);
                     }
                     ctx.in_flight.release(id);
-                    drop(permit);
                 }
                 .instrument(span),
             );

@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use docsync_client::ApiError;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
 use super::super::ctx::Ctx;
@@ -22,8 +23,15 @@ use crate::model::{Folder, Target};
 use crate::remote::{Remote, RemoteError, Upload};
 use crate::store::{Change, FileRow, State};
 
-/// Send an `uploading` row and record the outcome.
-pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()> {
+/// Send an `uploading` row and record the outcome; `in_hand` (the row's place
+/// among the rows in hand) and the bytes kept for sending are given up once
+/// the request is done, before the outcome's commit.
+pub(super) async fn send(
+    ctx: &Ctx,
+    folder: &Folder,
+    ready: Ready,
+    in_hand: OwnedSemaphorePermit,
+) -> Result<()> {
     let Ready {
         row,
         plan,
@@ -83,6 +91,8 @@ pub(super) async fn send(ctx: &Ctx, folder: &Folder, ready: Ready) -> Result<()>
             }
         }
     };
+    drop(content);
+    drop(in_hand);
     finish(ctx, &row, result).await
 }
 

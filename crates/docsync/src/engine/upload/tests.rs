@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::intent::{Prepared, Ready};
 use super::*;
-use crate::engine::testkit::{fixture, stage};
+use crate::engine::testkit::{fixture, process, stage};
 use crate::store::{Change, State};
 
 #[test]
