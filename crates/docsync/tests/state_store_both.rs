@@ -484,9 +484,11 @@ async fn a_file_too_old_is_skipped_on_both_backends() {
             mtime_ns: 1,
             target: target(),
         };
+        // complete when seen, but too old: skipped all the same
         let verdict = ScanVerdict {
             too_old: Some("older than max_age (30d)".into()),
             problem: None,
+            held_still: true,
         };
         let recorded = store
             .reconcile("inbox".into(), vec![observed], false, vec![verdict])
@@ -504,6 +506,79 @@ async fn a_file_too_old_is_skipped_on_both_backends() {
             .expect(b.name);
         let listed: Vec<(i64, &str)> = page.iter().map(|(r, why)| (r.id, why.as_str())).collect();
         assert_eq!(listed, vec![(id, "older than max_age (30d)")], "{}", b.name);
+    }
+}
+
+/// A new file complete when seen (its writer closed it, or it held still for
+/// the quiet window before the daemon looked) is `stable` at once, with one
+/// event, and in the upload queue; one still being written is `discovered`;
+/// one with a problem is `invalid`, complete or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_complete_when_seen_is_stable_at_once_on_both_backends() {
+    for b in backends("both_complete_when_seen").await {
+        let store = &b.store;
+        let file = |name: &str| Observed {
+            path: name.as_bytes().to_vec(),
+            size: 10,
+            mtime_ns: 1,
+            target: target(),
+        };
+        let verdict = |held_still, problem: Option<&str>| ScanVerdict {
+            too_old: None,
+            problem: problem.map(str::to_owned),
+            held_still,
+        };
+        let recorded = store
+            .reconcile(
+                "inbox".into(),
+                vec![file("done.pdf"), file("writing.pdf"), file("bad.pdf")],
+                false,
+                vec![
+                    verdict(true, None),
+                    verdict(false, None),
+                    verdict(true, Some("over the size limit")),
+                ],
+            )
+            .await
+            .expect(b.name);
+        let states = {
+            let mut states = Vec::new();
+            for obs in &recorded.reconciled.observations {
+                let row = store.get(obs.id()).await.expect(b.name).expect(b.name);
+                states.push(row.state);
+            }
+            states
+        };
+        assert_eq!(
+            states,
+            vec![State::Stable, State::Discovered, State::Invalid],
+            "{}: {recorded:?}",
+            b.name
+        );
+        assert!(
+            matches!(
+                recorded.reconciled.observations[0],
+                Observation::NewStable { .. }
+            ),
+            "{}: {recorded:?}",
+            b.name
+        );
+        let done = recorded.reconciled.observations[0].id();
+        let detail = store.file_detail(done).await.expect(b.name).expect(b.name);
+        let events: Vec<(Option<State>, State)> = detail
+            .events
+            .iter()
+            .map(|e| (e.from_state, e.to_state))
+            .collect();
+        assert_eq!(events, vec![(None, State::Stable)], "{}", b.name);
+        let queue = store.upload_queue(now_ms(), 100).await.expect(b.name);
+        let queued: Vec<i64> = queue.rows.iter().map(|r| r.id).collect();
+        assert_eq!(
+            queued,
+            vec![done],
+            "{}: only the complete file is due",
+            b.name
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! Intake: from hints and scans to `stable` rows. The first stage: it records
 //! what [`crate::local`] saw in the store and wakes the upload stage when files
-//! held still for the quiet window.
+//! held still for the quiet window, or were complete when seen (a new one is
+//! recorded `stable` at once: [`crate::store::ScanVerdict::stable_at_once`]).
 //!
 //! [`run`] owns one [`Intake`] and calls it with the store ([`IntakeStore`]:
 //! the daemon's [`crate::store::StateStore`], whose intake writes commit relaxed):
@@ -104,6 +105,9 @@ pub struct Intake {
     /// The wall clock a file's mtime and ctime are read against (how long
     /// it has been unchanged); the instants passed in drive the windows.
     wall_clock: fn() -> std::time::SystemTime,
+    /// New rows recorded `stable` at once since [`Intake::take_new_stable`]
+    /// last looked (their files were complete when seen).
+    new_stable: usize,
 }
 
 impl Intake {
@@ -126,7 +130,15 @@ impl Intake {
             tracker: StabilityTracker::new(quiet),
             quiet,
             wall_clock: std::time::SystemTime::now,
+            new_stable: 0,
         })
+    }
+
+    /// How many new rows were recorded `stable` at once (no quiet window:
+    /// their files were complete when seen) since the last call: the upload
+    /// stage is woken for them as for promoted ones.
+    pub fn take_new_stable(&mut self) -> usize {
+        std::mem::take(&mut self.new_stable)
     }
 
     /// The wall clock's time at `now` (an instant already past, or now).
@@ -196,17 +208,24 @@ impl Intake {
         now: Instant,
     ) -> Result<ReconcileSummary> {
         let wall = self.wall_at(now);
+        let quiet = self.quiet;
         let Some(w) = self.folders.get_mut(n) else {
             return Ok(ReconcileSummary::default());
         };
         if files.is_empty() {
             return Ok(ReconcileSummary::default());
         }
-        let summary = record_files(store, &w.folder, files, false).await?;
+        let complete: Vec<bool> = files
+            .iter()
+            .map(|f| complete_when_seen(&f.stat, false, quiet, wall))
+            .collect();
+        let summary = record_files(store, &w.folder, files, false, &complete).await?;
         w.report(&summary.unmapped);
         for (file, obs) in files.iter().zip(&summary.reconciled.observations) {
             seen.insert(obs.id());
-            if waits_for_window(obs) && !summary.stopped(obs.id()) {
+            if matches!(obs, Observation::NewStable { .. }) {
+                self.new_stable += 1;
+            } else if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
                 track(
                     &mut self.tracker,
@@ -378,15 +397,23 @@ impl Intake {
         now: Instant,
     ) -> Result<()> {
         let wall = self.wall_at(now);
+        let quiet = self.quiet;
         let Some(w) = self.folders.get_mut(n) else {
             return Ok(());
         };
         let (files, closed): (Vec<ScannedFile>, Vec<bool>) = seen.into_iter().unzip();
-        let summary = record_files(store, &w.folder, &files, false).await?;
+        let complete: Vec<bool> = files
+            .iter()
+            .zip(&closed)
+            .map(|(f, &closed)| complete_when_seen(&f.stat, closed, quiet, wall))
+            .collect();
+        let summary = record_files(store, &w.folder, &files, false, &complete).await?;
         w.report(&summary.unmapped);
         let observed = summary.reconciled.observations.iter();
         for ((file, closed), obs) in files.iter().zip(closed).zip(observed) {
-            if waits_for_window(obs) && !summary.stopped(obs.id()) {
+            if matches!(obs, Observation::NewStable { .. }) {
+                self.new_stable += 1;
+            } else if waits_for_window(obs) && !summary.stopped(obs.id()) {
                 let key = (n, file.rel_bytes());
                 track(
                     &mut self.tracker,
@@ -487,14 +514,25 @@ impl Intake {
     }
 }
 
-/// Start (or go on with) a file's quiet window. A file whose writer closed
-/// it, or whose mtime and ctime are already older than the window when it is
-/// seen (it was written before the daemon looked), is complete at once: it
-/// is hashed and re-stat'ed next, and the re-stat still catches a writer.
-/// Any other file's window starts when it last changed (its mtime or ctime),
-/// not when it was first seen: a file found a while after its last write
-/// (in a directory walked when it appeared, whose events were missed) waits
-/// only the rest of its window.
+/// Whether a file is complete when it is seen: its writer closed it, or its
+/// mtime and ctime are already older than the quiet window (it was written
+/// before the daemon looked). Such a file waits no window: it is hashed and
+/// re-stat'ed next, and the re-stat still catches a writer. A new one is
+/// recorded `stable` at once ([`ScanVerdict::held_still`]).
+fn complete_when_seen(
+    stat: &FileStat,
+    closed: bool,
+    quiet: std::time::Duration,
+    wall: std::time::SystemTime,
+) -> bool {
+    closed || stat.unchanged_for(wall) >= quiet
+}
+
+/// Start (or go on with) a file's quiet window; one complete when seen
+/// ([`complete_when_seen`]) is ready at once. Any other file's window starts
+/// when it last changed (its mtime or ctime), not when it was first seen: a
+/// file found a while after its last write (in a directory walked when it
+/// appeared, whose events were missed) waits only the rest of its window.
 fn track(
     tracker: &mut StabilityTracker<FileKey>,
     quiet: std::time::Duration,
@@ -503,11 +541,10 @@ fn track(
     closed: bool,
     (now, wall): (Instant, std::time::SystemTime),
 ) {
-    let unchanged = stat.unchanged_for(wall);
-    if closed || unchanged >= quiet {
+    if complete_when_seen(stat, closed, quiet, wall) {
         tracker.close_write(key, stat.size, stat.mtime_ns, now);
     } else {
-        let since = now.checked_sub(unchanged).unwrap_or(now);
+        let since = now.checked_sub(stat.unchanged_for(wall)).unwrap_or(now);
         tracker.observe(key, stat.size, stat.mtime_ns, since);
     }
 }
@@ -575,16 +612,18 @@ impl ReconcileSummary {
 /// What to record for each file of a scan of `folder`: the observations,
 /// each file's verdict (too old for the folder's `max_age`: `skipped` from
 /// the stat alone, never read; a path that maps to no target or a file over
-/// the target's size limit: `invalid`), and the files that map to no target.
+/// the target's size limit: `invalid`; `complete[i]`: the file was complete
+/// when seen), and the files that map to no target.
 fn scan_verdicts(
     folder: &Folder,
     files: &[ScannedFile],
+    complete: &[bool],
 ) -> (Vec<Observed>, Vec<ScanVerdict>, Vec<(PathBuf, String)>) {
     let mut observed = Vec::with_capacity(files.len());
     let mut verdicts = Vec::with_capacity(files.len());
     let mut unmapped = Vec::new();
     let now = std::time::SystemTime::now();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         let too_old = folder
             .max_age
             .as_ref()
@@ -605,7 +644,11 @@ fn scan_verdicts(
             mtime_ns: f.stat.mtime_ns,
             target,
         });
-        verdicts.push(ScanVerdict { too_old, problem });
+        verdicts.push(ScanVerdict {
+            too_old,
+            problem,
+            held_still: complete.get(i).copied().unwrap_or(false),
+        });
     }
     (observed, verdicts, unmapped)
 }
@@ -627,17 +670,19 @@ pub async fn record_scan<S: IntakeStore>(
     folder: &Folder,
     scan: &Scan,
 ) -> Result<ReconcileSummary> {
-    record_files(store, folder, &scan.files, scan.complete).await
+    record_files(store, folder, &scan.files, scan.complete, &[]).await
 }
 
-/// [`record_scan`] for some files of a scan (`complete`: all of them).
+/// [`record_scan`] for some files of a scan (`complete`: all of them);
+/// `complete_when_seen[i]`: `files[i]` waits no quiet window.
 async fn record_files<S: IntakeStore>(
     store: &mut S,
     folder: &Folder,
     files: &[ScannedFile],
     complete: bool,
+    complete_when_seen: &[bool],
 ) -> Result<ReconcileSummary> {
-    let (observed, verdicts, unmapped) = scan_verdicts(folder, files);
+    let (observed, verdicts, unmapped) = scan_verdicts(folder, files, complete_when_seen);
     let recorded = store
         .reconcile(folder.key(), observed, complete, verdicts)
         .await?;
@@ -651,7 +696,7 @@ pub fn reconcile_folder(
     folder: &Folder,
     scan: &Scan,
 ) -> Result<ReconcileSummary> {
-    let (observed, verdicts, unmapped) = scan_verdicts(folder, &scan.files);
+    let (observed, verdicts, unmapped) = scan_verdicts(folder, &scan.files, &[]);
     let recorded = store.reconcile(&folder.key(), &observed, scan.complete, &verdicts)?;
     Ok(summary(recorded, unmapped))
 }

@@ -116,7 +116,22 @@ pub struct ScanVerdict {
     /// Not to be sent (no target, over the size limit): `invalid`, with this
     /// reason, when the row is fresh (new, changed, or still `discovered`).
     pub problem: Option<String>,
+    /// The file was complete when it was seen: its writer had closed it, or
+    /// its size and times were older than the quiet window already.
+    pub held_still: bool,
 }
+
+impl ScanVerdict {
+    /// Whether a new row for this file is `stable` at once (no quiet window
+    /// to wait, nothing against it) instead of `discovered`.
+    pub fn stable_at_once(&self) -> bool {
+        self.held_still && self.too_old.is_none() && self.problem.is_none()
+    }
+}
+
+/// The reason recorded on a row that is `stable` from its first sighting.
+pub const COMPLETE_WHEN_SEEN: &str =
+    "seen on disk, complete already (its writer closed it, or it held still for the quiet window)";
 
 /// A file the intake found still for its quiet window, to promote to `stable`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,8 +193,9 @@ impl Store {
         complete: bool,
         verdicts: &[ScanVerdict],
     ) -> Result<ScanRecorded> {
+        let stable_at_once: Vec<bool> = verdicts.iter().map(ScanVerdict::stable_at_once).collect();
         self.atomically(|s| {
-            let reconciled = s.observe_batch(folder, observed, complete)?;
+            let reconciled = s.observe_batch_with(folder, observed, complete, &stable_at_once)?;
             let mut invalid = Vec::new();
             let mut skipped = Vec::new();
             for (obs, verdict) in reconciled.observations.iter().zip(verdicts) {

@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::composite::COMPLETE_WHEN_SEEN;
 use super::files::{find_live_row, get_row};
 use super::seen::SeenIds;
 use super::{
@@ -27,6 +28,9 @@ pub struct Observed {
 pub enum Observation {
     /// A new row in `discovered`.
     New { id: i64 },
+    /// A new row in `stable` at once: the file was complete when it was
+    /// seen ([`super::ScanVerdict::stable_at_once`]).
+    NewStable { id: i64 },
     /// Same size and mtime as recorded.
     Unchanged { id: i64, state: State },
     /// The size or mtime changed; the row is (back) in `discovered`.
@@ -42,6 +46,7 @@ impl Observation {
     pub fn id(&self) -> i64 {
         match *self {
             Observation::New { id }
+            | Observation::NewStable { id }
             | Observation::Unchanged { id, .. }
             | Observation::Changed { id }
             | Observation::Busy { id } => id,
@@ -73,10 +78,23 @@ impl Store {
         observed: &[Observed],
         complete: bool,
     ) -> Result<Reconciled> {
+        self.observe_batch_with(folder, observed, complete, &[])
+    }
+
+    /// [`Store::observe_batch`], where a file without a live row whose
+    /// `stable_at_once[i]` is set gets a `stable` row
+    /// ([`Observation::NewStable`]) instead of a `discovered` one.
+    pub(super) fn observe_batch_with(
+        &mut self,
+        folder: &str,
+        observed: &[Observed],
+        complete: bool,
+        stable_at_once: &[bool],
+    ) -> Result<Reconciled> {
         let now = now_ms();
         let path = self.path.clone();
         let tx = self.tx()?;
-        let result = reconcile(&tx, folder, observed, complete, now);
+        let result = reconcile(&tx, folder, observed, complete, stable_at_once, now);
         match result {
             Ok(rec) => {
                 tx.commit().map_err(|source| Error::Db {
@@ -182,8 +200,8 @@ fn insert_discovered(
     insert_row(tx, folder, obs, State::Discovered, supersedes, reason, now)
 }
 
-/// A new row in `state` (`discovered`, or `skipped` by a baseline), with the
-/// event that created it.
+/// A new row in `state` (`discovered`, `stable` when complete already, or
+/// `skipped` by a baseline), with the event that created it.
 fn insert_row(
     tx: &Connection,
     folder: &str,
@@ -255,11 +273,12 @@ fn reconcile(
     folder: &str,
     observed: &[Observed],
     complete: bool,
+    stable_at_once: &[bool],
     now: i64,
 ) -> std::result::Result<Reconciled, ReconcileError> {
     let sql = |e: rusqlite::Error| (None, TransitionError::Sql(e));
     let mut out = Reconciled::default();
-    for obs in observed {
+    for (i, obs) in observed.iter().enumerate() {
         if let Some(unchanged) = unchanged_live(tx, folder, obs).map_err(sql)? {
             out.observations.push(unchanged);
             continue;
@@ -286,6 +305,18 @@ fn reconcile(
             }
         }
         let observation = match existing {
+            None if stable_at_once.get(i).copied().unwrap_or(false) => Observation::NewStable {
+                id: insert_row(
+                    tx,
+                    folder,
+                    obs,
+                    State::Stable,
+                    None,
+                    COMPLETE_WHEN_SEEN,
+                    now,
+                )
+                .map_err(sql)?,
+            },
             None => Observation::New {
                 id: insert_discovered(tx, folder, obs, None, "seen on disk", now).map_err(sql)?,
             },

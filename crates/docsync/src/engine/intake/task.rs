@@ -116,33 +116,39 @@ async fn apply_hints(
     let now = Instant::now();
     let mut store = ctx.store.clone();
     let intake2 = intake.clone();
-    let ((rescans, looked), promoted) = on_blocking_pool("applying hints", async move {
-        let mut i = intake2.lock().await;
-        let looked = i.on_hints(&mut store, &batch, now).await;
-        (looked, i.promote_ready(&mut store, now).await)
-    })
-    .await?;
-    if promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
+    let ((rescans, looked), promoted, new_stable) =
+        on_blocking_pool("applying hints", async move {
+            let mut i = intake2.lock().await;
+            let looked = i.on_hints(&mut store, &batch, now).await;
+            let promoted = i.promote_ready(&mut store, now).await;
+            (looked, promoted, i.take_new_stable())
+        })
+        .await?;
+    if new_stable > 0 || promoted.as_ref().is_ok_and(|p| !p.is_empty()) {
         ctx.wake.stable.notify_one();
     }
     let result = looked.and(promoted.map(|_| ()));
     rescan(ctx, intake, rescans).await.and(result)
 }
 
-/// Promote the files whose quiet window passed.
+/// Promote the files whose quiet window passed; wake the upload stage for
+/// them and for the new rows recorded `stable` at once.
 async fn promote(ctx: &Ctx, intake: &Arc<Mutex<Intake>>) -> Result<()> {
     let now = Instant::now();
     let mut store = ctx.store.clone();
     let intake = intake.clone();
-    let promoted = on_blocking_pool("promoting files", async move {
-        intake.lock().await.promote_ready(&mut store, now).await
+    let (promoted, new_stable) = on_blocking_pool("promoting files", async move {
+        let mut i = intake.lock().await;
+        let promoted = i.promote_ready(&mut store, now).await;
+        (promoted, i.take_new_stable())
     })
-    .await??;
-    if !promoted.is_empty() {
-        debug!(count = promoted.len(), "files became stable");
+    .await?;
+    let count = promoted.as_ref().map_or(0, Vec::len);
+    if count + new_stable > 0 {
+        debug!(promoted = count, new_stable, "files became stable");
         ctx.wake.stable.notify_one();
     }
-    Ok(())
+    promoted.map(|_| ())
 }
 
 /// Rows the upload stage put back to `discovered`: their quiet window again.

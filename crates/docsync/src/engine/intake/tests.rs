@@ -178,13 +178,20 @@ fn a_file_already_quiet_when_seen_is_complete_at_once() {
     let scan = scan_folder(&root, &IgnoreSet::for_folder(&config.folders[0]).unwrap()).unwrap();
     let now = Instant::now();
     block_on(intake.apply_scan(&mut store, 0, &scan, now)).unwrap();
-    let promoted: Vec<String> = block_on(intake.promote_ready(&mut store, now))
-        .unwrap()
-        .iter()
-        .map(FileRow::path_display)
-        .collect();
-    assert_eq!(promoted, vec![A.to_owned()], "only the old file, at once");
+    let state = |path: &std::path::Path| {
+        let rel = path.strip_prefix(&root).unwrap().as_os_str().as_bytes();
+        store
+            .find_live(&config.folders[0].key(), rel)
+            .unwrap()
+            .map(|row| row.state)
+    };
+    assert_eq!(state(&old), Some(State::Stable), "the old file, at once");
+    assert_eq!(state(&fresh), Some(State::Discovered));
+    assert_eq!(intake.take_new_stable(), 1, "the upload stage is woken");
     assert_eq!(intake.waiting(), 1, "the fresh one waits for its window");
+    assert!(block_on(intake.promote_ready(&mut store, now))
+        .unwrap()
+        .is_empty());
 }
 
 /// Metadata before bytes: a file over the target's limit (here a sparse
@@ -283,7 +290,11 @@ fn close_write_is_the_fast_path() {
     let path = fx.root.join(A);
     std::fs::write(&path, b"%PDF-1.4 done").unwrap();
     fx.hint(Hint::CloseWrite(path), 5);
-    assert_eq!(fx.promote(5), vec![A.to_owned()]);
+    // stable when first recorded: no window, no second look
+    assert_eq!(fx.state(A), Some(State::Stable));
+    assert_eq!(fx.intake.take_new_stable(), 1);
+    assert_eq!(fx.intake.waiting(), 0);
+    assert!(fx.promote(5).is_empty());
 }
 
 #[test]
@@ -555,9 +566,10 @@ fn a_run_of_hints_is_looked_at_once_per_path_as_its_last_hint_says() {
     let (rescans, looked) = block_on(fx.intake.on_hints(&mut fx.store, &hints, now));
     looked.unwrap();
     assert_eq!(rescans, vec![0]);
-    assert_eq!(fx.state(A), Some(State::Discovered));
-    assert_eq!(fx.intake.waiting(), 2);
-    assert_eq!(fx.promote(0), vec![A.to_owned()]);
+    // a's last hint is its close: complete, stable at once
+    assert_eq!(fx.state(A), Some(State::Stable));
+    assert_eq!(fx.intake.waiting(), 1);
+    assert!(fx.promote(0).is_empty());
     assert_eq!(
         fx.promote(1000),
         vec!["00000000-0000-4000-8000-00000000acc0/business_verification/b.pdf".to_owned()]

@@ -3,9 +3,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::engine::intake::reconcile_folder;
+use crate::engine::testkit::process;
 use crate::engine::testkit::{fixture, stage, Fixture};
 use crate::engine::upload::intent::{Prepared, Ready};
-use crate::engine::testkit::process;
 use crate::engine::upload::Processed;
 use crate::local::ignore::IgnoreSet;
 use crate::local::scanner::scan_folder;

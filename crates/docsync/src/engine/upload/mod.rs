@@ -123,11 +123,7 @@ pub enum Processed {
 /// recorded on the row; what comes back is only a store failure. `in_hand`
 /// is the row's place among the rows in hand: given up (with the bytes kept
 /// for sending) once its request is done, before the outcome is recorded.
-pub async fn process(
-    ctx: &Ctx,
-    row: FileRow,
-    in_hand: OwnedSemaphorePermit,
-) -> Result<Processed> {
+pub async fn process(ctx: &Ctx, row: FileRow, in_hand: OwnedSemaphorePermit) -> Result<Processed> {
     let Some(folder) = ctx.folder(&row.folder).cloned() else {
         warn!(folder = %row.folder, "row of a folder no longer configured; skipped");
         return Ok(Processed::Skipped);

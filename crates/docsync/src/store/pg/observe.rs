@@ -1,8 +1,9 @@
 //! Recording what a folder scan saw, shared by every host watching the folder:
 //! SQLite's reconciliation (`store::observe`, `Store::reconcile`) with the same
 //! rules, in one PostgreSQL transaction per call. A path with no live row gets
-//! a `discovered` one (the live-path unique index decides between two hosts
-//! inserting the same path at once); a changed file goes back to `discovered`,
+//! a `discovered` one, or a `stable` one if the file was complete when seen
+//! (the live-path unique index decides between two hosts inserting the same
+//! path at once); a changed file goes back to `discovered`,
 //! or a new row supersedes one whose content reached the server; a file
 //! changed while it is `uploading` is left to its sender.
 
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
 
-use super::super::composite::{Promotion, ScanRecorded, ScanVerdict};
+use super::super::composite::{Promotion, ScanRecorded, ScanVerdict, COMPLETE_WHEN_SEEN};
 use super::super::{Change, FileRow, Observation, Observed, SeenIds};
 use super::rows::{self, columns, Event};
 use super::{PgResult, PgStore};
@@ -41,7 +42,10 @@ impl PgStore {
         let now = rows::db_now_ms(&tx, &self.target).await?;
         // most files of a scan are as recorded or new: both settled in one
         // statement each, the rest one by one
-        let mut settled = self.settle_in_bulk(&tx, folder, observed, now).await?;
+        let stable_at_once: Vec<bool> = verdicts.iter().map(ScanVerdict::stable_at_once).collect();
+        let mut settled = self
+            .settle_in_bulk(&tx, folder, observed, &stable_at_once, now)
+            .await?;
         let mut out = ScanRecorded::default();
         for (i, obs) in observed.iter().enumerate() {
             let observation = match settled.remove(&i) {
@@ -229,14 +233,17 @@ impl PgStore {
     /// What can be decided for many files of `observed` at once (by index
     /// in `observed`): a live row with the same size, mtime and target is
     /// [`Observation::Unchanged`] (nothing written); a path without a live
-    /// row gets a `discovered` one ([`Observation::New`], with its event),
-    /// unless another host inserted it meanwhile. Two statements, each
-    /// through the live-path index; the files left out go one by one.
+    /// row gets a `discovered` one ([`Observation::New`], with its event), or
+    /// a `stable` one where `stable_at_once[i]` is set
+    /// ([`Observation::NewStable`]), unless another host inserted it
+    /// meanwhile. A statement for the lookup and one per state inserted,
+    /// each through the live-path index; the files left out go one by one.
     async fn settle_in_bulk(
         &self,
         tx: &Transaction<'_>,
         folder: &str,
         observed: &[Observed],
+        stable_at_once: &[bool],
         now: i64,
     ) -> PgResult<HashMap<usize, Observation>> {
         let what = "recording a scan";
@@ -312,18 +319,31 @@ impl PgStore {
         if absent.is_empty() {
             return Ok(out);
         }
-        // in the scan's order: row ids follow it, as one by one
+        // in the scan's order within each state: row ids follow it, as one by one
         let mut new: Vec<usize> = absent.into_values().collect();
         new.sort_unstable();
-        let fresh: Vec<&Observed> = new.iter().filter_map(|&i| observed.get(i)).collect();
-        let ids = self
-            .insert_new(tx, folder, &fresh, State::Discovered, "seen on disk", now)
-            .await?;
-        // a path another host inserted meanwhile is left to the one-by-one path
-        for i in new {
-            let Some(obs) = observed.get(i) else { continue };
-            if let Some(&id) = ids.get(&obs.path) {
-                out.insert(i, Observation::New { id });
+        let (ready, waiting): (Vec<usize>, Vec<usize>) = new
+            .into_iter()
+            .partition(|&i| stable_at_once.get(i).copied().unwrap_or(false));
+        for (new, to, reason) in [
+            (ready, State::Stable, COMPLETE_WHEN_SEEN),
+            (waiting, State::Discovered, "seen on disk"),
+        ] {
+            if new.is_empty() {
+                continue;
+            }
+            let fresh: Vec<&Observed> = new.iter().filter_map(|&i| observed.get(i)).collect();
+            let ids = self.insert_new(tx, folder, &fresh, to, reason, now).await?;
+            // a path another host inserted meanwhile is left to the one-by-one path
+            for i in new {
+                let Some(obs) = observed.get(i) else { continue };
+                if let Some(&id) = ids.get(&obs.path) {
+                    let observation = match to {
+                        State::Stable => Observation::NewStable { id },
+                        _ => Observation::New { id },
+                    };
+                    out.insert(i, observation);
+                }
             }
         }
         Ok(out)
