@@ -65,6 +65,12 @@ async fn main() -> Result<()> {
         .prefix("docsync-bench-")
         .tempdir()
         .context("creating a temp dir")?;
+    // Every run's files stay until the bench ends (removed with this directory),
+    // not after each run: on ext4 without a journal (as on the machines this
+    // runs on), the inodes of files deleted in the last minute or more are
+    // passed over one by one when a new file is created, which made every file
+    // the next run created (the writer's, the sandbox's blobs) cost up to ~10x
+    // (0.06 ms a file without recent deletions, 0.5-0.7 ms after them).
     // DOCSYNC_BENCH_KEEP=1: keep the files, databases and logs of every run
     let (tmp_path, _removed_on_exit) = if std::env::var_os("DOCSYNC_BENCH_KEEP").is_some() {
         let kept = tmp.keep();
@@ -79,7 +85,6 @@ async fn main() -> Result<()> {
         quick: args.quick,
         tmp: tmp_path.clone(),
         xtask: args.xtask.clone(),
-        keep: _removed_on_exit.is_none(),
         pg: if args.only.iter().any(|f| f == "burst" || f == "polling") {
             eprintln!("starting a durable throwaway PostgreSQL for the shared-state figures");
             docsync_pgtest::PgCluster::start_durable().map_err(|e| e.to_string())
@@ -116,7 +121,10 @@ async fn main() -> Result<()> {
     }
     report.notes.push(format!(
         "Noise: the machine is shared ({} cores; other builds may be running): load average \
-         {load_before} at the start, {} at the end. Compare ratios, not absolute numbers.",
+         {load_before} at the start, {} at the end. Compare ratios, not absolute numbers. \
+         Creating a file is what varies most here: the runs delete nothing until the bench \
+         ends, yet files deleted shortly before it (a build, an earlier bench) still make \
+         each new file (the writer's, the sandbox's blob per upload) cost up to ~10x.",
         report.machine.cores,
         load_average()
     ));

@@ -371,7 +371,6 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         );
         p.extend(on_pg.map(|t| (t, b[run].secs)));
         drop(sandbox);
-        bench.clean(&dir);
     }
     let secs = |v: &[Timed]| v.iter().map(|t| t.secs).collect::<Vec<_>>();
     let of = |v: &[f64]| Summary::of(v).context("no burst runs");

@@ -75,7 +75,6 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         p99s.push(p99);
         drop(_daemon);
         drop(sandbox);
-        bench.clean(&dir);
     }
     let p50 = Summary::of(&p50s).context("no latency runs")?;
     let p99 = Summary::of(&p99s).context("no latency runs")?;

@@ -48,9 +48,7 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         peaks.push(mib);
         drop(daemon);
         drop(sandbox);
-        bench.clean(&run_dir);
     }
-    bench.clean(&dir);
     let s = Summary::of(&peaks).context("no memory runs")?;
     Ok(Figure {
         rows: vec![Row {

@@ -28,8 +28,6 @@ pub struct Bench {
     pub quick: bool,
     pub tmp: PathBuf,
     pub xtask: Option<PathBuf>,
-    /// Keep every run's files (`DOCSYNC_BENCH_KEEP`).
-    pub keep: bool,
     /// A durable throwaway PostgreSQL for the figures on the shared state,
     /// or why there is none (not installed: those rows say so).
     pub pg: std::result::Result<PgCluster, String>,
@@ -51,13 +49,6 @@ impl Bench {
         }
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
-    }
-
-    /// Remove a finished run's files, unless they are to be kept.
-    pub fn clean(&self, dir: &Path) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 
     /// A sandbox with its data under `dir`.

@@ -70,7 +70,6 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         }),
     }
     drop(sandbox);
-    bench.clean(&dir);
     Ok(Figure { rows: table, notes })
 }
 

@@ -124,7 +124,6 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         events.push(all as f64);
     }
     drop(sandbox);
-    bench.clean(&dir);
     let of = |v: &[f64]| Summary::of(v).context("no restart runs");
     let (t, u, h, m) = (of(&secs)?, of(&uploads)?, of(&rehashed)?, of(&rss)?);
     let scale = if n_files >= 1_000_000 {

@@ -86,7 +86,6 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
             d[run]
         );
         drop(sandbox);
-        bench.clean(&dir);
     }
     let ratio: Vec<f64> = b.iter().zip(&d).map(|(b, d)| b.secs / d).collect();
     let ratio = Summary::of(&ratio).context("no sync --once runs")?;
