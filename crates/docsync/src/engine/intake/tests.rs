@@ -6,7 +6,7 @@ use crate::local::watcher::Hint;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::store::{ListFilter, Promotion, ScanRecorded, ScanVerdict, SeenIds};
+use crate::store::{ListFilter, Observed, Promotion, ScanRecorded, ScanVerdict, SeenIds, Store};
 use futures::executor::block_on;
 
 const QUIET: Duration = Duration::from_secs(1);
