@@ -222,19 +222,7 @@ impl Intake {
         w.report(&summary.unmapped);
         for (file, obs) in files.iter().zip(&summary.reconciled.observations) {
             seen.insert(obs.id());
-            if matches!(obs, Observation::NewStable { .. }) {
-                self.new_stable += 1;
-            } else if waits_for_window(obs) && !summary.stopped(obs.id()) {
-                let key = (n, file.rel_bytes());
-                track(
-                    &mut self.tracker,
-                    self.quiet,
-                    key,
-                    &file.stat,
-                    false,
-                    (now, wall),
-                );
-            }
+            self.after_recording(n, file, false, obs, &summary, (now, wall));
         }
         Ok(summary)
     }
@@ -410,21 +398,29 @@ impl Intake {
         w.report(&summary.unmapped);
         let observed = summary.reconciled.observations.iter();
         for ((file, closed), obs) in files.iter().zip(closed).zip(observed) {
-            if matches!(obs, Observation::NewStable { .. }) {
-                self.new_stable += 1;
-            } else if waits_for_window(obs) && !summary.stopped(obs.id()) {
-                let key = (n, file.rel_bytes());
-                track(
-                    &mut self.tracker,
-                    self.quiet,
-                    key,
-                    &file.stat,
-                    closed,
-                    (now, wall),
-                );
-            }
+            self.after_recording(n, file, closed, obs, &summary, (now, wall));
         }
         Ok(())
+    }
+
+    /// After `file` of folder `n` (`closed`: its writer's close was seen) was
+    /// recorded as `obs`: counted if its row is `stable` already, else its
+    /// quiet window started (or gone on with) if it waits for one.
+    fn after_recording(
+        &mut self,
+        n: usize,
+        file: &ScannedFile,
+        closed: bool,
+        obs: &Observation,
+        summary: &ReconcileSummary,
+        at: (Instant, std::time::SystemTime),
+    ) {
+        if matches!(obs, Observation::NewStable { .. }) {
+            self.new_stable += 1;
+        } else if waits_for_window(obs) && !summary.stopped(obs.id()) {
+            let key = (n, file.rel_bytes());
+            track(&mut self.tracker, self.quiet, key, &file.stat, closed, at);
+        }
     }
 
     /// Start the quiet window again for `discovered` rows that do not wait for
