@@ -563,13 +563,12 @@ fn a_large_backlog_starts_uploading_before_its_walk_is_recorded() {
     let out = w.run(["sync", "--once", "--timeout", "50s"]);
     let log = &out.stderr;
 
-    let first_upload = sandbox
+    let uploaded = sandbox
         .request_log()
         .iter()
         .filter(|e| e.operation_id.as_deref() == Some("uploadFile"))
-        .map(|e| e.received_at.timestamp_millis())
-        .min()
-        .unwrap_or_else(|| panic!("nothing was uploaded: {log}"));
+        .count();
+    assert!(uploaded > 0, "nothing was uploaded: {log}");
     let store = w.store();
     let rows = store
         .list(&docsync::store::ListFilter {
@@ -578,19 +577,25 @@ fn a_large_backlog_starts_uploading_before_its_walk_is_recorded() {
         })
         .unwrap();
     assert_eq!(rows.len(), DIRS * PER_DIR);
-    let last_recorded = rows
+    // in the order the daemon committed them (event ids; one writer): the
+    // first upload intent (its request is sent right after that commit)
+    // against the last file's first event (the walk's last part recorded)
+    let events: Vec<_> = rows.iter().map(|r| store.events(r.id).unwrap()).collect();
+    let last_recorded = events.iter().map(|e| e[0].id).max().unwrap();
+    let first_intent = events
         .iter()
-        .map(|r| store.events(r.id).unwrap()[0].at)
-        .max()
-        .unwrap();
-    eprintln!(
-        "first upload {} ms before the last file was recorded",
-        last_recorded - first_upload
-    );
+        .flatten()
+        .filter(|e| e.to_state == docsync::model::State::Uploading)
+        .map(|e| e.id)
+        .min()
+        .unwrap_or_else(|| panic!("no upload intent: {log}"));
+    let before = events.iter().filter(|e| e[0].id > first_intent).count();
+    eprintln!("the first upload intent was committed before {before} files were recorded");
     assert!(
-        first_upload < last_recorded,
-        "the first upload ({first_upload}) came after the last file was recorded \
-         ({last_recorded}): the walk was recorded whole before anything was sent"
+        first_intent < last_recorded,
+        "the first upload intent (event {first_intent}) came after the last file was \
+         recorded (event {last_recorded}): the walk was recorded whole before anything \
+         was sent"
     );
 }
 
