@@ -7,13 +7,14 @@
 //!   bare-uploader CONCURRENCY MANIFEST
 //! ```
 //!
-//! `MANIFEST` has one `accountID<TAB>path` per line. Prints the seconds taken;
-//! exits 1 if any upload failed.
+//! `MANIFEST` has one `accountID<TAB>path` per line. Prints the seconds taken
+//! and the CPU seconds it spent (user + system); exits 1 if any upload failed.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use docsync_bench::process::{cpu_ticks, ticks_per_second};
 use docsync_client::moov::types::{FilePurpose, FileUploadRequestMultiPart};
 use docsync_client::{moov, FilePart, MoovCredentials, RetryPolicy};
 use futures::StreamExt;
@@ -78,6 +79,8 @@ async fn main() -> Result<()> {
     if !failures.is_empty() {
         bail!("{} uploads failed", failures.len());
     }
-    println!("{secs:.6}");
+    // everything it spent since it started (the client's setup is a few ms)
+    let cpu_secs = cpu_ticks(std::process::id()).unwrap_or(0) as f64 / ticks_per_second();
+    println!("{secs:.6} {cpu_secs:.3}");
     Ok(())
 }

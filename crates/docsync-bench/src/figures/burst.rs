@@ -22,6 +22,8 @@ use docsync_bench::workdir::{Settings, Workdir};
 
 use super::{wait_pending, wait_pending_pg, Bench, Figure};
 
+mod cpu;
+
 pub(super) const CONCURRENCY: usize = 8;
 const SMALL: (usize, usize) = (2_000, 4 * 1024);
 const LARGE: (usize, usize) = (200, 1024 * 1024);
@@ -49,6 +51,10 @@ fn count() -> f64 {
 pub(super) struct Timed {
     pub secs: f64,
     pub sandbox_cpu: f64,
+    /// The CPU seconds the sandbox spent meanwhile.
+    pub sandbox_cpu_secs: f64,
+    /// The CPU seconds the uploader itself spent (not measured for curl).
+    pub uploader_cpu_secs: f64,
 }
 
 /// The bench's writer alone: the same files written into a folder nothing
@@ -58,6 +64,8 @@ struct WriterAlone {
     /// Until the last small file was written (the large ones come after).
     small_secs: f64,
     secs: f64,
+    /// The CPU seconds the bench spent writing (user + system).
+    cpu_secs: f64,
 }
 
 fn writer_alone(dir: &std::path::Path) -> Result<WriterAlone> {
@@ -66,6 +74,7 @@ fn writer_alone(dir: &std::path::Path) -> Result<WriterAlone> {
         .iter()
         .map(|f| fixtures::pdf_bytes(&f.path.to_string_lossy(), f.size))
         .collect();
+    let cpu = CpuMeter::start(std::process::id());
     let started = Instant::now();
     let mut small_secs = 0.0;
     for (n, (f, bytes)) in files.iter().zip(&contents).enumerate() {
@@ -77,6 +86,7 @@ fn writer_alone(dir: &std::path::Path) -> Result<WriterAlone> {
     Ok(WriterAlone {
         small_secs,
         secs: started.elapsed().as_secs_f64(),
+        cpu_secs: cpu.seconds(),
     })
 }
 
@@ -139,7 +149,7 @@ async fn curl(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) ->
         .context("feeding xargs")?;
     let status = child.wait().context("waiting for xargs")?;
     let secs = started.elapsed().as_secs_f64();
-    let sandbox_cpu = cpu.share();
+    let (sandbox_cpu, sandbox_cpu_secs) = (cpu.share(), cpu.seconds());
     let answered = uploads_answered(sandbox).await?;
     if !status.success() || answered != files.len() {
         bail!(
@@ -148,7 +158,12 @@ async fn curl(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) ->
         );
     }
     let _ = bench;
-    Ok(Timed { secs, sandbox_cpu })
+    Ok(Timed {
+        secs,
+        sandbox_cpu,
+        sandbox_cpu_secs,
+        uploader_cpu_secs: f64::NAN,
+    })
 }
 
 async fn bare(bench: &Bench, dir: &std::path::Path, sandbox: &SandboxProcess) -> Result<Timed> {
@@ -181,7 +196,7 @@ pub(super) async fn bare_upload(
         .output()
         .context("running bare-uploader")?;
     let secs = started.elapsed().as_secs_f64();
-    let sandbox_cpu = cpu.share();
+    let (sandbox_cpu, sandbox_cpu_secs) = (cpu.share(), cpu.seconds());
     if !out.status.success() {
         bail!(
             "bare-uploader failed: {}",
@@ -195,7 +210,19 @@ pub(super) async fn bare_upload(
             files.len()
         );
     }
-    Ok(Timed { secs, sandbox_cpu })
+    // it prints its seconds and its own CPU seconds
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let uploader_cpu_secs = printed
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bare-uploader printed no CPU seconds: {printed:?}"))?;
+    Ok(Timed {
+        secs,
+        sandbox_cpu,
+        sandbox_cpu_secs,
+        uploader_cpu_secs,
+    })
 }
 
 /// Where the burst's files go: folders the burst creates as it writes (a
@@ -249,7 +276,7 @@ async fn daemon(
         .iter()
         .map(|f| fixtures::pdf_bytes(&f.path.to_string_lossy(), f.size))
         .collect();
-    let (_daemon, pg) = if on_pg {
+    let (daemon, pg) = if on_pg {
         let (d, store) = bench.daemon_pg(&w, sandbox).await?;
         (d, Some(store))
     } else {
@@ -257,6 +284,7 @@ async fn daemon(
     };
     sandbox.clear_requests().await?;
     let cpu = CpuMeter::start(sandbox.pid());
+    let daemon_cpu = CpuMeter::start(daemon.pid());
     let started = Instant::now();
     for (f, bytes) in files.iter().zip(&contents) {
         fixtures::write(&f.path, bytes)?;
@@ -268,6 +296,8 @@ async fn daemon(
         None => wait_pending(&w, files.len() as u64, timeout, every)?,
     }
     let secs = started.elapsed().as_secs_f64();
+    let (sandbox_cpu, sandbox_cpu_secs) = (cpu.share(), cpu.seconds());
+    let uploader_cpu_secs = daemon_cpu.seconds();
     let stages = match &w.state_url {
         Some(url) => stage_times(url).await,
         None => sqlite_stage_times(&w.db()),
@@ -276,7 +306,9 @@ async fn daemon(
     Ok((
         Timed {
             secs,
-            sandbox_cpu: cpu.share(),
+            sandbox_cpu,
+            sandbox_cpu_secs,
+            uploader_cpu_secs,
         },
         writer_secs,
         stages,
@@ -366,6 +398,8 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
     // the daemon again, its folders made before it started
     let mut f = Vec::new();
     let mut existing_stages = None;
+    // the CPU each party spent (see `cpu`)
+    let mut spent = Vec::new();
     for run in 0..bench.runs {
         let dir = bench.run_dir("burst", run)?;
         let sandbox = bench.sandbox(&dir, 3600.0)?;
@@ -383,6 +417,14 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         let large = bare_large(bench, &dir, &sandbox).await?;
         bounds.push(bound(&alone, &large));
         wr.push(alone.secs);
+        spent.push(cpu::Spent {
+            writer: alone.cpu_secs,
+            bare: b[run].uploader_cpu_secs,
+            bare_sandbox: b[run].sandbox_cpu_secs,
+            daemon: d[run].uploader_cpu_secs,
+            daemon_sandbox: d[run].sandbox_cpu_secs,
+            existing: f[run].uploader_cpu_secs,
+        });
         let on_pg = match bench.pg_database("burst") {
             Ok(db) => {
                 let (timed, _, stages) =
@@ -516,6 +558,11 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         target: String::new(),
         verdict: Verdict::Info,
     });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu_note = cpu::report(&spent, &secs(&b), n, cores, 0.8).map(|(rows, note)| {
+        fig.rows.extend(rows);
+        note
+    });
     let after_writer: Vec<f64> = d
         .iter()
         .zip(&dw)
@@ -591,5 +638,6 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
         cpu(&b),
         cpu(&d)
     ));
+    fig.notes.extend(cpu_note);
     Ok(fig)
 }
