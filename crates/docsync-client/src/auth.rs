@@ -12,7 +12,7 @@
 //! accepted, told apart by size (see [`token_lifetime`]): a value up to
 //! [`MAX_EXPIRES_IN_SECONDS`] (ten years) is seconds from now, a larger one can
 //! only be a time. Either way the token is refreshed a margin before it expires
-//! (see [`CachedToken::new`]), and one that is already expired serves only the
+//! (see `CachedToken::new`), and one that is already expired serves only the
 //! request it was fetched for.
 
 use std::fmt;

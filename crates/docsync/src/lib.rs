@@ -1,48 +1,32 @@
 //! docsync: keeps local folders in step with a document-upload API.
 //!
-//! This crate holds the client-independent core of the daemon:
+//! The library behind the `docsync` binary (whose `cli` module parses the
+//! command line and calls in here). `ARCHITECTURE.md` at the repository root
+//! has the bird's-eye view, the code map and every invariant; in short:
 //!
-//! - [`config`]: the TOML configuration, credentials and `config check`;
-//! - [`ignore`]: which names are never synced;
-//! - [`scanner`]: walking a folder and deciding when a file is stable;
-//! - [`watcher`]: filesystem notifications turned into hints;
-//! - [`intake`]: hints and scans recorded in the store, files promoted to stable;
-//! - [`hasher`]: streaming sha256 and type sniffing;
-//! - [`validate`]: the target's local rules;
-//! - [`pipeline`]: the local steps from stable to a committed upload intent;
-//! - [`ratelimit`]: the shared request-rate limit (`max_requests_per_second`);
-//! - [`store`]: the state behind one interface ([`store::StateStore`]; SQLite today:
-//!   files, events, the state machine, the instance lock), and the PostgreSQL state
-//!   for several daemons (`store::pg`, in progress: not behind the interface yet);
-//! - [`metrics`]: what the daemon counts, rendered for Prometheus;
-//! - [`hooks`]: the decision hooks (a command, a signed webhook), one delivery at a time;
-//! - [`admin`]: the optional admin listener (probes, `/metrics`, the status page).
+//! - [`model`]: the vocabulary (a file's [`model::State`] and its successors,
+//!   targets, folders); imports nothing else from the crate;
+//! - [`local`]: a folder turned into facts (ignore rules, the walk, the
+//!   watcher, the quiet window, hashing, the target's local rules); knows
+//!   neither the store nor the network;
+//! - [`store`]: the state behind one interface ([`store::StateStore`]):
+//!   SQLite in the state directory, or PostgreSQL shared by several daemons;
+//! - [`remote`]: the APIs as the engine needs them (upload, find an upload
+//!   again, read decisions), through the generated client;
+//! - [`engine`]: the daemon's stages (intake, upload, poll, settle, notify),
+//!   each reading its work from the store and waking the next;
+//! - [`hooks`], [`metrics`], [`admin`]: decision hooks, counters, the admin
+//!   listener and status page; [`config`]: the configuration.
 //!
-//! Nothing here talks to the network: the uploader and poller are built on top.
-//!
-//! # Flow
-//!
-//! ```text
-//! watcher ──hints──> intake ──observe──> store (discovered)
-//! scan_folder ─────> intake.apply_scan ─> store (discovered / deleted)
-//! intake.promote_ready ─────────────────> store (stable)
-//! pipeline::check_file (hash + validate, no store) ─> pipeline::record_check
-//!                                          ─> store (uploading | duplicate | invalid)
-//! uploader / poller (not here) ──────────> store (pending, approved, rejected, ...)
-//! ```
-//!
-//! # Invariants
+//! # Invariants (the full list is in `ARCHITECTURE.md`)
 //!
 //! - Every state change goes through `State::can_transition_to` and is written with
 //!   its event in one transaction.
 //! - The upload intent (`uploading`, with the sha256 and the name to send) is
-//!   committed before the request is sent ([`store::Store::begin_upload`]); duplicate
+//!   committed, and synced to disk, before the request is sent; the duplicate
 //!   and quota checks happen in that same transaction.
-//! - A file is hashed only when `stable`, and is re-stat'ed after hashing; a change
-//!   sends it back to `discovered`.
-//! - Rows are deleted only by a complete scan (every directory read) or a removal
-//!   hint confirmed by a failed stat; never while `uploading`.
-//! - No file content is held in memory beyond one 64 KiB chunk.
+//! - A file is hashed only once it holds still, and is stat'ed again after
+//!   hashing and right before its intent; a change sends it back to `discovered`.
 //! - Secrets are only in [`config::Secret`], which neither prints nor serialises.
 
 pub mod admin;

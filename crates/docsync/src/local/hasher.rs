@@ -36,7 +36,7 @@ pub enum FileKind {
     Webp,
     Docx,
     Xlsx,
-    /// Text in a common encoding (CSV or plain text): see [`TextCheck`].
+    /// Text in a common encoding (CSV or plain text): see `TextCheck`.
     Text,
     /// Another recognised type (its MIME type).
     Other(&'static str),

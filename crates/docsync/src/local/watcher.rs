@@ -94,7 +94,7 @@ pub struct RescanQueue {
 
 impl RescanQueue {
     /// Owe folder `folder` a rescan at `at` or later. A rescan already booked is
-    /// moved to the later time, but never more than [`MAX_RESCAN_POSTPONE`] after
+    /// moved to the later time, but never more than `MAX_RESCAN_POSTPONE` after
     /// it was first booked (a stream of new directories still gets its scans).
     pub fn book(&self, folder: usize, at: Instant) {
         if let Ok(mut due) = self.due.lock() {

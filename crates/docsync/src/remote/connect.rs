@@ -2,7 +2,7 @@
 //!
 //! The configuration holds its secrets in the client's own `Secret` type, so they
 //! are handed over as they are. Every client gets the `[http]` settings
-//! ([`super::http`]): timeouts, proxies, extra CA certificates.
+//! (`remote::http`): timeouts, proxies, extra CA certificates.
 
 use docsync_client::auth::MoovCredentials;
 use docsync_client::{attachments, moov};

@@ -160,7 +160,7 @@ impl Store {
     /// Update what the server says about a row without changing its state (a poll
     /// that saw `processing`, an image disabled after its file was deleted). Sets the
     /// remote fields present in `change` and records an event with the same from and
-    /// to state. Fails with [`Error::StaleState`](crate::error::Error::StaleState)
+    /// to state. Fails with [`Error::StaleState`]
     /// if the row is not in `expected`.
     pub fn update_remote(&mut self, id: i64, expected: State, change: &Change) -> Result<FileRow> {
         let db_path = self.path.clone();

@@ -108,7 +108,7 @@ fn summary(recorded: ScanRecorded, unmapped: Vec<(PathBuf, String)>) -> Reconcil
 
 /// Record one scan of `folder` in the store (one atomic call), then mark new
 /// files older than the folder's `max_age` `skipped`, and files whose path
-/// maps to no target `invalid`, each with the reason ([`scan_verdicts`]).
+/// maps to no target `invalid`, each with the reason (`scan_verdicts`).
 pub async fn record_scan<S: IntakeStore>(
     store: &mut S,
     folder: &Folder,

@@ -180,7 +180,7 @@ fn started(
     }
 }
 
-/// Record what [`check_file`] found for `row` (which must still be `stable` or
+/// Record what [`check_file`](crate::local::check::check_file) found for `row` (which must still be `stable` or
 /// `retrying`): for a file ready to send, the upload intent, committed (and
 /// synced, with those of the other files ready now) before this returns, so
 /// before any request is sent.

@@ -1,4 +1,4 @@
-//! How an upload ended, and its record: a failed request is [`classify`]'d as
+//! How an upload ended, and its record: a failed request is `classify`'d as
 //! permanent (`failed`), transient (`retrying`, after a [`backoff`], while the
 //! budget `[http] retry_for` lasts: [`next_wait`]; then `failed`, saying so) or
 //! a file that vanished (`deleted`); an answer is recorded through

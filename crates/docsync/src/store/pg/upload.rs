@@ -24,7 +24,7 @@ impl PgStore {
     /// Commit the intent to upload row `id` (in `expected`: `stable` or
     /// `retrying`), leased to this instance and unexpired, with the duplicate
     /// check and the account's quota over every host's rows in the same
-    /// transaction. [`PgError::LeaseLost`] when the lease is not this
+    /// transaction. [`PgError::LeaseLost`](super::error::PgError::LeaseLost) when the lease is not this
     /// instance's (any more): nothing changed, nothing may be sent. On
     /// `Started` the row keeps this instance's lease: renew it while the
     /// request runs.
