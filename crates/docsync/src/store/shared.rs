@@ -53,12 +53,13 @@ impl SharedStore {
     }
 
     /// [`SharedStore::call`] for calls that may share one commit with the
-    /// calls made meanwhile (the uploader's outcomes after a request: `pending`,
-    /// `retrying`, `failed`): every call waiting when the store is free runs,
-    /// each atomic on its own, in one [`Store::batch`], and each caller learns
-    /// its result only after that commit. One trip to the blocking pool and one
-    /// commit for all of them. Never for an upload intent, which must commit
-    /// on its own before its request is sent.
+    /// calls made meanwhile (the upload intents of the files ready at once,
+    /// and the outcomes after requests: `pending`, `retrying`, `failed`):
+    /// every call waiting when the store is free runs, each atomic on its own,
+    /// in one [`Store::batch`], and each caller learns its result only after
+    /// that commit, synced (`synchronous = FULL`). So an intent's request is
+    /// still sent only once its intent is on disk. One trip to the blocking
+    /// pool and one fsync for all of them.
     pub async fn call_grouped<R, F>(&self, f: F) -> Result<R>
     where
         F: FnOnce(&mut Store) -> Result<R> + Send + 'static,
