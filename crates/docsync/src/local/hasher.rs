@@ -215,47 +215,26 @@ fn hash_file_with(
     } else {
         CHUNK
     });
+    let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
-    if keep {
-        // straight into the kept bytes, a chunk at a time: no copy through a
-        // buffer (a 1 MiB file was copied once more than it was read)
-        loop {
-            let start = head.len();
-            let n = (&mut file)
-                .take(CHUNK as u64)
-                .read_to_end(&mut head)
-                .map_err(|e| Error::io("reading", path, e))?;
-            let chunk = &head[start..];
-            hasher.update(chunk);
-            text.feed(chunk);
-            total += n as u64;
-            if n > 0 {
-                after_chunk(total);
-            }
-            // short of a chunk: the end of the file (or of the stat's size + 1)
-            if n < CHUNK {
-                break;
-            }
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading", path, e)),
+        };
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        text.feed(chunk);
+        if keep {
+            head.extend_from_slice(chunk);
+        } else if head.len() < CHUNK {
+            let take = (CHUNK - head.len()).min(n);
+            head.extend_from_slice(&chunk[..take]);
         }
-    } else {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading", path, e)),
-            };
-            let chunk = &buf[..n];
-            hasher.update(chunk);
-            text.feed(chunk);
-            if head.len() < CHUNK {
-                let take = (CHUNK - head.len()).min(n);
-                head.extend_from_slice(&chunk[..take]);
-            }
-            total += n as u64;
-            after_chunk(total);
-        }
+        total += n as u64;
+        after_chunk(total);
     }
     let after = match FileStat::of_path(path) {
         Ok(s) => Some(s),
