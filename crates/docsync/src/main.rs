@@ -20,12 +20,7 @@ use cli::{Cli, Command, ConfigCommand};
 fn main() -> ExitCode {
     let args = Cli::parse();
     let logs = cli::logging::init(&args.log);
-    // One async thread: the daemon's async work is waiting on sockets and
-    // channels, and everything that blocks or burns CPU (the walk, hashing,
-    // SQLite) runs on the blocking pool. A second worker only added wakeups and
-    // task stealing: over a 20,000-file backlog on 2 cores, the current-thread
-    // runtime spent 7.5 s of CPU where the multi-thread one spent 7.7-8.9 s.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
