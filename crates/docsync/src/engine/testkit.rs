@@ -21,6 +21,8 @@ use crate::model::Folder;
 use crate::store::{FileRow, SharedStore, StateStore, Store};
 
 /// The account every fixture folder uploads to (Moov's account IDs are UUIDs).
+pub const ACCOUNT: &str = "00000000-0000-4000-8000-00000000acc0";
+
 /// [`super::upload::process`] for one row, the only one in hand.
 pub async fn process(ctx: &Ctx, row: FileRow) -> crate::error::Result<super::upload::Processed> {
     let in_hand = std::sync::Arc::new(tokio::sync::Semaphore::new(1))
@@ -29,8 +31,6 @@ pub async fn process(ctx: &Ctx, row: FileRow) -> crate::error::Result<super::upl
         .expect("a fresh semaphore has a permit");
     super::upload::process(ctx, row, in_hand).await
 }
-
-pub const ACCOUNT: &str = "00000000-0000-4000-8000-00000000acc0";
 
 /// A folder and a store, no server.
 pub struct Fixture {
