@@ -220,9 +220,10 @@ impl Intake {
             .collect();
         let summary = record_files(store, &w.folder, files, false, &complete).await?;
         w.report(&summary.unmapped);
+        let stopped = summary.stopped();
         for (file, obs) in files.iter().zip(&summary.reconciled.observations) {
             seen.insert(obs.id());
-            self.after_recording(n, file, false, obs, &summary, (now, wall));
+            self.after_recording(n, file, false, obs, &stopped, (now, wall));
         }
         Ok(summary)
     }
@@ -396,28 +397,30 @@ impl Intake {
             .collect();
         let summary = record_files(store, &w.folder, &files, false, &complete).await?;
         w.report(&summary.unmapped);
+        let stopped = summary.stopped();
         let observed = summary.reconciled.observations.iter();
         for ((file, closed), obs) in files.iter().zip(closed).zip(observed) {
-            self.after_recording(n, file, closed, obs, &summary, (now, wall));
+            self.after_recording(n, file, closed, obs, &stopped, (now, wall));
         }
         Ok(())
     }
 
     /// After `file` of folder `n` (`closed`: its writer's close was seen) was
     /// recorded as `obs`: counted if its row is `stable` already, else its
-    /// quiet window started (or gone on with) if it waits for one.
+    /// quiet window started (or gone on with) if it waits for one and did not
+    /// stop in the intake (`stopped`: [`ReconcileSummary::stopped`]).
     fn after_recording(
         &mut self,
         n: usize,
         file: &ScannedFile,
         closed: bool,
         obs: &Observation,
-        summary: &ReconcileSummary,
+        stopped: &HashSet<i64>,
         at: (Instant, std::time::SystemTime),
     ) {
         if matches!(obs, Observation::NewStable { .. }) {
             self.new_stable += 1;
-        } else if waits_for_window(obs) && !summary.stopped(obs.id()) {
+        } else if waits_for_window(obs) && !stopped.contains(&obs.id()) {
             let key = (n, file.rel_bytes());
             track(&mut self.tracker, self.quiet, key, &file.stat, closed, at);
         }

@@ -2,6 +2,7 @@
 //! verdict from its stat and path alone (too old, unmapped, over the limit,
 //! complete when seen), recorded with the observations in one store call.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::IntakeStore;
@@ -47,9 +48,12 @@ impl ReconcileSummary {
         self.unmapped.extend(part.unmapped);
     }
 
-    /// Whether row `id` stopped here (invalid or skipped): no quiet window.
-    pub fn stopped(&self, id: i64) -> bool {
-        self.invalid.contains(&id) || self.skipped.contains(&id)
+    /// The rows that stopped here (invalid or skipped): no quiet window. A
+    /// set, so asking about every file of a part costs one lookup each, not a
+    /// pass over the part's invalid rows (a folder laid out wrong is invalid
+    /// file after file).
+    pub fn stopped(&self) -> HashSet<i64> {
+        self.invalid.iter().chain(&self.skipped).copied().collect()
     }
 }
 
