@@ -433,6 +433,45 @@ fn begin_upload_enforces_quota() {
 }
 
 #[test]
+fn quota_counts_only_rows_on_the_server_once_the_account_holds_enough_rows() {
+    let mut store = Store::open_in_memory().unwrap();
+    // 4 rows at the account, 1 on the server: the account holds enough rows
+    // for a quota of 2, but only one counts
+    for i in 0..3 {
+        let id = new_row(&mut store, format!("gone-{i}.pdf").as_bytes());
+        force_state(&store, id, State::Deleted);
+    }
+    let sent = new_row(&mut store, b"sent.pdf");
+    force_state(&store, sent, State::Stable);
+    let out = store
+        .begin_upload(sent, State::Stable, &intent("h-sent", Some(2)))
+        .unwrap();
+    assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
+    let second = new_row(&mut store, b"second.pdf");
+    force_state(&store, second, State::Stable);
+    let out = store
+        .begin_upload(second, State::Stable, &intent("h-second", Some(2)))
+        .unwrap();
+    assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
+    let third = new_row(&mut store, b"third.pdf");
+    force_state(&store, third, State::Stable);
+    let out = store
+        .begin_upload(third, State::Stable, &intent("h-third", Some(2)))
+        .unwrap();
+    let BeginUpload::QuotaExceeded { used, limit, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!((used, limit), (2, 2));
+    // the first look reads the index alone, never a row
+    let plan = store.query_plan(upload::ACCOUNT_ROWS);
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("COVERING INDEX files_content")),
+        "{plan:?}"
+    );
+}
+
+#[test]
 fn retry_queries() {
     let mut store = Store::open_in_memory().unwrap();
     let a = new_row(&mut store, b"a");

@@ -68,13 +68,14 @@ impl Store {
                 }
             })
         } else {
-            let used = match intent.quota {
-                Some(_) => quota_used_in(&tx, &row.target, Some(id))
-                    .map_err(sql(&db_path, "counting the quota"))?,
-                None => 0,
+            let reached = match intent.quota {
+                Some(limit) => quota_reached(&tx, &row.target, id, limit)
+                    .map_err(sql(&db_path, "counting the quota"))?
+                    .map(|used| (used, limit)),
+                None => None,
             };
-            match intent.quota {
-                Some(limit) if used >= limit => {
+            match reached {
+                Some((used, limit)) => {
                     let change = Change {
                         sha256: Some(intent.sha256.clone()),
                         ..Change::because(quota_reason(&row.target.account, used, limit))
@@ -87,7 +88,7 @@ impl Store {
                         }
                     })
                 }
-                _ => {
+                None => {
                     let change = Change {
                         sha256: Some(intent.sha256.clone()),
                         remote_name: intent.remote_name.clone(),
@@ -307,6 +308,35 @@ fn find_uploaded_row(
         read_file_row,
     )
     .optional()
+}
+
+/// How many rows an account has at a target, whatever their states, one row
+/// (`?3`) left out: read from `files_content` alone.
+pub(super) const ACCOUNT_ROWS: &str = "SELECT COUNT(*) FROM files INDEXED BY files_content \
+     WHERE target = ?1 AND account = ?2 AND id <> ?3";
+
+/// `Some(used)` when the files counting against `target`'s quota (row
+/// `exclude` left out) number `limit` or more, `None` when they do not. Most
+/// accounts hold fewer rows than their quota, whatever the rows' states: that
+/// count reads `files_content` alone (the account's range of the index, no
+/// row), and only past it is each row's state read ([`ON_SERVER`]).
+fn quota_reached(
+    conn: &Connection,
+    target: &TargetKey,
+    exclude: i64,
+    limit: u64,
+) -> rusqlite::Result<Option<u64>> {
+    let rows: i64 = query_row_cached(
+        conn,
+        ACCOUNT_ROWS,
+        params![target.kind.as_str(), target.account, exclude],
+        |r| r.get(0),
+    )?;
+    if u64::try_from(rows).unwrap_or(0) < limit {
+        return Ok(None);
+    }
+    let used = quota_used_in(conn, target, Some(exclude))?;
+    Ok((used >= limit).then_some(used))
 }
 
 fn quota_used_in(
