@@ -304,6 +304,16 @@ impl CpuMeter {
         }
     }
 
+    /// A meter of everything `pid` spent since it started (its share counts
+    /// from now).
+    pub fn from_start(pid: u32) -> CpuMeter {
+        CpuMeter {
+            pid,
+            ticks: 0,
+            at: Instant::now(),
+        }
+    }
+
     /// CPU seconds used since `start` (user and system, every thread).
     pub fn seconds(&self) -> f64 {
         let used = cpu_ticks(self.pid).unwrap_or(self.ticks) - self.ticks;
