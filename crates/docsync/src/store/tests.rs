@@ -435,8 +435,8 @@ fn begin_upload_enforces_quota() {
 #[test]
 fn quota_counts_only_rows_on_the_server_once_the_account_holds_enough_rows() {
     let mut store = Store::open_in_memory().unwrap();
-    // 4 rows at the account, 1 on the server: the account holds enough rows
-    // for a quota of 2, but only one counts
+    // when `second` is checked, the account has 4 other rows, enough for a
+    // quota of 2, but only `sent` counts: it is started
     for i in 0..3 {
         let id = new_row(&mut store, format!("gone-{i}.pdf").as_bytes());
         force_state(&store, id, State::Deleted);
