@@ -471,6 +471,73 @@ fn quota_counts_only_rows_on_the_server_once_the_account_holds_enough_rows() {
     );
 }
 
+/// A transition assigns the hash and the server's ID only when it changes
+/// them: what it changes is written (and found through its index), what it
+/// does not is kept.
+#[test]
+fn transitions_write_the_hash_and_the_remote_id_when_they_change_and_keep_them_otherwise() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = new_row(&mut store, b"a.pdf");
+    force_state(&store, id, State::Stable);
+    store
+        .begin_upload(id, State::Stable, &intent("h1", None))
+        .unwrap();
+    let sent = Change {
+        remote_id: Some("file-1".into()),
+        ..Change::because("sent")
+    };
+    store
+        .transition(id, State::Uploading, State::Pending, &sent)
+        .unwrap();
+    store
+        .transition(
+            id,
+            State::Pending,
+            State::Approved,
+            &Change::because("decided"),
+        )
+        .unwrap();
+    let row = store.get(id).unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.sha256.as_deref(), row.remote_id.as_deref()),
+        (State::Approved, Some("h1"), Some("file-1"))
+    );
+    let by_content = store.find_uploaded(&key(ACCT), "h1", None).unwrap();
+    assert_eq!(by_content.map(|r| r.id), Some(id));
+    let holder = store
+        .remote_id_holder(&key(ACCT), "file-1", id + 1, Some("other"), None)
+        .unwrap();
+    assert_eq!(holder.map(|r| r.id), Some(id));
+
+    // starting over clears the hash: no longer found by it
+    let other = new_row(&mut store, b"b.pdf");
+    force_state(&store, other, State::Stable);
+    store
+        .begin_upload(other, State::Stable, &intent("h2", None))
+        .unwrap();
+    store
+        .transition(
+            other,
+            State::Uploading,
+            State::Retrying,
+            &Change::because("timeout"),
+        )
+        .unwrap();
+    store
+        .transition(
+            other,
+            State::Retrying,
+            State::Discovered,
+            &Change::because("changed"),
+        )
+        .unwrap();
+    assert_eq!(store.get(other).unwrap().unwrap().sha256, None);
+    assert!(store
+        .find_uploaded(&key(ACCT), "h2", None)
+        .unwrap()
+        .is_none());
+}
+
 #[test]
 fn retry_queries() {
     let mut store = Store::open_in_memory().unwrap();
