@@ -323,6 +323,17 @@ fn intent(sha: &str, quota: Option<u64>) -> UploadIntent {
     }
 }
 
+/// A new row at `path` with its upload intent committed (`uploading`, hash `sha`).
+fn uploading_row(store: &mut Store, path: &[u8], sha: &str) -> i64 {
+    let id = new_row(store, path);
+    force_state(store, id, State::Stable);
+    let out = store
+        .begin_upload(id, State::Stable, &intent(sha, None))
+        .unwrap();
+    assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
+    id
+}
+
 #[test]
 fn begin_upload_commits_intent() {
     let mut store = Store::open_in_memory().unwrap();
@@ -351,11 +362,7 @@ fn begin_upload_commits_intent() {
 #[test]
 fn begin_upload_detects_duplicates_per_target() {
     let mut store = Store::open_in_memory().unwrap();
-    let first = new_row(&mut store, b"a.pdf");
-    force_state(&store, first, State::Stable);
-    store
-        .begin_upload(first, State::Stable, &intent("same", None))
-        .unwrap();
+    let first = uploading_row(&mut store, b"a.pdf", "same");
 
     let second = new_row(&mut store, b"copy of a.pdf");
     force_state(&store, second, State::Stable);
@@ -435,29 +442,25 @@ fn begin_upload_enforces_quota() {
 #[test]
 fn quota_counts_only_rows_on_the_server_once_the_account_holds_enough_rows() {
     let mut store = Store::open_in_memory().unwrap();
-    // when `second` is checked, the account has 4 other rows, enough for a
-    // quota of 2, but only `sent` counts: it is started
     for i in 0..3 {
         let id = new_row(&mut store, format!("gone-{i}.pdf").as_bytes());
         force_state(&store, id, State::Deleted);
     }
-    let sent = new_row(&mut store, b"sent.pdf");
-    force_state(&store, sent, State::Stable);
-    let out = store
-        .begin_upload(sent, State::Stable, &intent("h-sent", Some(2)))
-        .unwrap();
+    let mut intent_for = |path: &str| {
+        let id = new_row(&mut store, path.as_bytes());
+        force_state(&store, id, State::Stable);
+        let sha = format!("h-{path}");
+        store
+            .begin_upload(id, State::Stable, &intent(&sha, Some(2)))
+            .unwrap()
+    };
+    let out = intent_for("sent.pdf");
     assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
-    let second = new_row(&mut store, b"second.pdf");
-    force_state(&store, second, State::Stable);
-    let out = store
-        .begin_upload(second, State::Stable, &intent("h-second", Some(2)))
-        .unwrap();
+    // the account has 4 other rows, enough for a quota of 2, but only
+    // `sent.pdf` counts: started
+    let out = intent_for("second.pdf");
     assert!(matches!(out, BeginUpload::Started(_)), "{out:?}");
-    let third = new_row(&mut store, b"third.pdf");
-    force_state(&store, third, State::Stable);
-    let out = store
-        .begin_upload(third, State::Stable, &intent("h-third", Some(2)))
-        .unwrap();
+    let out = intent_for("third.pdf");
     let BeginUpload::QuotaExceeded { used, limit, .. } = out else {
         panic!("{out:?}")
     };
@@ -477,11 +480,7 @@ fn quota_counts_only_rows_on_the_server_once_the_account_holds_enough_rows() {
 #[test]
 fn transitions_write_the_hash_and_the_remote_id_when_they_change_and_keep_them_otherwise() {
     let mut store = Store::open_in_memory().unwrap();
-    let id = new_row(&mut store, b"a.pdf");
-    force_state(&store, id, State::Stable);
-    store
-        .begin_upload(id, State::Stable, &intent("h1", None))
-        .unwrap();
+    let id = uploading_row(&mut store, b"a.pdf", "h1");
     let sent = Change {
         remote_id: Some("file-1".into()),
         ..Change::because("sent")
@@ -510,11 +509,7 @@ fn transitions_write_the_hash_and_the_remote_id_when_they_change_and_keep_them_o
     assert_eq!(holder.map(|r| r.id), Some(id));
 
     // starting over clears the hash: no longer found by it
-    let other = new_row(&mut store, b"b.pdf");
-    force_state(&store, other, State::Stable);
-    store
-        .begin_upload(other, State::Stable, &intent("h2", None))
-        .unwrap();
+    let other = uploading_row(&mut store, b"b.pdf", "h2");
     store
         .transition(
             other,
