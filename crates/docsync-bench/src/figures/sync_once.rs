@@ -2,19 +2,20 @@
 //! folder (written before the daemon starts, older than its quiet window): the
 //! time from its start to every row `pending`, against the bare uploader on the
 //! same number of files in the same run. Files that held still before the
-//! daemon looked need no quiet window of their own.
+//! daemon looked need no quiet window of their own. Row 1i: the CPU each
+//! party spent per file.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use docsync_bench::fixtures;
+use docsync_bench::process::CpuMeter;
 use docsync_bench::report::{summary, Row, Verdict};
 use docsync_bench::stats::Summary;
 use docsync_bench::workdir::{Settings, Workdir};
 
 use super::burst::{bare_upload, Timed, CONCURRENCY};
 use super::{wait_pending, Bench, Figure};
-use docsync_bench::process::CpuMeter;
 
 const FILES: (usize, usize) = (1_000, 4 * 1024);
 /// The daemon's quiet window (its default).
