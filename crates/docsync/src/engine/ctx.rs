@@ -141,8 +141,10 @@ pub struct Wakeups {
     pub decided: Notify,
 }
 
-/// The ids of the rows this process is sending right now: such a row is
-/// `uploading` and must not be taken for one a crash left behind.
+/// The ids of the rows this process has in hand with the server right now:
+/// being sent, or asked about after a restart or a takeover (settle). Such a
+/// row is `uploading` and must not be taken for one a crash left behind; on
+/// PostgreSQL its lease is renewed.
 #[derive(Debug, Clone, Default)]
 pub struct InFlight(Arc<Mutex<HashSet<i64>>>);
 

@@ -12,6 +12,7 @@
 //! of this process is sending (a store failure while recording an outcome
 //! leaves such a row behind).
 
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -56,50 +57,70 @@ pub async fn stuck_uploading(ctx: &Ctx) -> Result<Vec<FileRow>> {
 /// Ask the server about every row in `uploading` that this process is not
 /// sending, and record the answer.
 pub async fn settle_once(ctx: &Ctx) -> Result<Settled> {
-    let rows = stuck_uploading(ctx).await?;
+    // In hand until each is answered, as an upload's row is: on PostgreSQL
+    // their leases are renewed meanwhile, so a slow server does not let them
+    // expire (and be taken over again, by anyone) while they wait their turn.
+    let mut rows: VecDeque<FileRow> = stuck_uploading(ctx)
+        .await?
+        .into_iter()
+        .filter(|row| ctx.in_flight.claim(row.id))
+        .collect();
     let mut done = Settled::default();
-    for row in rows {
-        let Some(folder) = ctx.folder(&row.folder) else {
-            continue;
-        };
-        let rel = Path::new(OsStr::from_bytes(&row.path));
-        let Ok(target) = folder.target_for(rel) else {
-            continue;
-        };
-        let lookup = ctx
-            .apis
-            .earlier_attempt(&target, row.remote_id.as_deref(), row.sha256.as_deref())
-            .await;
+    while let Some(row) = rows.pop_front() {
         let id = row.id;
-        match lookup {
-            Ok(Some(remote)) => {
-                let how = "reconciled after a restart: the upload had reached the server";
-                ctx.store
-                    .record_on_server(id, server_answer(&remote, how))
-                    .await?;
-                info!(path = %row.path_display(), remote_id = %remote.remote_id, "reconciled: already on the server");
-                done.found += 1;
+        let settled = settle_row(ctx, row, &mut done).await;
+        ctx.in_flight.release(id);
+        if let Err(e) = settled {
+            for row in rows {
+                ctx.in_flight.release(row.id);
             }
-            Ok(None) => {
-                let change = Change::because(
-                    "reconciled after a restart: not on the server; will upload again",
-                );
-                ctx.store
-                    .transition(id, State::Uploading, State::Stable, change)
-                    .await?;
-                info!(path = %row.path_display(), "reconciled: not on the server; will upload again");
-                done.resend += 1;
-            }
-            Err(e) => {
-                warn!(path = %row.path_display(), error = %e, "cannot reconcile with the server yet; nothing is re-sent until it can");
-                done.unresolved += 1;
-            }
+            return Err(e);
         }
     }
     if done.resend > 0 {
         ctx.wake.stable.notify_one();
     }
     Ok(done)
+}
+
+/// Ask the server about `row` and record the answer, counted in `done`.
+async fn settle_row(ctx: &Ctx, row: FileRow, done: &mut Settled) -> Result<()> {
+    let Some(folder) = ctx.folder(&row.folder) else {
+        return Ok(());
+    };
+    let rel = Path::new(OsStr::from_bytes(&row.path));
+    let Ok(target) = folder.target_for(rel) else {
+        return Ok(());
+    };
+    let lookup = ctx
+        .apis
+        .earlier_attempt(&target, row.remote_id.as_deref(), row.sha256.as_deref())
+        .await;
+    let id = row.id;
+    match lookup {
+        Ok(Some(remote)) => {
+            let how = "reconciled after a restart: the upload had reached the server";
+            ctx.store
+                .record_on_server(id, server_answer(&remote, how))
+                .await?;
+            info!(path = %row.path_display(), remote_id = %remote.remote_id, "reconciled: already on the server");
+            done.found += 1;
+        }
+        Ok(None) => {
+            let change =
+                Change::because("reconciled after a restart: not on the server; will upload again");
+            ctx.store
+                .transition(id, State::Uploading, State::Stable, change)
+                .await?;
+            info!(path = %row.path_display(), "reconciled: not on the server; will upload again");
+            done.resend += 1;
+        }
+        Err(e) => {
+            warn!(path = %row.path_display(), error = %e, "cannot reconcile with the server yet; nothing is re-sent until it can");
+            done.unresolved += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Settle rows left in `uploading` until `stop`.

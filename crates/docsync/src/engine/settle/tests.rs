@@ -93,3 +93,58 @@ async fn a_row_in_flight_is_left_alone() {
     st.ctx.in_flight.release(row.id);
     assert_eq!(stuck_uploading(&st.ctx).await.unwrap().len(), 1);
 }
+
+/// The rows being asked about are in hand until each is answered (on
+/// PostgreSQL, that keeps their leases renewed while a slow server answers
+/// the rows before them), and given back after.
+#[tokio::test]
+async fn rows_being_asked_about_are_in_hand_until_answered() {
+    let st = stage(Duration::from_secs(3600)).await;
+    let mut ids = Vec::new();
+    for (n, name) in ["a.pdf", "b.pdf", "c.pdf"].into_iter().enumerate() {
+        let row = st.stable_file(name, name.as_bytes()).await;
+        let id = row.id;
+        // an intent with a hash: the server is asked for its marker
+        st.ctx
+            .store
+            .call(move |s| {
+                s.begin_upload(
+                    id,
+                    State::Stable,
+                    &UploadIntent {
+                        sha256: format!("{n}").repeat(64),
+                        remote_name: None,
+                        quota: None,
+                        reason: "test intent".into(),
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    st.sandbox
+        .set_faults(docsync_sandbox::FaultConfig {
+            latency_ms: 200,
+            ..docsync_sandbox::FaultConfig::default()
+        })
+        .unwrap();
+    let ctx = st.ctx.clone();
+    let settling = tokio::spawn(async move { settle_once(&ctx).await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut held = st.ctx.in_flight.ids();
+        held.sort_unstable();
+        if held == ids {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rows were never all in hand at once: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let settled = settling.await.unwrap().unwrap();
+    assert_eq!(settled.resend, 3, "{settled:?}");
+    assert!(st.ctx.in_flight.is_empty(), "{:?}", st.ctx.in_flight.ids());
+}
