@@ -13,6 +13,26 @@ async fn interrupt(ctx: &Ctx, id: i64, from: State) {
         .unwrap();
 }
 
+/// Commit row `id`'s upload intent (from `stable`) with hash `sha256`, as a
+/// stop right after it leaves it.
+async fn commit_intent(ctx: &Ctx, id: i64, sha256: String) {
+    ctx.store
+        .call(move |s| {
+            s.begin_upload(
+                id,
+                State::Stable,
+                &UploadIntent {
+                    sha256,
+                    remote_name: None,
+                    quota: None,
+                    reason: "test intent".into(),
+                },
+            )
+        })
+        .await
+        .unwrap();
+}
+
 fn posts(st: &crate::engine::testkit::Stage) -> usize {
     st.sandbox
         .request_log()
@@ -51,22 +71,7 @@ async fn an_upload_that_never_arrived_goes_back_to_stable() {
     let st = stage(Duration::from_secs(3600)).await;
     let row = st.stable_file("a.pdf", b"%PDF-1.4 never sent").await;
     let id = row.id;
-    st.ctx
-        .store
-        .call(move |s| {
-            s.begin_upload(
-                id,
-                State::Stable,
-                &UploadIntent {
-                    sha256: "ab".repeat(32),
-                    remote_name: None,
-                    quota: None,
-                    reason: "test intent".into(),
-                },
-            )
-        })
-        .await
-        .unwrap();
+    commit_intent(&st.ctx, id, "ab".repeat(32)).await;
     let woken = st.ctx.wake.stable.notified();
     let settled = settle_once(&st.ctx).await.unwrap();
     let want = Settled {
@@ -105,22 +110,7 @@ async fn rows_being_asked_about_are_in_hand_until_answered() {
         let row = st.stable_file(name, name.as_bytes()).await;
         let id = row.id;
         // an intent with a hash: the server is asked for its marker
-        st.ctx
-            .store
-            .call(move |s| {
-                s.begin_upload(
-                    id,
-                    State::Stable,
-                    &UploadIntent {
-                        sha256: format!("{n}").repeat(64),
-                        remote_name: None,
-                        quota: None,
-                        reason: "test intent".into(),
-                    },
-                )
-            })
-            .await
-            .unwrap();
+        commit_intent(&st.ctx, id, format!("{n}").repeat(64)).await;
         ids.push(id);
     }
     st.sandbox
