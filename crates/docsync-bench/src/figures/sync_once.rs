@@ -21,19 +21,13 @@ const FILES: (usize, usize) = (1_000, 4 * 1024);
 /// The daemon's quiet window (its default).
 const QUIET: Duration = Duration::from_secs(1);
 
-/// One run of the daemon: its time, and the CPU seconds (user + system) it
-/// and the sandbox spent until every row was pending.
-struct Once {
-    secs: f64,
-    cpu_secs: f64,
-    sandbox_cpu_secs: f64,
-}
-
+/// One run of the daemon, timed as the burst times its uploaders: until every
+/// row is pending, with the daemon's CPU (from its start) as the uploader's.
 async fn daemon(
     bench: &Bench,
     dir: &std::path::Path,
     sandbox: &docsync_bench::process::SandboxProcess,
-) -> Result<Once> {
+) -> Result<Timed> {
     let w = Workdir::create(
         &dir.join("daemon"),
         &Settings {
@@ -71,10 +65,11 @@ async fn daemon(
         Duration::from_millis(5),
     )?;
     let secs = started.elapsed().as_secs_f64();
-    Ok(Once {
+    Ok(Timed {
         secs,
-        cpu_secs: cpu.seconds(),
+        sandbox_cpu: sandbox_cpu.share(),
         sandbox_cpu_secs: sandbox_cpu.seconds(),
+        uploader_cpu_secs: cpu.seconds(),
     })
 }
 
@@ -89,7 +84,7 @@ fn wait_for_db(w: &Workdir) -> Result<()> {
 }
 
 pub async fn run(bench: &Bench) -> Result<Figure> {
-    let (mut b, mut d): (Vec<Timed>, Vec<Once>) = (Vec::new(), Vec::new());
+    let (mut b, mut d): (Vec<Timed>, Vec<Timed>) = (Vec::new(), Vec::new());
     for run in 0..bench.runs {
         let dir = bench.run_dir("sync-once", run)?;
         let sandbox = bench.sandbox(&dir, 3600.0)?;
@@ -142,17 +137,17 @@ pub async fn run(bench: &Bench) -> Result<Figure> {
 
 /// Row 1i: CPU per file of the daemon, of the bare uploader, and of the
 /// sandbox during each; against the bare uploader's.
-fn cpu_row(bare: &[Timed], daemon: &[Once], files: f64) -> Option<Row> {
+fn cpu_row(bare: &[Timed], daemon: &[Timed], files: f64) -> Option<Row> {
     let per_file =
         |v: Vec<f64>| Summary::of(&v.iter().map(|s| s * 1000.0 / files).collect::<Vec<_>>());
-    let docsync = per_file(daemon.iter().map(|d| d.cpu_secs).collect())?;
+    let docsync = per_file(daemon.iter().map(|d| d.uploader_cpu_secs).collect())?;
     let uploader = per_file(bare.iter().map(|b| b.uploader_cpu_secs).collect())?;
     let sandbox_daemon = per_file(daemon.iter().map(|d| d.sandbox_cpu_secs).collect())?;
     let sandbox_bare = per_file(bare.iter().map(|b| b.sandbox_cpu_secs).collect())?;
     let versus: Vec<f64> = daemon
         .iter()
         .zip(bare)
-        .map(|(d, b)| d.cpu_secs / b.uploader_cpu_secs.max(f64::EPSILON))
+        .map(|(d, b)| d.uploader_cpu_secs / b.uploader_cpu_secs.max(f64::EPSILON))
         .collect();
     Some(Row {
         figure: "1i. sync --once: CPU per file (user + system), docsync; the bare uploader; \
